@@ -1,0 +1,1 @@
+"""The ``sentinel`` command. Sub-commands load lazily so that an edge-only install still works."""

@@ -16,7 +16,11 @@ import typer.main
 
 # name → (module:attribute of a Typer app, extra that provides its dependencies, help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("sentinel_cli.demo:app", "edge,cloud", "运行演示县：云端、代理 broker、模拟设备与边缘代理 (run the demo county)"),
+    "demo": (
+        "sentinel_cli.demo:app",
+        "edge,cloud",
+        "运行演示县：云端、代理 broker、模拟设备与边缘代理 (run the demo county)",
+    ),
     "cloud": ("cloud.cli:app", "cloud", "云端核心：API、接入、存储 (cloud core: API, ingest, storage)"),
     "edge": ("edge.cli:app", "edge", "边缘代理 (site edge agent)"),
     "sim": ("simulators.cli:app", "edge", "设备模拟器 (device and fleet simulators)"),
@@ -53,7 +57,9 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, help="Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators.")
+@click.group(
+    cls=LazyGroup, help="Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators."
+)
 @click.version_option(package_name="market-sentinel")
 def app() -> None:
     pass

@@ -116,7 +116,9 @@ def start_mosquitto(
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     auth = (
-        f"allow_anonymous false\npassword_file {password_file}\n" if password_file else "allow_anonymous true\n"
+        f"allow_anonymous false\npassword_file {password_file}\n"
+        if password_file
+        else "allow_anonymous true\n"
     )
     conf = (
         f"listener {port} 127.0.0.1\n{auth}"
@@ -144,7 +146,9 @@ def start_embedded_broker(workdir: Path, port: int | None = None) -> Server:
     )
     amqtt = Path(sys.executable).parent / "amqtt"
     if not amqtt.exists():
-        raise ServerUnavailable("neither mosquitto nor the amqtt broker (market-sentinel[cloud]) is installed")
+        raise ServerUnavailable(
+            "neither mosquitto nor the amqtt broker (market-sentinel[cloud]) is installed"
+        )
     server = _spawn("amqtt", [str(amqtt), "-c", str(conf_path)], workdir, port)
     server.extra["mqtt_version"] = "3.1.1"
     return server
@@ -202,8 +206,20 @@ def start_postgres(workdir: Path, port: int | None = None) -> Server:
     # wait until it accepts connections (the port opens a moment before that)
     for _ in range(100):
         probe = subprocess.run(
-            [*run_as, str(Path(postgres).parent / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "sentinel",
-             "-d", "postgres", "-c", "CREATE DATABASE sentinel"],
+            [
+                *run_as,
+                str(Path(postgres).parent / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "sentinel",
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE sentinel",
+            ],
             capture_output=True,
         )
         if probe.returncode == 0 or b"already exists" in probe.stderr:
@@ -219,7 +235,12 @@ def start_victoriametrics(workdir: Path, port: int | None = None) -> Server:
         raise ServerUnavailable("VictoriaMetrics is not installed (apt-get install victoria-metrics)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    argv = [binary, f"-storageDataPath={workdir / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}", "-retentionPeriod=100y"]
+    argv = [
+        binary,
+        f"-storageDataPath={workdir / 'vm'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=100y",
+    ]
     return _spawn("victoria-metrics", argv, workdir, port)
 
 

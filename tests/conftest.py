@@ -62,9 +62,7 @@ def no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves non-daemon threads running (every task has an owner that stops it)."""
     before = set(threading.enumerate())
     yield
-    leaked = [
-        t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
-    ]
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     for t in leaked:
         t.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]

@@ -88,7 +88,7 @@ def find_binary(*names: str) -> str | None:
 
 def _spawn(name: str, argv: list[str], workdir: Path, port: int, timeout: float = 20.0) -> Server:
     log_path = workdir / f"{name}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child for its life
+    log = open(log_path, "wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
     log.close()
     server = Server(name, port, proc, workdir, log_path)

@@ -19,9 +19,7 @@ def export(target: Path) -> list[Path]:
             **schema,
         }
         path = target / f"{kind}.schema.json"
-        path.write_text(
-            json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)
     return written
 

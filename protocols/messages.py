@@ -133,9 +133,7 @@ class AlertEvent(_FromAgent):
     rule_id: Identifier
     phase: AlertPhase
     severity: Severity
-    category: Identifier = Field(
-        description="domain: drug_storage, food_cold_chain, elevator, boiler, power, video…"
-    )
+    category: Identifier = Field(description="domain: drug_storage, food_cold_chain, elevator, boiler, power, video…")
     value: float | None = None
     limit: float | None = None
     unit: str | None = Field(default=None, max_length=16)
@@ -173,9 +171,7 @@ class AnnouncedDevice(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     device_id: Identifier
-    device_type: str = Field(
-        max_length=64, description="probe, elevator_controller, boiler_controller, camera…"
-    )
+    device_type: str = Field(max_length=64, description="probe, elevator_controller, boiler_controller, camera…")
     model: str | None = Field(default=None, max_length=128)
     sensors: list[Identifier] = Field(default_factory=list, max_length=500)
 

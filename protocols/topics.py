@@ -90,9 +90,7 @@ def parse_topic(topic: str) -> TopicAddress:
     return TopicAddress(check_id("site_id", parts[2]), check_id("agent_id", parts[3]), channel)
 
 
-def subscription(
-    channel: Channel, *, site_id: str = "+", agent_id: str = "+", share_group: str | None = None
-) -> str:
+def subscription(channel: Channel, *, site_id: str = "+", agent_id: str = "+", share_group: str | None = None) -> str:
     """A subscription filter for one channel, optionally as an MQTT 5 shared subscription."""
     topic = f"{TOPIC_ROOT}/{TOPIC_VERSION}/{site_id}/{agent_id}/{channel.value}"
     return f"$share/{share_group}/{topic}" if share_group else topic

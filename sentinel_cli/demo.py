@@ -48,9 +48,7 @@ DEMO_SITES = (
         "demo/pharmacy.scenario.toml",
         "demo/pharmacy.edge.toml",
     ),
-    DemoSite(
-        "restaurant-01", "老街面馆（冷藏库）", "demo/restaurant.scenario.toml", "demo/restaurant.edge.toml"
-    ),
+    DemoSite("restaurant-01", "老街面馆（冷藏库）", "demo/restaurant.scenario.toml", "demo/restaurant.edge.toml"),
 )
 
 
@@ -148,9 +146,7 @@ def summarise(api: Api) -> dict[str, Any]:
 
 @app.callback(invoke_without_command=True)
 def demo(
-    duration: float = typer.Option(
-        0, help="秒；>0 时运行该时长后自动退出并打印摘要 (seconds; 0 = until Ctrl-C)"
-    ),
+    duration: float = typer.Option(0, help="秒；>0 时运行该时长后自动退出并打印摘要 (seconds; 0 = until Ctrl-C)"),
     data_dir: Path = typer.Option(Path("demo-data"), help="数据目录 (data dir; wiped at start)"),
     api_port: int = typer.Option(8800, help="云端 API 端口 (cloud API port on 127.0.0.1)"),
     time_scale: float = typer.Option(1.0, help="模拟场景时间倍率 (simulator time scale)"),
@@ -247,9 +243,7 @@ def demo(
         typer.echo(f"  告警 alerts               : {len(summary['alerts'])}")
         typer.echo(f"  线索 clues                : {len(summary['clues'])}")
         for clue in summary["clues"]:
-            typer.echo(
-                f"    - #{clue.get('id')} [{clue.get('severity')}] {clue.get('site_id')} {clue.get('title')}"
-            )
+            typer.echo(f"    - #{clue.get('id')} [{clue.get('severity')}] {clue.get('site_id')} {clue.get('title')}")
         ok = readings > 0 and bool(fridge_clues)
         if duration > 0 and not ok:
             typer.echo("演示未达预期：没有读数入库或没有药品冷藏柜线索 (pipeline did not work)", err=True)

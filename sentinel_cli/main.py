@@ -47,8 +47,7 @@ class LazyGroup(click.Group):
             @click.argument("args", nargs=-1, type=click.UNPROCESSED)
             def unavailable(args: Any) -> None:
                 raise click.ClickException(
-                    f"'sentinel {cmd_name}' needs the '{missing}' package: "
-                    f"pip install 'market-sentinel[{extra}]'"
+                    f"'sentinel {cmd_name}' needs the '{missing}' package: pip install 'market-sentinel[{extra}]'"
                 )
 
             return unavailable
@@ -57,9 +56,7 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(
-    cls=LazyGroup, help="Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators."
-)
+@click.group(cls=LazyGroup, help="Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators.")
 @click.version_option(package_name="market-sentinel")
 def app() -> None:
     pass

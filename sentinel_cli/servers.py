@@ -115,11 +115,7 @@ def start_mosquitto(
         raise ServerUnavailable("mosquitto is not installed (apt-get install mosquitto)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    auth = (
-        f"allow_anonymous false\npassword_file {password_file}\n"
-        if password_file
-        else "allow_anonymous true\n"
-    )
+    auth = f"allow_anonymous false\npassword_file {password_file}\n" if password_file else "allow_anonymous true\n"
     conf = (
         f"listener {port} 127.0.0.1\n{auth}"
         + (f"acl_file {acl_file}\n" if acl_file else "")
@@ -146,9 +142,7 @@ def start_embedded_broker(workdir: Path, port: int | None = None) -> Server:
     )
     amqtt = Path(sys.executable).parent / "amqtt"
     if not amqtt.exists():
-        raise ServerUnavailable(
-            "neither mosquitto nor the amqtt broker (market-sentinel[cloud]) is installed"
-        )
+        raise ServerUnavailable("neither mosquitto nor the amqtt broker (market-sentinel[cloud]) is installed")
     server = _spawn("amqtt", [str(amqtt), "-c", str(conf_path)], workdir, port)
     server.extra["mqtt_version"] = "3.1.1"
     return server

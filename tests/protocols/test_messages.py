@@ -130,9 +130,7 @@ def _valid_batch_dict() -> dict[str, object]:
                 agent_id="agent-1",
                 seq=1,
                 sent_at=datetime(2026, 11, 26, tzinfo=UTC),
-                readings=[
-                    Reading(sensor_id="fridge-t", ts=datetime(2026, 11, 26, tzinfo=UTC), value=4.0, unit="°C")
-                ],
+                readings=[Reading(sensor_id="fridge-t", ts=datetime(2026, 11, 26, tzinfo=UTC), value=4.0, unit="°C")],
             )
         )
     )

@@ -144,7 +144,7 @@ def summarise(api: Api) -> dict[str, Any]:
     return {"stats": stats, "alerts": alert_items, "clues": clue_items}
 
 
-@app.callback(invoke_without_command=True)
+@app.command()
 def demo(
     duration: float = typer.Option(0, help="秒；>0 时运行该时长后自动退出并打印摘要 (seconds; 0 = until Ctrl-C)"),
     data_dir: Path = typer.Option(Path("demo-data"), help="数据目录 (data dir; wiped at start)"),

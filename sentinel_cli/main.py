@@ -9,29 +9,45 @@ to install instead of failing with a traceback.
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import Any
 
-import click
+import typer
 import typer.main
+from typer.core import TyperGroup
 
 # name → (module:attribute of a Typer app, extra that provides its dependencies, help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "sentinel_cli.demo:app",
         "edge,cloud",
-        "运行演示县：云端、代理 broker、模拟设备与边缘代理 (run the demo county)",
+        "运行演示县：云端、broker、模拟设备与边缘代理 (run the demo county)",
     ),
     "cloud": ("cloud.cli:app", "cloud", "云端核心：API、接入、存储 (cloud core: API, ingest, storage)"),
     "edge": ("edge.cli:app", "edge", "边缘代理 (site edge agent)"),
     "sim": ("simulators.cli:app", "edge", "设备模拟器 (device and fleet simulators)"),
 }
+OUR_PACKAGES = {"protocols", "edge", "cloud", "simulators", "sentinel_cli"}
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+def _unavailable(name: str, help_text: str, reason: str) -> Any:
+    stub = typer.Typer(add_completion=False)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    @stub.callback(invoke_without_command=True, help=f"{help_text} — {reason}")
+    def _explain() -> None:
+        typer.echo(f"sentinel {name}: {reason}", err=True)
+        raise typer.Exit(2)
+
+    command = typer.main.get_command(stub)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in SUBCOMMANDS:
             return None
         target, extra, help_text = SUBCOMMANDS[cmd_name]
@@ -40,26 +56,37 @@ class LazyGroup(click.Group):
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             missing = exc.name or "?"
-            if missing.split(".")[0] in {"protocols", "edge", "cloud", "simulators", "sentinel_cli"}:
-                raise  # our own code is broken: show the real error
-
-            @click.command(name=cmd_name, help=help_text, context_settings={"ignore_unknown_options": True})
-            @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-            def unavailable(args: Any) -> None:
-                raise click.ClickException(
-                    f"'sentinel {cmd_name}' needs the '{missing}' package: pip install 'market-sentinel[{extra}]'"
-                )
-
-            return unavailable
+            if missing.split(".")[0] in OUR_PACKAGES:
+                if missing != module_name:
+                    raise  # our own code is broken: show the real error
+                return _unavailable(cmd_name, help_text, "not part of this build")
+            reason = f"needs the '{missing}' package: pip install 'market-sentinel[{extra}]'"
+            return _unavailable(cmd_name, help_text, reason)
         command = typer.main.get_command(getattr(module, attr))
+        command.name = cmd_name
         command.help = command.help or help_text
         return command
 
 
-@click.group(cls=LazyGroup, help="Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators.")
-@click.version_option(package_name="market-sentinel")
-def app() -> None:
-    pass
+app = typer.Typer(
+    cls=LazyGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"market-sentinel {metadata.version('market-sentinel')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="显示版本 (show version)"),
+) -> None:
+    """Market Sentinel 基层市场监管物联网平台 — edge agents, cloud core, simulators."""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""Load and validate rule-pack data files (TOML) into pydantic models.
+
+Every data file in ``cloud/rules/`` goes through :func:`load_model`: the file is parsed, validated once
+against a model with ``extra="forbid"``, and any problem is raised as :class:`RuleFileError` naming the file,
+the key path and the reason, e.g. ``deadlines.toml: deadlines.report_verify.days: 应大于 0 / must be > 0``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = ["RULES_DIR", "RuleFileError", "RuleModel", "load_model", "read_data_file", "rules_path"]
+
+RULES_DIR = Path(__file__).resolve().parent
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RuleModel(BaseModel):
+    """Base for every rule-pack model: unknown keys are errors, values are immutable after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class RuleFileError(ValueError):
+    """A rule-pack data file is missing, unparsable or invalid.
+
+    ``file`` is the path, ``key`` the dotted key path inside it (``""`` for the whole file), ``reason`` the
+    explanation. ``str(error)`` reads ``<file>: <key>: <reason>``.
+    """
+
+    def __init__(self, file: Path | str, key: str, reason: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.reason = reason
+        where = f"{self.file}: {key}" if key else self.file
+        super().__init__(f"{where}: {reason}")
+
+
+def rules_path(name: str, directory: Path | None = None) -> Path:
+    """Path of the data file ``name`` in ``directory`` (default: the packaged ``cloud/rules``)."""
+    return (directory or RULES_DIR) / name
+
+
+def read_data_file(path: Path) -> dict[str, Any]:
+    """Parse a ``.toml`` file into a dict, converting errors to :class:`RuleFileError`."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RuleFileError(path, "", f"cannot read file ({exc.strerror or exc})") from exc
+    if path.suffix.lower() != ".toml":
+        raise RuleFileError(path, "", f"unsupported file type {path.suffix!r}; rule packs are .toml files")
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RuleFileError(path, "", f"cannot parse TOML: {exc}") from exc
+    return data
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts)
+
+
+def validation_to_rule_error(path: Path | str, exc: ValidationError) -> RuleFileError:
+    """The first validation error as a :class:`RuleFileError` (further errors counted in the reason)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return RuleFileError(path, _loc(tuple(first["loc"])), f"{first['msg']}{more}")
+
+
+def load_model(model: type[M], path: Path, context: dict[str, Any] | None = None) -> M:
+    """Read ``path`` and validate it as ``model``; raise :class:`RuleFileError` on any problem."""
+    data = read_data_file(path)
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise validation_to_rule_error(path, exc) from exc

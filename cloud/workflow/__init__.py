@@ -1,0 +1,1 @@
+"""Integrated supervision workflow (§8): clues → analysis → dispatch → inspection | enforcement."""

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): dependencies in :mod:`cloud.api.deps`, one router per resource in ``routes/``."""

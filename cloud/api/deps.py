@@ -1,0 +1,102 @@
+"""Typed FastAPI dependencies shared by every router.
+
+* ``SessionDep``: a SQLModel session on the business DB (SQLite write lock taken at BEGIN for non-GET
+  requests); routes call ``session.commit()`` themselves.
+* ``CurrentUser``: the authenticated, active user from the bearer token (401 otherwise).
+* ``require_roles(Role.SUPERVISOR, ...)``: a dependency that returns the user or answers 403; admins pass
+  unless ``admin=False``. Use as ``user: Annotated[User, Depends(require_roles(...))]`` or in
+  ``dependencies=[...]`` of a router.
+* ``SettingsDep``, ``EngineDep``, ``StoreDep``: the app's settings, engine and telemetry store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from cloud.core.config import Settings
+from cloud.core.db import writer
+from cloud.core.security import TokenError, decode_token
+from cloud.core.users import Role, User, get_user_by_username
+
+if TYPE_CHECKING:
+    from cloud.telemetry.store import TelemetryStore
+
+API_PREFIX = "/api/v1"
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_store(request: Request) -> TelemetryStore:
+    store: TelemetryStore = request.app.state.store
+    return store
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    engine = get_engine(request)
+    bind = engine if request.method in ("GET", "HEAD", "OPTIONS") else writer(engine)
+    with Session(bind) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+StoreDep = Annotated["TelemetryStore", Depends(get_store)]
+SessionDep = Annotated[Session, Depends(get_session)]
+TokenDep = Annotated[str, Depends(oauth2_scheme)]
+
+_UNAUTHORIZED = HTTPException(
+    status_code=status.HTTP_401_UNAUTHORIZED,
+    detail="未登录或登录已过期 (not authenticated)",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep) -> User:
+    try:
+        claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
+    except TokenError:
+        raise _UNAUTHORIZED from None
+    user = get_user_by_username(session, username=str(claims["sub"]))
+    if user is None or not user.is_active:
+        raise _UNAUTHORIZED
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role | str, admin: bool = True) -> Callable[..., Any]:
+    """A dependency allowing only users with one of ``roles`` (admins too unless ``admin=False``)."""
+    allowed = {Role(r) for r in roles} | ({Role.ADMIN} if admin else set())
+
+    def dependency(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"无权限：需要角色 {', '.join(sorted(allowed))} (forbidden for role {user.role})",
+            )
+        return user
+
+    dependency.__name__ = f"require_{'_'.join(sorted(allowed))}"
+    return dependency
+
+
+#: Roles that may read operational data (alerts, clues, telemetry).
+STAFF_ROLES: tuple[Role, ...] = (Role.SUPERVISOR, Role.INSPECTOR, Role.AUDITOR)
+AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
+StaffUser = Annotated[User, Depends(require_roles(*STAFF_ROLES))]

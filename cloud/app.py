@@ -1,0 +1,133 @@
+"""Composition root of the cloud: ``create_app(settings)`` wires settings, DB, store, routers and tasks.
+
+Adding a router (another module's): append one line to :data:`OPTIONAL_ROUTERS` —
+``"cloud.api.routes.evidence:router"``. The module is imported when present and skipped when absent;
+its router is mounted under ``/api/v1`` (give the router its own ``prefix`` and ``tags``). Tables defined
+in that module are created at start-up because importing it registers them.
+
+Background tasks (ingest, presence) are started by the lifespan, owned by it and cancelled on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from cloud.api.deps import API_PREFIX
+from cloud.core.config import Settings, get_settings
+from cloud.core.db import init_db, make_engine
+from cloud.core.users import ensure_admin
+
+log = logging.getLogger(__name__)
+
+#: Routers of this package, always mounted.
+CORE_ROUTERS: list[str] = [
+    "cloud.api.routes.health:router",
+    "cloud.api.routes.auth:router",
+    "cloud.api.routes.users:router",
+    "cloud.api.routes.alerts:router",
+    "cloud.api.routes.clues:router",
+    "cloud.api.routes.ingest:router",
+]
+#: Routers of other modules, mounted when their module exists. One line each.
+OPTIONAL_ROUTERS: list[str] = [
+    "cloud.api.routes.evidence:router",
+    "cloud.api.routes.registry:router",
+    "cloud.api.routes.telemetry:router",
+    "cloud.api.routes.gsp:router",
+    "cloud.api.routes.workflow:router",
+    "cloud.api.routes.documents:router",
+]
+
+
+def _load_router(target: str, *, optional: bool) -> APIRouter | None:
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if optional and exc.name is not None and module_name.startswith(exc.name):
+            return None
+        raise
+    router: APIRouter = getattr(module, attr)
+    return router
+
+
+def _print_once(password: str, settings: Settings) -> None:
+    banner = (
+        f"\n  初始管理员账号已创建 (bootstrap admin created)\n  用户名 username: {settings.admin_username}\n"
+        f"  密码 password:  {password}\n  该密码只显示这一次，请立即保存 (shown only once).\n"
+    )
+    print(banner, flush=True)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    tasks: list[asyncio.Task[None]] = []
+    if app.state.run_background and settings.ingest_enabled:
+        from cloud.ingest.service import IngestService
+
+        service = IngestService(settings, app.state.engine, app.state.store)
+        app.state.ingest = service
+        tasks.append(asyncio.create_task(service.run(), name="ingest"))
+    if app.state.run_background and settings.presence_enabled:
+        from cloud.presence import PresenceMonitor
+
+        tasks.append(asyncio.create_task(PresenceMonitor(settings, app.state.engine).run(), name="presence"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        app.state.store.close()
+
+
+def create_app(settings: Settings | None = None, *, run_background: bool = True) -> FastAPI:
+    """Build the API app. ``run_background=False`` leaves ingest/presence to other processes (tests, scale-out)."""
+    from cloud.telemetry.store import open_store
+
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    init_db(engine)
+    password = ensure_admin(engine, settings)
+    if password:
+        _print_once(password, settings)
+
+    app = FastAPI(
+        title="Market Sentinel 基层市场监管数字化监管平台 API",
+        version="1.0",
+        lifespan=_lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.store = open_store(settings, engine)
+    app.state.ingest = None
+    app.state.run_background = run_background
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    for target in CORE_ROUTERS:
+        router = _load_router(target, optional=False)
+        assert router is not None
+        app.include_router(router, prefix=API_PREFIX)
+    for target in OPTIONAL_ROUTERS:
+        router = _load_router(target, optional=True)
+        if router is not None:
+            app.include_router(router, prefix=API_PREFIX)
+    # tables of optional modules imported with their routers
+    init_db(engine)
+    return app

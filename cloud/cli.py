@@ -1,0 +1,137 @@
+"""``sentinel cloud …``: serve the API (with ingest and presence), run ingest workers, manage users."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="云端核心：API、接入、存储 (cloud core: API, ingest, storage)", no_args_is_help=True)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (SENTINEL_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (SENTINEL_API_PORT)")] = None,
+    ingest: Annotated[bool, typer.Option(help="run the MQTT ingest in this process")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """API + ingest + presence in one process (the embedded default)."""
+    import uvicorn
+
+    from cloud.app import create_app
+    from cloud.core.config import get_settings
+
+    _logging(verbose)
+    settings = get_settings()
+    if not ingest:
+        settings.ingest_enabled = False
+    api = create_app(settings)
+    typer.echo(f"API: http://{host or settings.api_host}:{port or settings.api_port}/docs")
+    uvicorn.run(api, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
+
+
+@app.command("ingest")
+def ingest_command(
+    client_id: Annotated[str | None, typer.Option(help="fixed MQTT client id of this worker")] = None,
+    presence: Annotated[bool, typer.Option(help="also run the presence monitor here")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """An ingest worker alone (scale-out: run several with different --client-id on a shared subscription)."""
+    from cloud.core.config import get_settings
+    from cloud.core.db import init_db, make_engine
+    from cloud.ingest.service import IngestService
+    from cloud.presence import PresenceMonitor
+    from cloud.telemetry.store import open_store
+
+    _logging(verbose)
+    settings = get_settings()
+    if client_id:
+        settings.mqtt_client_id = client_id
+    engine = make_engine(settings)
+    init_db(engine)
+    store = open_store(settings, engine)
+
+    async def main() -> None:
+        service = IngestService(settings, engine, store)
+        tasks = [asyncio.create_task(service.run(), name="ingest")]
+        if presence:
+            tasks.append(asyncio.create_task(PresenceMonitor(settings, engine).run(), name="presence"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
+
+
+@app.command("init")
+def init_command() -> None:
+    """Create the database tables and the bootstrap admin (prints a generated password once)."""
+    from cloud.core.config import get_settings
+    from cloud.core.db import init_db, make_engine
+    from cloud.core.users import ensure_admin
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    init_db(engine)
+    password = ensure_admin(engine, settings)
+    if password:
+        typer.echo(f"管理员 {settings.admin_username} 的初始密码（仅显示一次）: {password}")
+    else:
+        typer.echo("数据库已就绪 (database ready)")
+
+
+@app.command("create-user")
+def create_user_command(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin | supervisor | inspector | auditor | device")] = "inspector",
+    full_name: Annotated[str, typer.Option(help="姓名")] = "",
+    department: Annotated[str | None, typer.Option(help="科室/所")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="default: asked interactively (SENTINEL_NEW_PASSWORD)", envvar="SENTINEL_NEW_PASSWORD"),
+    ] = None,
+) -> None:
+    """Create a user (device accounts are for edge agents)."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import IntegrityError
+
+    from cloud.core.config import get_settings
+    from cloud.core.db import init_db, make_engine, session_scope
+    from cloud.core.users import Role, UserCreate, create_user
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    init_db(engine)
+    if password is None:
+        password = getpass.getpass("密码 password: ")
+    try:
+        user_in = UserCreate(
+            username=username, role=Role(role), full_name=full_name, department=department, password=password
+        )
+    except (ValidationError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        with session_scope(engine, write=True) as session:
+            user = create_user(session, user_create=user_in)
+            typer.echo(f"已创建用户 {user.username} (role {str(user.role)}, id {user.id})")
+    except IntegrityError:
+        raise typer.BadParameter(f"用户名 {username} 已存在") from None

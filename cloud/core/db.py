@@ -1,0 +1,143 @@
+"""Database engine and sessions: SQLite (WAL) by default, PostgreSQL by URL.
+
+* SQLite connections run in WAL mode with ``synchronous=NORMAL`` and a busy timeout. Transactions are
+  ``BEGIN DEFERRED`` unless the connection carries the execution option ``begin_mode="IMMEDIATE"``
+  (see :func:`writer`), which takes the write lock up front so read-then-write code (dedup, alert upsert)
+  is atomic and never fails with ``SQLITE_BUSY_SNAPSHOT``.
+* Tables are SQLModel classes in their domain modules. :func:`init_db` imports :data:`MODEL_MODULES`
+  (optional ones are skipped when absent) and creates what is missing. Add a module there with one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Dialect, Engine, TypeDecorator, create_engine, event
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, SQLModel
+
+from cloud.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Modules whose SQLModel tables belong to the business DB. Optional modules may be missing.
+MODEL_MODULES: list[str] = [
+    "cloud.core.users",
+    "cloud.ingest.models",
+    "cloud.alerts",
+    "cloud.presence",
+    "cloud.workflow.clues",
+]
+OPTIONAL_MODEL_MODULES: list[str] = [
+    "cloud.registry.models",
+    "cloud.evidence",
+    "cloud.workflow.models",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend: stored as UTC, returned as aware UTC.
+
+    Use it for every datetime column: ``ts: datetime = Field(sa_type=UTCDateTime)``. Naive values are
+    refused (they would be ambiguous in a record a regulator relies on).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see on_begin)
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.close()
+
+    return on_connect
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("begin_mode", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(settings: Settings, *, url: str | None = None) -> Engine:
+    """An engine for the business DB described by ``settings`` (or ``url``)."""
+    url = url or settings.db_url
+    if url.startswith("sqlite"):
+        settings.ensure_data_dir()
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            poolclass=NullPool if ":memory:" not in url else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_ms))
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine whose SQLite transactions take the write lock at BEGIN (no-op elsewhere)."""
+    return engine.execution_options(begin_mode="IMMEDIATE")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def import_model_modules() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    for name in OPTIONAL_MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise
+            log.debug("optional model module %s absent", name)
+
+
+def init_db(engine: Engine) -> None:
+    """Create every table of the imported model modules that does not exist yet."""
+    import_model_modules()
+    SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """A session committed on success and rolled back on error (for services and the CLI)."""
+    with Session(writer(engine) if write else engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,153 @@
+"""Users and roles (model family: UserBase / UserCreate / UserUpdate / User(table) / UserPublic)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import field_validator
+from sqlalchemy import Engine, String
+from sqlmodel import Field, Session, SQLModel, select
+
+from cloud.core.config import Settings
+from cloud.core.db import UTCDateTime
+from cloud.core.security import hash_password, needs_rehash, verify_password
+
+log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # 系统管理员
+    SUPERVISOR = "supervisor"  # 监管负责人
+    INSPECTOR = "inspector"  # 执法检查人员
+    AUDITOR = "auditor"  # 审计管理员 (read-only, audit trail)
+    DEVICE = "device"  # edge agents and integrations
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.ADMIN: "系统管理员",
+    Role.SUPERVISOR: "监管负责人",
+    Role.INSPECTOR: "执法检查人员",
+    Role.AUDITOR: "审计管理员",
+    Role.DEVICE: "设备账号",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UserBase(SQLModel):
+    username: str = Field(min_length=2, max_length=64, regex=r"^[A-Za-z0-9_.@-]+$", index=True, unique=True)
+    full_name: str = Field(default="", max_length=64, description="姓名")
+    role: Role = Field(default=Role.INSPECTOR, sa_type=String(16))
+    department: str | None = Field(default=None, max_length=64, description="科室/所")
+    is_active: bool = True
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=10, max_length=128)
+
+    @field_validator("password")
+    @classmethod
+    def _complex_enough(cls, value: str) -> str:
+        kinds = sum(
+            (
+                any(c.islower() for c in value),
+                any(c.isupper() for c in value),
+                any(c.isdigit() for c in value),
+                any(not c.isalnum() for c in value),
+            )
+        )
+        if kinds < 3:
+            raise ValueError("密码须至少包含大写字母、小写字母、数字、符号中的三类 (password too simple)")
+        return value
+
+
+class UserUpdate(SQLModel):
+    full_name: str | None = Field(default=None, max_length=64)
+    role: Role | None = None
+    department: str | None = Field(default=None, max_length=64)
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=10, max_length=128)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UserPublic(UserBase):
+    id: int
+    created_at: datetime
+    last_login_at: datetime | None = None
+
+
+def get_user_by_username(session: Session, *, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username)).first()
+
+
+def create_user(session: Session, *, user_create: UserCreate) -> User:
+    user = User.model_validate(user_create, update={"password_hash": hash_password(user_create.password)})
+    session.add(user)
+    session.flush()
+    return user
+
+
+def update_user(session: Session, *, user: User, user_update: UserUpdate) -> User:
+    data = user_update.model_dump(exclude_unset=True)
+    password = data.pop("password", None)
+    if password:
+        UserCreate.model_validate({"username": user.username, "password": password})  # complexity check
+        user.password_hash = hash_password(password)
+    user.sqlmodel_update(data)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User | None:
+    user = get_user_by_username(session, username=username)
+    if not verify_password(password, user.password_hash if user else None) or user is None:
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = _now()
+    session.add(user)
+    return user
+
+
+def ensure_admin(engine: Engine, settings: Settings) -> str | None:
+    """Create the bootstrap admin when no admin exists.
+
+    The password comes from ``SENTINEL_ADMIN_PASSWORD``; otherwise one is generated and **returned** so
+    the caller prints it once. Returns ``None`` when an admin already existed or the password came from
+    the environment.
+    """
+    from cloud.core.db import writer
+
+    with Session(writer(engine)) as session:
+        if session.exec(select(User).where(User.role == Role.ADMIN)).first() is not None:
+            return None
+        generated = settings.admin_password is None
+        password = (
+            secrets.token_urlsafe(12) + "-Aa1"
+            if settings.admin_password is None
+            else settings.admin_password.get_secret_value()
+        )
+        user = User(
+            username=settings.admin_username,
+            full_name="系统管理员",
+            role=Role.ADMIN,
+            password_hash=hash_password(password),
+        )
+        session.add(user)
+        session.commit()
+        log.info("bootstrap admin %r created", settings.admin_username)
+        return password if generated else None

@@ -1,0 +1,1 @@
+"""Lossless MQTT ingest: validate → dedup (agent, seq) → store → commit → ack (see :mod:`cloud.ingest.service`)."""

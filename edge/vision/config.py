@@ -1,0 +1,244 @@
+"""Camera configuration: one ``CameraConfig`` per item of the site config's ``cameras`` list.
+
+Polygons are in normalised image coordinates (0..1, origin top-left) so that a config survives a
+change of stream resolution. Every section has defaults, bounds and a description; unknown keys
+are rejected (``extra="forbid"``) so a typo in a site file fails at load with the key named.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from protocols.messages import Identifier, Severity
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
+FULL_FRAME: list[Point] = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkWindow(_Section):
+    """Working time on some weekdays; ``end`` before ``start`` means the window runs past midnight."""
+
+    days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default=[1, 2, 3, 4, 5, 6, 7], description="ISO weekdays, Monday = 1"
+    )
+    start: time = Field(description="HH:MM local time")
+    end: time = Field(description="HH:MM local time")
+
+
+class Schedule(_Section):
+    """Working hours of a site (or zone) in its local time zone."""
+
+    timezone: str = Field(default="Asia/Shanghai")
+    windows: list[WorkWindow] = Field(
+        default_factory=lambda: [WorkWindow(start=time(6, 0), end=time(22, 0))],
+        description="working-hour windows; outside all of them is 'after hours'",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    def is_working(self, ts: datetime) -> bool:
+        local = ts.astimezone(ZoneInfo(self.timezone))
+        day, clock = local.isoweekday(), local.time()
+        for w in self.windows:
+            if w.start <= w.end:
+                if day in w.days and w.start <= clock < w.end:
+                    return True
+            else:  # overnight: the part after start belongs to `day`, the part before end to the next day
+                if day in w.days and clock >= w.start:
+                    return True
+                previous = 7 if day == 1 else day - 1
+                if previous in w.days and clock < w.end:
+                    return True
+        return False
+
+
+ZoneKind = Literal["kitchen", "storage", "equipment", "entrance", "general"]
+
+
+class ZoneConfig(_Section):
+    zone_id: Identifier
+    name: str = Field(default="", max_length=64, description="Chinese display name, e.g. 后厨操作区")
+    kind: ZoneKind = "general"
+    polygon: Polygon = Field(default_factory=lambda: list(FULL_FRAME))
+    after_hours_presence: bool = Field(default=False, description="alert when a person is here after hours")
+    occupancy_limit: int | None = Field(default=None, ge=1, le=100, description="alert above this many people")
+    pest_watch: bool | None = Field(default=None, description="night pest heuristic; default: kitchen zones")
+
+    @property
+    def watches_pests(self) -> bool:
+        return self.kind == "kitchen" if self.pest_watch is None else self.pest_watch
+
+    @property
+    def label(self) -> str:
+        return self.name or self.zone_id
+
+
+class MotionConfig(_Section):
+    frame_height: int = Field(default=120, ge=60, le=240, description="height of the analysis frame (px)")
+    sensitivity: float = Field(default=0.6, ge=0, le=1, description="0 = only strong changes, 1 = faint ones")
+    min_area: float = Field(
+        default=0.0004, ge=0, le=0.5, description="smallest motion region as a fraction of the frame"
+    )
+    min_duration_s: float = Field(default=0.3, ge=0, le=30, description="motion must last this long to count")
+    background_alpha: float = Field(default=0.08, ge=0.001, le=1, description="background learning rate")
+    lighting_reject_fraction: float = Field(
+        default=0.35, ge=0.05, le=1, description="a frame where more than this fraction changes is lighting"
+    )
+
+
+class HealthConfig(_Section):
+    offline_after_s: float = Field(default=10, ge=1, le=600, description="no frame this long → video offline")
+    read_timeout_s: float = Field(default=2, ge=0.2, le=60)
+    reopen_backoff_s: float = Field(default=1, ge=0.1, le=60, description="first reopen delay")
+    reopen_backoff_max_s: float = Field(default=30, ge=0.1, le=600)
+    frozen_after_s: float = Field(default=30, ge=2, le=3600, description="identical frames this long → frozen")
+    frozen_diff: float = Field(default=0.25, ge=0, le=10, description="mean abs difference below = identical")
+
+
+class TamperConfig(_Section):
+    enabled: bool = True
+    warmup_s: float = Field(default=2, ge=0, le=600, description="learn the scene before judging")
+    raise_after_s: float = Field(default=2, ge=0, le=600)
+    clear_after_s: float = Field(default=2, ge=0, le=600)
+    covered_std: float = Field(default=7, ge=0, le=64, description="grey std-dev below this = covered/blank")
+    blackout_mean: float = Field(default=18, ge=0, le=128, description="mean grey below this with low texture")
+    defocus_ratio: float = Field(default=0.35, ge=0.01, le=0.95, description="sharpness below ratio × baseline")
+    moved_cell_ncc: float = Field(default=0.35, ge=-1, le=1, description="a grid cell with NCC below differs")
+    moved_fraction: float = Field(default=0.6, ge=0.1, le=1, description="this fraction of cells differ = moved")
+    reference_refresh_s: float = Field(default=300, ge=5, le=86_400, description="refresh reference this often")
+    relearn_after_s: float = Field(
+        default=1800, ge=10, le=604_800, description="a new view kept this long becomes the reference"
+    )
+
+
+class PeopleConfig(_Section):
+    enabled: bool = True
+    hit_threshold: float = Field(default=0.3, ge=-1, le=5, description="HOG SVM score needed for a person")
+    raise_after_s: float = Field(default=1, ge=0, le=600)
+    clear_after_s: float = Field(default=4, ge=0, le=600, description="no person seen this long → clear")
+    max_regions: int = Field(default=4, ge=1, le=32, description="HOG runs on at most this many regions")
+
+
+class PestConfig(_Section):
+    enabled: bool = True
+    dark_mean: float = Field(default=70, ge=0, le=255, description="scene mean grey below this = dark")
+    max_blob_area: float = Field(default=0.006, ge=0, le=0.2, description="largest blob (fraction of frame)")
+    min_blob_area_px: int = Field(default=3, ge=1, le=500, description="smallest blob on the analysis frame")
+    min_speed: float = Field(default=0.25, ge=0, le=10, description="frame heights per second")
+    min_track_points: int = Field(default=3, ge=2, le=50)
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    raise_after_s: float = Field(default=0, ge=0, le=600)
+    clear_after_s: float = Field(default=5, ge=0, le=600)
+
+
+class LabelRule(_Section):
+    """What to do when a model reports a label."""
+
+    label: str = Field(max_length=64)
+    rule_id: Identifier
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    severity: Severity = Severity.MINOR
+    category: Identifier = "food_safety"
+    message: str = Field(max_length=200, description="Chinese text; {zone} and {score} are substituted")
+    when: Literal["always", "working_hours", "after_hours"] = "always"
+    zones: list[Identifier] = Field(default_factory=list, description="empty = anywhere in the frame")
+    raise_after_s: float = Field(default=1, ge=0, le=600)
+    clear_after_s: float = Field(default=5, ge=0, le=600)
+
+
+class ModelConfig(_Section):
+    """A site's own ONNX model (needs the ``vision-onnx`` extra)."""
+
+    model_id: Identifier
+    path: Path
+    labels: Path = Field(description="text file, one label per line, index = class id")
+    input_width: int = Field(default=320, ge=8, le=2048)
+    input_height: int = Field(default=320, ge=8, le=2048)
+    rgb: bool = True
+    scale: float = Field(default=1 / 255, gt=0)
+    output: Literal["boxes", "scores"] = Field(
+        default="boxes",
+        description="boxes: [N,6] x1,y1,x2,y2,score,class (0..1 of the input); scores: [1,C] per label",
+    )
+    run: Literal["on_motion", "always"] = "on_motion"
+    interval_s: float = Field(default=1, ge=0, le=3600, description="at most one inference per interval")
+    rules: list[LabelRule] = Field(min_length=1)
+
+
+class SnapshotConfig(_Section):
+    jpeg_quality: int = Field(default=80, ge=30, le=100)
+    max_width: int = Field(default=1280, ge=160, le=4096)
+
+
+class CameraConfig(_Section):
+    """One camera of a site."""
+
+    camera_id: Identifier
+    name: str = Field(default="", max_length=64, description="Chinese display name, e.g. 后厨摄像头1")
+    source: str = Field(
+        min_length=1,
+        description="http(s)://… MJPEG, rtsp://…, a video file path, or device:N for a local camera",
+    )
+    source_kind: Literal["auto", "mjpeg", "ffmpeg", "file", "device"] = "auto"
+    analysis_fps: float = Field(default=5, ge=0.2, le=30, description="frames analysed per second")
+    loop_file: bool = Field(default=False, description="restart a video file at its end")
+    enabled: bool = True
+    schedule: Schedule = Field(default_factory=Schedule)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    masks: list[Polygon] = Field(default_factory=list, description="areas to ignore (clocks, TVs, windows)")
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    tamper: TamperConfig = Field(default_factory=TamperConfig)
+    people: PeopleConfig = Field(default_factory=PeopleConfig)
+    pests: PestConfig = Field(default_factory=PestConfig)
+    models: list[ModelConfig] = Field(default_factory=list)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> Self:
+        ids = [z.zone_id for z in self.zones]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"camera {self.camera_id}: zone ids must be unique, got {ids}")
+        return self
+
+    @property
+    def effective_zones(self) -> list[ZoneConfig]:
+        """The configured zones, or one zone covering the whole frame."""
+        return list(self.zones) or [ZoneConfig(zone_id="frame", name="全画面")]
+
+    @property
+    def resolved_kind(self) -> Literal["mjpeg", "ffmpeg", "file", "device"]:
+        if self.source_kind != "auto":
+            return self.source_kind
+        src = self.source.lower()
+        if src.startswith("device:") or src.isdigit():
+            return "device"
+        if src.startswith(("http://", "https://")):
+            return "mjpeg"
+        if "://" in src:
+            return "ffmpeg"
+        return "file"
+
+
+class EvidenceConfig(_Section):
+    """Where the edge keeps snapshots and where it uploads them (site-level, not per camera)."""
+
+    directory: Path = Path("data/evidence")
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_count: int = Field(default=20_000, ge=1)
+    upload_url: str | None = Field(default=None, description="cloud base URL, e.g. https://cloud.example/")
+    token_env: str = Field(default="SENTINEL_AGENT_TOKEN", description="env var holding the bearer token")

@@ -1,0 +1,433 @@
+"""Per-camera analysis: one frame in → alert lifecycle transitions out (pure, no threads, no I/O).
+
+Order of work on each analysed frame, cheapest first (Frigate's lesson):
+1. downscale to a small greyscale frame (~120 px high) and a mid one (≤ 240 px) — everything below
+   works on these except HOG and models;
+2. frozen-picture check, motion (brightness-normalised, lighting frames rejected), tamper;
+3. only when the lens is fine: people (HOG on motion regions only, and only when a people rule can
+   fire at this hour), night pest heuristic, site models (on motion or on their interval);
+4. conditions → :class:`AlertLifecycle` → transitions; raise/update get a JPEG snapshot with boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.vision.config import CameraConfig, ZoneConfig
+from edge.vision.geometry import Box, Mask, polygon_mask
+from edge.vision.lifecycle import AlertLifecycle, Observation, Transition
+from edge.vision.models import Detector, ModelUnavailable, OnnxDetector
+from edge.vision.motion import MotionDetector, MotionResult
+from edge.vision.people import Detection, PeopleDetector
+from edge.vision.pests import PestHeuristic
+from edge.vision.snapshot import Snapshot, render_snapshot
+from edge.vision.tamper import TamperDetector, TamperState
+from protocols.messages import AlertPhase, EvidenceRef, Severity
+
+log = logging.getLogger(__name__)
+Frame = NDArray[np.uint8]
+EvidenceSink = Callable[[Snapshot, str], EvidenceRef]
+"""Stores a snapshot (and queues its upload); returns the reference the alert carries."""
+
+HEALTH_RULES = frozenset({"video_offline", "video_frozen"})
+TAMPER_RULES = frozenset({"camera_covered", "camera_defocused", "camera_moved"})
+PERSON_HOLD_S = 1.0
+MID_HEIGHT = 240
+
+
+@dataclass(slots=True)
+class FrameReport:
+    """What one frame showed (for tests, benchmarks and debugging)."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    motion: MotionResult | None = None
+    tamper: TamperState | None = None
+    people: list[Detection] = field(default_factory=list)
+    hog_runs: int = 0
+
+
+class _Geometry:
+    def __init__(self, config: CameraConfig, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        sh = min(config.motion.frame_height, height)
+        self.small = (max(8, round(width * sh / height)), sh)
+        mh = min(MID_HEIGHT, height)
+        self.mid = (max(8, round(width * mh / height)), mh)
+        sw, shh = self.small
+        valid = (
+            cv2.bitwise_not(polygon_mask(config.masks, sw, shh)) if config.masks else np.full((shh, sw), 255, np.uint8)
+        )
+        self.valid: Mask = valid
+        self.zones: dict[str, Mask] = {
+            z.zone_id: cv2.bitwise_and(polygon_mask([z.polygon], sw, shh), valid) for z in config.effective_zones
+        }
+        self.fx, self.fy = width / sw, height / shh
+
+    def zone_at(self, x: float, y: float, zones: list[ZoneConfig]) -> ZoneConfig | None:
+        sx = min(self.small[0] - 1, max(0, int(x / self.fx)))
+        sy = min(self.small[1] - 1, max(0, int(y / self.fy)))
+        for z in zones:
+            if self.zones[z.zone_id][sy, sx]:
+                return z
+        return None
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        config: CameraConfig,
+        *,
+        evidence: EvidenceSink | None = None,
+        people_detector: PeopleDetector | None = None,
+        detectors: list[Detector] | None = None,
+    ) -> None:
+        self.config = config
+        self.lifecycle = AlertLifecycle(device_id=config.camera_id)
+        self._evidence = evidence
+        self._zones = config.effective_zones
+        self._geo: _Geometry | None = None
+        self._motion: MotionDetector | None = None
+        self._pests: PestHeuristic | None = None
+        self._tamper = TamperDetector(config.tamper)
+        self._people = people_detector or (
+            PeopleDetector(config.people.hit_threshold, config.people.max_regions) if config.people.enabled else None
+        )
+        self._detectors: list[Detector] = detectors if detectors is not None else self._load_models()
+        self._model_last_run: dict[str, float] = {}
+        self._model_cfg = {m.model_id: m for m in config.models}
+        self._person_seen: dict[str, tuple[float, int, list[Box]]] = {}
+        self._last_person_boxes: list[Box] = []
+        self._prev_small: Frame | None = None
+        self._unchanged_since: float | None = None
+        self.last_frame: Frame | None = None
+        self.last_frame_wall: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.config.camera_id
+
+    def _load_models(self) -> list[Detector]:
+        out: list[Detector] = []
+        for m in self.config.models:
+            try:
+                out.append(OnnxDetector(m))
+            except ModelUnavailable as exc:
+                log.error("camera %s: model %s disabled: %s", self.config.camera_id, m.model_id, exc)
+        return out
+
+    # ------------------------------------------------------------------------------------------------
+    def process(self, frame: Frame, now: float, wall: datetime) -> FrameReport:
+        """Analyse one frame taken at monotonic ``now`` / wall-clock ``wall`` (aware)."""
+        cfg = self.config
+        h, w = frame.shape[:2]
+        if self._geo is None or (self._geo.width, self._geo.height) != (w, h):
+            self._geo = _Geometry(cfg, w, h)
+            self._motion = MotionDetector(cfg.motion, self._geo.valid, self._geo.zones)
+            pest_zones = {z.zone_id: self._geo.zones[z.zone_id] for z in self._zones if z.watches_pests}
+            self._pests = PestHeuristic(cfg.pests, pest_zones)
+        geo, motion_detector, pests = self._geo, self._motion, self._pests
+        assert motion_detector is not None and pests is not None
+        self.last_frame, self.last_frame_wall = frame, wall
+
+        colour = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        mid = cv2.cvtColor(cv2.resize(colour, geo.mid, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(mid, geo.small, interpolation=cv2.INTER_AREA)
+        report = FrameReport()
+        obs = report.observations
+
+        # 1. frozen picture
+        blank = float(small.std()) < cfg.tamper.covered_std  # a blank picture cannot look frozen
+        if (
+            not blank
+            and self._prev_small is not None
+            and float(cv2.absdiff(small, self._prev_small).mean()) < cfg.health.frozen_diff
+        ):
+            self._unchanged_since = self._unchanged_since if self._unchanged_since is not None else now
+        else:
+            self._unchanged_since = None
+        self._prev_small = small
+        if self._unchanged_since is not None and now - self._unchanged_since >= cfg.health.frozen_after_s:
+            frozen_for = now - self._unchanged_since
+            obs.append(
+                Observation(
+                    "video_frozen",
+                    Severity.MINOR,
+                    "video",
+                    f"摄像头「{self.name}」画面冻结（{frozen_for:.0f} 秒无任何变化），请检查摄像头或编码器",
+                    clear_message=f"摄像头「{self.name}」画面已恢复变化",
+                )
+            )
+
+        # 2. motion and tamper
+        motion = motion_detector.detect(small, now)
+        report.motion = motion
+        scope: set[str] | None = None
+        tamper = self._tamper.check(small, mid, now, motion_active=motion.active) if cfg.tamper.enabled else None
+        report.tamper = tamper
+        if tamper is not None:
+            obs.extend(self._tamper_observations(tamper))
+            if tamper.covered or tamper.moved:
+                motion_detector.reset()
+                scope = set(HEALTH_RULES | TAMPER_RULES)
+
+        # 3. content analysis (only when the picture can be trusted)
+        if scope is None:
+            working = cfg.schedule.is_working(wall)
+            dark = float(small.mean()) < cfg.pests.dark_mean
+            if self._people is not None and self._people_rules_armed(working):
+                report.people, report.hog_runs = self._find_people(frame, motion, now)
+            obs.extend(self._people_observations(report.people, now, working))
+            if cfg.pests.enabled:
+                for s in pests.update(motion.foreground, now, dark=dark, after_hours=not working):
+                    obs.append(self._pest_observation(s.zone_id, s.confidence, s.box.scaled(geo.fx, geo.fy), dark))
+            obs.extend(self._model_observations(frame, motion, now, working))
+        obs = _strongest_per_rule(obs)
+        report.observations = obs
+
+        transitions = self.lifecycle.step(now, wall, obs, scope)
+        report.transitions = [self._with_evidence(t, obs, frame) for t in transitions]
+        return report
+
+    def no_frame(self, now: float, wall: datetime, silent_for: float) -> list[Transition]:
+        """Called while the stream delivers nothing; raises ``video_offline`` once ``offline_after_s`` passed."""
+        obs: list[Observation] = []
+        if silent_for >= self.config.health.offline_after_s:
+            obs.append(
+                Observation(
+                    "video_offline",
+                    Severity.MAJOR,
+                    "video",
+                    f"摄像头「{self.name}」视频离线（{silent_for:.0f} 秒无画面），正在自动重连",
+                    clear_message=f"摄像头「{self.name}」视频已恢复",
+                )
+            )
+        transitions = self.lifecycle.step(now, wall, obs, scope={"video_offline"})
+        return [self._with_evidence(t, obs, self.last_frame) for t in transitions]
+
+    def frame_arrived(self, now: float, wall: datetime) -> list[Transition]:
+        """Frames flow again: clear ``video_offline`` at once."""
+        if "video_offline" not in self.lifecycle.open_rules():
+            return []
+        return self.lifecycle.step(now, wall, [], scope={"video_offline"})
+
+    # ------------------------------------------------------------------------------------------------
+    def _tamper_observations(self, t: TamperState) -> list[Observation]:
+        cfg = self.config.tamper
+        out: list[Observation] = []
+        common = {"raise_after_s": cfg.raise_after_s, "clear_after_s": cfg.clear_after_s}
+        if t.covered:
+            out.append(
+                Observation(
+                    "camera_covered",
+                    Severity.MAJOR,
+                    "video",
+                    f"摄像头「{self.name}」疑似被遮挡或黑屏（亮度 {t.mean:.0f}，纹理 {t.std:.1f}）",
+                    clear_message=f"摄像头「{self.name}」遮挡已解除",
+                    value=round(t.std, 2),
+                    **common,
+                )
+            )
+        if t.defocused and t.sharpness_baseline:
+            pct = 100 * t.sharpness / t.sharpness_baseline
+            out.append(
+                Observation(
+                    "camera_defocused",
+                    Severity.MINOR,
+                    "video",
+                    f"摄像头「{self.name}」画面模糊（清晰度降至基线的 {pct:.0f}%），疑似失焦或镜头污损",
+                    clear_message=f"摄像头「{self.name}」清晰度已恢复",
+                    value=round(pct, 1),
+                    unit="%",
+                    **common,
+                )
+            )
+        if t.moved:
+            pct = 100 * t.moved_fraction
+            out.append(
+                Observation(
+                    "camera_moved",
+                    Severity.MAJOR,
+                    "video",
+                    f"摄像头「{self.name}」疑似被移动或转向（{pct:.0f}% 画面与参考视角不符）",
+                    clear_message=f"摄像头「{self.name}」视角已恢复",
+                    value=round(pct, 1),
+                    unit="%",
+                    **common,
+                )
+            )
+        return out
+
+    def _people_rules_armed(self, working: bool) -> bool:
+        return any((z.after_hours_presence and not working) or z.occupancy_limit is not None for z in self._zones)
+
+    def _find_people(self, frame: Frame, motion: MotionResult, now: float) -> tuple[list[Detection], int]:
+        assert self._people is not None and self._geo is not None
+        regions = [b.scaled(self._geo.fx, self._geo.fy) for b in motion.boxes] if motion.active else []
+        recently = any(now - seen <= self.config.people.clear_after_s for seen, _, _ in self._person_seen.values())
+        if recently:
+            regions += self._last_person_boxes  # keep following someone who stands still
+        if not regions:
+            return [], 0
+        people = self._people.detect(frame, regions)
+        if people:
+            self._last_person_boxes = [d.box for d in people]
+        return people, 1
+
+    def _people_observations(self, people: list[Detection], now: float, working: bool) -> list[Observation]:
+        assert self._geo is not None
+        per_zone: dict[str, list[Box]] = {}
+        for d in people:
+            zone = self._geo.zone_at(*d.box.foot, self._zones)
+            if zone is not None:
+                per_zone.setdefault(zone.zone_id, []).append(d.box)
+        for zone_id, boxes in per_zone.items():
+            self._person_seen[zone_id] = (now, len(boxes), boxes)
+        cfg = self.config.people
+        out: list[Observation] = []
+        for z in self._zones:
+            seen = self._person_seen.get(z.zone_id)
+            if seen is None or now - seen[0] > PERSON_HOLD_S:
+                continue
+            _, count, boxes = seen
+            labels = tuple("person" for _ in boxes)
+            if z.after_hours_presence and not working:
+                out.append(
+                    Observation(
+                        f"after_hours_presence.{z.zone_id}",
+                        Severity.MAJOR,
+                        "video",
+                        f"非营业时间「{z.label}」发现人员（{count} 人），摄像头「{self.name}」",
+                        raise_after_s=cfg.raise_after_s,
+                        clear_after_s=cfg.clear_after_s,
+                        clear_message=f"「{z.label}」非营业时间人员已离开",
+                        value=float(count),
+                        unit="人",
+                        zone_id=z.zone_id,
+                        boxes=tuple(boxes),
+                        box_labels=labels,
+                    )
+                )
+            if z.occupancy_limit is not None and count > z.occupancy_limit:
+                out.append(
+                    Observation(
+                        f"occupancy_exceeded.{z.zone_id}",
+                        Severity.WARNING,
+                        "video",
+                        f"「{z.label}」人数 {count} 超过上限 {z.occupancy_limit}，摄像头「{self.name}」",
+                        raise_after_s=cfg.raise_after_s,
+                        clear_after_s=cfg.clear_after_s,
+                        clear_message=f"「{z.label}」人数已回落至上限以内",
+                        value=float(count),
+                        limit=float(z.occupancy_limit),
+                        unit="人",
+                        zone_id=z.zone_id,
+                        boxes=tuple(boxes),
+                        box_labels=labels,
+                    )
+                )
+        return out
+
+    def _pest_observation(self, zone_id: str, confidence: float, box: Box, dark: bool) -> Observation:
+        zone = next(z for z in self._zones if z.zone_id == zone_id)
+        when = "夜间暗光" if dark else "非营业时间"
+        return Observation(
+            f"suspected_pest_activity.{zone_id}",
+            Severity.MAJOR,
+            "food_safety",
+            f"疑似鼠患：「{zone.label}」{when}发现小型快速移动目标（置信度 {confidence:.2f}，"
+            f"非确定识别，请人工复核录像）",
+            raise_after_s=self.config.pests.raise_after_s,
+            clear_after_s=self.config.pests.clear_after_s,
+            clear_message=f"「{zone.label}」疑似鼠患活动已停止",
+            value=confidence,
+            zone_id=zone_id,
+            boxes=(box,),
+            box_labels=(f"pest? {confidence:.2f}",),
+        )
+
+    def _model_observations(self, frame: Frame, motion: MotionResult, now: float, working: bool) -> list[Observation]:
+        out: list[Observation] = []
+        for det in self._detectors:
+            mc = self._model_cfg.get(det.model_id)
+            if mc is None:
+                continue
+            if mc.run == "on_motion" and not motion.active:
+                continue
+            if now - self._model_last_run.get(det.model_id, -1e18) < mc.interval_s:
+                continue
+            self._model_last_run[det.model_id] = now
+            detections = det.detect(frame)
+            for rule in mc.rules:
+                if (rule.when == "working_hours" and not working) or (rule.when == "after_hours" and working):
+                    continue
+                hits: list[tuple[Detection, ZoneConfig | None]] = []
+                for d in detections:
+                    if d.label != rule.label or d.score < rule.min_score:
+                        continue
+                    zone = self._geo.zone_at(*d.box.centre, self._zones) if self._geo else None
+                    if rule.zones and (zone is None or zone.zone_id not in rule.zones):
+                        continue
+                    hits.append((d, zone))
+                if not hits:
+                    continue
+                best, zone = max(hits, key=lambda h: h[0].score)
+                out.append(
+                    Observation(
+                        rule.rule_id,
+                        rule.severity,
+                        rule.category,
+                        rule.message.format(zone=zone.label if zone else "全画面", score=f"{best.score:.2f}"),
+                        raise_after_s=rule.raise_after_s,
+                        clear_after_s=rule.clear_after_s,
+                        value=round(best.score, 3),
+                        zone_id=zone.zone_id if zone else None,
+                        boxes=tuple(d.box for d, _ in hits),
+                        box_labels=tuple(f"{d.label} {d.score:.2f}" for d, _ in hits),
+                    )
+                )
+        return out
+
+    def _with_evidence(self, t: Transition, obs: list[Observation], frame: Frame | None) -> Transition:
+        if t.phase is AlertPhase.CLEAR or self._evidence is None or frame is None:
+            return t
+        o = next((x for x in obs if x.rule_id == t.rule_id), None)
+        boxes = o.boxes if o else ()
+        labels = o.box_labels if o else ()
+        snap = render_snapshot(
+            frame,
+            boxes,
+            labels,
+            caption=f"{self.config.camera_id} {t.rule_id}",
+            ts=t.ts,
+            quality=self.config.snapshot.jpeg_quality,
+            max_width=self.config.snapshot.max_width,
+        )
+        try:
+            ref = self._evidence(snap, t.rule_id)
+        except OSError as exc:
+            log.error("camera %s: cannot store evidence: %s", self.config.camera_id, exc)
+            return t
+        return _replace_evidence(t, (ref,))
+
+
+def _replace_evidence(t: Transition, evidence: tuple[EvidenceRef, ...]) -> Transition:
+    from dataclasses import replace
+
+    return replace(t, evidence=evidence)
+
+
+def _strongest_per_rule(obs: list[Observation]) -> list[Observation]:
+    best: dict[str, Observation] = {}
+    for o in obs:
+        cur = best.get(o.rule_id)
+        if cur is None or (o.value or 0) > (cur.value or 0):
+            best[o.rule_id] = o
+    return list(best.values())

@@ -1,0 +1,301 @@
+"""Registry tables and API schemas: departments, market subjects, licences, sites, devices, sensors,
+measuring points, and announcements waiting for approval.
+
+One model family per resource (``XBase`` / ``XCreate`` / ``XUpdate`` / ``X(table=True)`` / ``XPublic``);
+the table model is never returned by the API.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from pydantic import field_validator
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from cloud.registry import uscc as uscc_mod
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RiskGrade(StrEnum):
+    """信用风险分类：A 低风险, B 一般风险, C 较高风险, D 高风险."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+
+class RecordKind(StrEnum):
+    """GSP 记录场景：仓储 (storage) 或运输 (transport)."""
+
+    STORAGE = "storage"
+    TRANSPORT = "transport"
+
+
+class Quantity(StrEnum):
+    TEMPERATURE = "temperature"
+    HUMIDITY = "humidity"
+    OTHER = "other"
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+# ---------------------------------------------------------------- departments / jurisdictions
+class DepartmentBase(SQLModel):
+    code: str = Field(max_length=32, index=True, unique=True, description="部门编码")
+    name: str = Field(max_length=128, description="部门名称，例如 某某市场监督管理所")
+    division_code: str | None = Field(default=None, max_length=12, description="辖区行政区划码")
+    parent_id: int | None = Field(default=None, foreign_key="department.id")
+
+
+class DepartmentCreate(DepartmentBase):
+    pass
+
+
+class Department(DepartmentBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class DepartmentPublic(DepartmentBase):
+    id: int
+
+
+# ---------------------------------------------------------------- market subjects
+class SubjectBase(SQLModel):
+    name: str = Field(min_length=1, max_length=200, description="企业名称")
+    uscc: str = Field(max_length=18, index=True, unique=True, description="统一社会信用代码 (GB 32100)")
+    legal_representative: str | None = Field(default=None, max_length=64, description="法定代表人")
+    address: str | None = Field(default=None, max_length=300, description="住所")
+    business_scope: str | None = Field(default=None, max_length=4000, description="经营范围")
+    risk_grade: RiskGrade = Field(default=RiskGrade.B, description="信用风险分类 A–D")
+    department_id: int | None = Field(default=None, foreign_key="department.id")
+
+
+class SubjectCreate(SubjectBase):
+    @field_validator("uscc")
+    @classmethod
+    def _valid_uscc(cls, v: str) -> str:
+        return uscc_mod.validate(v).code
+
+
+class SubjectUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    legal_representative: str | None = None
+    address: str | None = None
+    business_scope: str | None = None
+    risk_grade: RiskGrade | None = None
+    department_id: int | None = None
+
+
+class MarketSubject(SubjectBase, table=True):
+    __tablename__ = "market_subject"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class SubjectPublic(SubjectBase):
+    id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- licences
+class LicenceBase(SQLModel):
+    licence_no: str = Field(min_length=1, max_length=64, index=True, unique=True, description="许可证编号")
+    kind: str | None = Field(default=None, max_length=64, description="许可证种类，例如 药品经营许可证")
+    valid_from: date | None = Field(default=None, description="有效期自")
+    valid_to: date | None = Field(default=None, index=True, description="有效期至；空 = 长期")
+
+
+class LicenceCreate(LicenceBase):
+    subject_id: int
+
+
+class Licence(LicenceBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject_id: int = Field(foreign_key="market_subject.id", index=True)
+
+
+class LicencePublic(LicenceBase):
+    id: int
+    subject_id: int
+    subject_name: str | None = None
+    days_left: int | None = Field(default=None, description="距到期天数（负数 = 已过期）")
+
+
+# ---------------------------------------------------------------- sites
+class SiteBase(SQLModel):
+    site_id: str = Field(primary_key=True, regex=ID_PATTERN, max_length=64, description="场所 ID（与 MQTT 主题一致）")
+    name: str = Field(max_length=200, description="场所名称")
+    address: str | None = Field(default=None, max_length=300)
+    category: str | None = Field(default=None, max_length=32, description="drug | food | special_equipment")
+    subject_id: int | None = Field(default=None, foreign_key="market_subject.id", index=True)
+    department_id: int | None = Field(default=None, foreign_key="department.id", index=True)
+    heartbeat_timeout_s: int | None = Field(default=None, ge=10, description="超过此时长无心跳视为离线")
+
+
+class SiteCreate(SiteBase):
+    pass
+
+
+class SiteUpdate(SQLModel):
+    name: str | None = None
+    address: str | None = None
+    category: str | None = None
+    subject_id: int | None = None
+    department_id: int | None = None
+    heartbeat_timeout_s: int | None = None
+
+
+class Site(SiteBase, table=True):
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class SitePublic(SiteBase):
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- measuring points (GSP 测点)
+class MeasuringPointBase(SQLModel):
+    site_id: str = Field(foreign_key="site.site_id", index=True)
+    location: str = Field(max_length=200, description="测点位置，例如 阴凉库 A 区 3 号货架上层")
+    storage_area: str | None = Field(default=None, max_length=100, description="库区（仓储）")
+    vehicle_type: str | None = Field(default=None, max_length=100, description="车型（运输），例如 冷藏车 粤B12345")
+    kind: RecordKind = Field(default=RecordKind.STORAGE, description="storage 仓储 | transport 运输")
+    profile: str = Field(default="drug_normal", max_length=64, description="GSP 配置档 (gsp_profiles.toml)")
+    record_interval_s: int | None = Field(default=None, ge=10, description="覆盖配置档的正常记录间隔")
+    excursion_interval_s: int | None = Field(default=None, ge=10, description="覆盖配置档的超限记录间隔")
+    temp_min: float | None = Field(default=None, description="覆盖配置档的温度下限 °C")
+    temp_max: float | None = Field(default=None, description="覆盖配置档的温度上限 °C")
+    humidity_min: float | None = None
+    humidity_max: float | None = None
+    temperature_sensor_id: str | None = Field(default=None, max_length=64)
+    humidity_sensor_id: str | None = Field(default=None, max_length=64)
+    active: bool = True
+
+
+class MeasuringPointCreate(MeasuringPointBase):
+    pass
+
+
+class MeasuringPoint(MeasuringPointBase, table=True):
+    __tablename__ = "measuring_point"
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class MeasuringPointPublic(MeasuringPointBase):
+    id: int
+
+
+# ---------------------------------------------------------------- devices and sensors
+class DeviceBase(SQLModel):
+    site_id: str = Field(foreign_key="site.site_id", primary_key=True)
+    device_id: str = Field(primary_key=True, regex=ID_PATTERN, max_length=64)
+    device_type: str = Field(default="probe", max_length=64)
+    model: str | None = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class DeviceCreate(DeviceBase):
+    pass
+
+
+class Device(DeviceBase, table=True):
+    agent_id: str | None = Field(default=None, max_length=64)
+    agent_version: str | None = Field(default=None, max_length=32)
+    last_announced_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class DevicePublic(DeviceBase):
+    agent_id: str | None
+    agent_version: str | None
+    last_announced_at: datetime | None
+    created_at: datetime
+
+
+class SensorBase(SQLModel):
+    site_id: str = Field(foreign_key="site.site_id", primary_key=True)
+    sensor_id: str = Field(primary_key=True, regex=ID_PATTERN, max_length=64)
+    device_id: str = Field(max_length=64, index=True)
+    quantity: Quantity = Field(default=Quantity.OTHER)
+    unit: str | None = Field(default=None, max_length=16)
+    measuring_point_id: int | None = Field(default=None, foreign_key="measuring_point.id", index=True)
+    expected_interval_s: int | None = Field(default=None, ge=1, description="预期上报间隔；超时视为数据中断")
+
+
+class SensorCreate(SensorBase):
+    pass
+
+
+class SensorUpdate(SQLModel):
+    quantity: Quantity | None = None
+    unit: str | None = None
+    measuring_point_id: int | None = None
+    expected_interval_s: int | None = None
+
+
+class Sensor(SensorBase, table=True):
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class SensorPublic(SensorBase):
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- announcements held for approval
+class PendingDevice(SQLModel, table=True):
+    """A device (or new sensors of a known device) an agent announced that nobody has approved yet."""
+
+    __tablename__ = "pending_device"
+    __table_args__ = (UniqueConstraint("site_id", "device_id", name="uq_pending_device"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: str = Field(max_length=64, index=True)
+    agent_id: str = Field(max_length=64)
+    device_id: str = Field(max_length=64)
+    device_type: str = Field(max_length=64)
+    model: str | None = Field(default=None, max_length=128)
+    device_known: bool = False
+    sensors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    state: ApprovalState = Field(default=ApprovalState.PENDING, index=True)
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    note: str | None = Field(default=None, max_length=500)
+
+
+class PendingDevicePublic(SQLModel):
+    id: int
+    site_id: str
+    agent_id: str
+    device_id: str
+    device_type: str
+    model: str | None
+    device_known: bool
+    sensors: list[str]
+    state: ApprovalState
+    first_seen: datetime
+    last_seen: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+
+
+class Decision(SQLModel):
+    note: str | None = Field(default=None, max_length=500, description="审批意见")

@@ -1,0 +1,317 @@
+"""Registry operations: keyword-only functions over a SQLModel session.
+
+The caller owns the transaction: functions ``flush`` so that ids are assigned but never ``commit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from sqlmodel import Session, col, select
+
+from cloud.registry import uscc as uscc_mod
+from cloud.registry.models import (
+    ApprovalState,
+    Department,
+    DepartmentCreate,
+    Device,
+    Licence,
+    LicenceCreate,
+    LicencePublic,
+    MarketSubject,
+    MeasuringPoint,
+    MeasuringPointCreate,
+    PendingDevice,
+    RiskGrade,
+    Sensor,
+    SensorCreate,
+    SensorUpdate,
+    Site,
+    SiteCreate,
+    SiteUpdate,
+    SubjectCreate,
+    SubjectUpdate,
+    utcnow,
+)
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done; ``message`` is Chinese text for the user."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(RegistryError):
+    status = 404
+
+
+class Conflict(RegistryError):
+    status = 409
+
+
+# ---------------------------------------------------------------- departments
+def create_department(session: Session, *, data: DepartmentCreate) -> Department:
+    if session.exec(select(Department).where(Department.code == data.code)).first():
+        raise Conflict(f"部门编码 {data.code} 已存在")
+    dep = Department.model_validate(data)
+    session.add(dep)
+    session.flush()
+    return dep
+
+
+def list_departments(session: Session) -> Sequence[Department]:
+    return session.exec(select(Department).order_by(col(Department.code))).all()
+
+
+# ---------------------------------------------------------------- subjects
+def get_subject(session: Session, *, subject_id: int) -> MarketSubject:
+    subject = session.get(MarketSubject, subject_id)
+    if subject is None:
+        raise NotFound(f"市场主体 {subject_id} 不存在")
+    return subject
+
+
+def find_subject_by_uscc(session: Session, *, code: str) -> MarketSubject | None:
+    return session.exec(select(MarketSubject).where(MarketSubject.uscc == uscc_mod.normalize(code))).first()
+
+
+def create_subject(session: Session, *, data: SubjectCreate) -> MarketSubject:
+    code = uscc_mod.validate(data.uscc).code
+    if find_subject_by_uscc(session, code=code):
+        raise Conflict(f"统一社会信用代码 {code} 已登记")
+    subject = MarketSubject.model_validate(data, update={"uscc": code})
+    session.add(subject)
+    session.flush()
+    return subject
+
+
+def update_subject(session: Session, *, subject_id: int, data: SubjectUpdate) -> MarketSubject:
+    subject = get_subject(session, subject_id=subject_id)
+    subject.sqlmodel_update(data.model_dump(exclude_unset=True))
+    subject.updated_at = utcnow()
+    session.add(subject)
+    session.flush()
+    return subject
+
+
+def list_subjects(
+    session: Session,
+    *,
+    q: str | None = None,
+    risk_grade: RiskGrade | None = None,
+    department_id: int | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> Sequence[MarketSubject]:
+    stmt = select(MarketSubject)
+    if q:
+        stmt = stmt.where(col(MarketSubject.name).contains(q) | (MarketSubject.uscc == uscc_mod.normalize(q)))
+    if risk_grade:
+        stmt = stmt.where(MarketSubject.risk_grade == risk_grade)
+    if department_id is not None:
+        stmt = stmt.where(MarketSubject.department_id == department_id)
+    return session.exec(stmt.order_by(col(MarketSubject.id)).offset(offset).limit(limit)).all()
+
+
+# ---------------------------------------------------------------- licences
+def create_licence(session: Session, *, data: LicenceCreate) -> Licence:
+    get_subject(session, subject_id=data.subject_id)
+    if data.valid_from and data.valid_to and data.valid_to < data.valid_from:
+        raise RegistryError("有效期至早于有效期自")
+    if session.exec(select(Licence).where(Licence.licence_no == data.licence_no)).first():
+        raise Conflict(f"许可证编号 {data.licence_no} 已存在")
+    licence = Licence.model_validate(data)
+    session.add(licence)
+    session.flush()
+    return licence
+
+
+def licence_public(licence: Licence, subject: MarketSubject | None, today: date) -> LicencePublic:
+    days_left = (licence.valid_to - today).days if licence.valid_to else None
+    return LicencePublic.model_validate(
+        licence, update={"subject_name": subject.name if subject else None, "days_left": days_left}
+    )
+
+
+def expiring_licences(
+    session: Session, *, today: date, within_days: int | None = 30, include_expired: bool = False
+) -> list[LicencePublic]:
+    """Licences expiring in ``[today, today + within_days]``; with ``include_expired`` also those already past.
+
+    ``within_days=None`` with ``include_expired`` lists expired licences only.
+    """
+    stmt = select(Licence, MarketSubject).join(MarketSubject).where(col(Licence.valid_to).is_not(None))
+    conds = []
+    if within_days is not None:
+        conds.append((col(Licence.valid_to) >= today) & (col(Licence.valid_to) <= today + timedelta(days=within_days)))
+    if include_expired:
+        conds.append(col(Licence.valid_to) < today)
+    if not conds:
+        return []
+    cond = conds[0]
+    for extra in conds[1:]:
+        cond = cond | extra
+    rows = session.exec(stmt.where(cond).order_by(col(Licence.valid_to))).all()
+    return [licence_public(lic, subj, today) for lic, subj in rows]
+
+
+def subject_licences(session: Session, *, subject_id: int, today: date) -> list[LicencePublic]:
+    subject = get_subject(session, subject_id=subject_id)
+    rows = session.exec(select(Licence).where(Licence.subject_id == subject_id).order_by(col(Licence.id))).all()
+    return [licence_public(lic, subject, today) for lic in rows]
+
+
+# ---------------------------------------------------------------- sites, points, devices, sensors
+def get_site(session: Session, *, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None:
+        raise NotFound(f"场所 {site_id} 不存在")
+    return site
+
+
+def create_site(session: Session, *, data: SiteCreate) -> Site:
+    if session.get(Site, data.site_id):
+        raise Conflict(f"场所 {data.site_id} 已存在")
+    if data.subject_id is not None:
+        get_subject(session, subject_id=data.subject_id)
+    site = Site.model_validate(data)
+    session.add(site)
+    session.flush()
+    return site
+
+
+def update_site(session: Session, *, site_id: str, data: SiteUpdate) -> Site:
+    site = get_site(session, site_id=site_id)
+    site.sqlmodel_update(data.model_dump(exclude_unset=True))
+    session.add(site)
+    session.flush()
+    return site
+
+
+def list_sites(session: Session, *, department_id: int | None = None, subject_id: int | None = None) -> Sequence[Site]:
+    stmt = select(Site)
+    if department_id is not None:
+        stmt = stmt.where(Site.department_id == department_id)
+    if subject_id is not None:
+        stmt = stmt.where(Site.subject_id == subject_id)
+    return session.exec(stmt.order_by(col(Site.site_id))).all()
+
+
+def create_measuring_point(session: Session, *, data: MeasuringPointCreate) -> MeasuringPoint:
+    get_site(session, site_id=data.site_id)
+    from cloud.telemetry.gsp_profiles import load_profiles  # the profile must exist
+
+    if data.profile not in load_profiles():
+        raise RegistryError(f"GSP 配置档 {data.profile} 不存在")
+    point = MeasuringPoint.model_validate(data)
+    session.add(point)
+    session.flush()
+    return point
+
+
+def list_measuring_points(session: Session, *, site_id: str | None = None) -> Sequence[MeasuringPoint]:
+    stmt = select(MeasuringPoint)
+    if site_id:
+        stmt = stmt.where(MeasuringPoint.site_id == site_id)
+    return session.exec(stmt.order_by(col(MeasuringPoint.id))).all()
+
+
+def create_device(session: Session, *, data: Device) -> Device:
+    get_site(session, site_id=data.site_id)
+    if session.get(Device, (data.site_id, data.device_id)):
+        raise Conflict(f"设备 {data.site_id}/{data.device_id} 已存在")
+    session.add(data)
+    session.flush()
+    return data
+
+
+def list_devices(session: Session, *, site_id: str) -> Sequence[Device]:
+    return session.exec(select(Device).where(Device.site_id == site_id).order_by(col(Device.device_id))).all()
+
+
+def create_sensor(session: Session, *, data: SensorCreate) -> Sensor:
+    if session.get(Device, (data.site_id, data.device_id)) is None:
+        raise NotFound(f"设备 {data.site_id}/{data.device_id} 不存在")
+    if session.get(Sensor, (data.site_id, data.sensor_id)):
+        raise Conflict(f"传感器 {data.site_id}/{data.sensor_id} 已存在")
+    sensor = Sensor.model_validate(data)
+    session.add(sensor)
+    session.flush()
+    return sensor
+
+
+def update_sensor(session: Session, *, site_id: str, sensor_id: str, data: SensorUpdate) -> Sensor:
+    sensor = session.get(Sensor, (site_id, sensor_id))
+    if sensor is None:
+        raise NotFound(f"传感器 {site_id}/{sensor_id} 不存在")
+    sensor.sqlmodel_update(data.model_dump(exclude_unset=True))
+    session.add(sensor)
+    session.flush()
+    return sensor
+
+
+def list_sensors(session: Session, *, site_id: str) -> Sequence[Sensor]:
+    return session.exec(select(Sensor).where(Sensor.site_id == site_id).order_by(col(Sensor.sensor_id))).all()
+
+
+# ---------------------------------------------------------------- approvals
+def list_pending(session: Session, *, state: ApprovalState | None = ApprovalState.PENDING) -> Sequence[PendingDevice]:
+    stmt = select(PendingDevice)
+    if state is not None:
+        stmt = stmt.where(PendingDevice.state == state)
+    return session.exec(stmt.order_by(col(PendingDevice.id))).all()
+
+
+def _pending(session: Session, pending_id: int) -> PendingDevice:
+    item = session.get(PendingDevice, pending_id)
+    if item is None:
+        raise NotFound(f"待审批设备 {pending_id} 不存在")
+    if item.state is not ApprovalState.PENDING:
+        raise Conflict(f"待审批设备 {pending_id} 已处理（{item.state.value}）")
+    return item
+
+
+def approve_pending(session: Session, *, pending_id: int, by: str, note: str | None = None) -> PendingDevice:
+    """Accept an announced device: create the device (if new) and its announced sensors."""
+    item = _pending(session, pending_id)
+    if session.get(Site, item.site_id) is None:
+        raise Conflict(f"场所 {item.site_id} 尚未登记，请先登记场所再审批设备")
+    device = session.get(Device, (item.site_id, item.device_id))
+    now = utcnow()
+    if device is None:
+        device = Device(
+            site_id=item.site_id,
+            device_id=item.device_id,
+            device_type=item.device_type,
+            model=item.model,
+            agent_id=item.agent_id,
+            last_announced_at=item.last_seen,
+        )
+        session.add(device)
+        session.flush()
+    for sensor_id in item.sensors:
+        if session.get(Sensor, (item.site_id, sensor_id)) is None:
+            session.add(Sensor(site_id=item.site_id, sensor_id=sensor_id, device_id=item.device_id))
+    item.state = ApprovalState.APPROVED
+    item.decided_by, item.decided_at, item.note = by, now, note
+    session.add(item)
+    session.flush()
+    return item
+
+
+def reject_pending(session: Session, *, pending_id: int, by: str, note: str | None = None) -> PendingDevice:
+    item = _pending(session, pending_id)
+    item.state = ApprovalState.REJECTED
+    item.decided_by, item.decided_at, item.note = by, utcnow(), note
+    session.add(item)
+    session.flush()
+    return item
+
+
+def is_sensor_registered(session: Session, *, site_id: str, sensor_id: str) -> bool:
+    return session.get(Sensor, (site_id, sensor_id)) is not None

@@ -1,0 +1,241 @@
+"""The asynchronous half of the ingest: MQTT session, batching, commit in the writer thread, acks.
+
+* One persistent MQTT session per worker: fixed client id (``SENTINEL_MQTT_CLIENT_ID``), MQTT 5 with
+  ``clean_start=False`` and a session expiry, or MQTT 3.1.1 with ``clean_session=False``; the broker
+  queues QoS 1 messages while the worker is away (mosquitto: set ``max_queued_messages`` high or 0).
+* ``SENTINEL_MQTT_PROTOCOL=auto`` tries MQTT 5 and falls back to 3.1.1 when the broker refuses it
+  (the embedded amqtt broker). With MQTT 5 and a share group, the data channels are shared
+  subscriptions ``$share/<group>/ms/v1/+/+/<channel>`` so several workers split the stream; ``status``
+  stays a plain subscription because brokers do not deliver retained messages to shared subscriptions
+  (every worker records it; the upsert is idempotent). On 3.1.1 every subscription is plain.
+* Loop: wait for one message, drain what is queued (≤ ``ingest_max_batch``; if fewer, linger
+  ``ingest_max_wait_ms`` once and drain again), commit the batch in the single writer thread, then
+  publish the acks (QoS 1) — never before the commit returned.
+* aiomqtt PUBACKs a message when it is queued locally, before the commit. That is safe because the edge
+  keeps every entry until the application ack: a message lost in a crash here is resent by its edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy import Engine
+
+from cloud.core.config import Settings
+from cloud.core.db import utcnow
+from cloud.ingest.stats import IngestStats
+from cloud.ingest.writer import CommitResult, IngestWriter, RawMessage, seq_ranges
+from cloud.telemetry.store import TelemetryStore
+from protocols import Ack, AckRange, Channel, encode, subscription, topic_for
+from protocols.messages import RejectedSeq
+from protocols.topics import UPLINK_CHANNELS
+
+log = logging.getLogger("cloud.ingest")
+
+#: acks waiting for their PUBACK before the loop pauses (keeps paho far below its 65,535 message ids)
+MAX_PENDING_ACKS = 5000
+
+
+class _CapturingQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """aiomqtt's incoming queue, captured so the loop can drain it without one task per message."""
+
+    last: _CapturingQueue | None = None
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        type(self).last = self
+
+
+class IngestService:
+    """One ingest worker. ``await run()`` until cancelled; ``ready`` is set once subscribed."""
+
+    def __init__(self, settings: Settings, engine: Engine, store: TelemetryStore) -> None:
+        self.settings = settings
+        self.writer = IngestWriter(engine, store, sensor_touch_s=min(5.0, settings.sensor_stale_after_s / 4))
+        self.stats: IngestStats = self.writer.stats
+        self.connected = False
+        self.protocol: str | None = None
+        self.ready = asyncio.Event()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending_acks: set[asyncio.Task[None]] = set()
+
+    # -- connection -----------------------------------------------------------------------------------
+    def _client(self, version: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "identifier": s.mqtt_client_id,
+            "protocol": version,
+            "keepalive": s.mqtt_keepalive_s,
+            "max_inflight_messages": 1000,
+            "queue_type": _CapturingQueue,
+            "timeout": 30,
+        }
+        if version == aiomqtt.ProtocolVersion.V5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = s.mqtt_session_expiry_s
+            props.ReceiveMaximum = 65535
+            kwargs["clean_start"] = False
+            kwargs["properties"] = props
+        else:
+            kwargs["clean_session"] = False
+        if s.mqtt_username:
+            kwargs["username"] = s.mqtt_username
+            kwargs["password"] = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+        if s.mqtt_tls:
+            kwargs["tls_context"] = ssl.create_default_context(cafile=str(s.mqtt_tls_ca) if s.mqtt_tls_ca else None)
+        return aiomqtt.Client(s.mqtt_host, s.mqtt_port, **kwargs)
+
+    def subscriptions(self, version: aiomqtt.ProtocolVersion) -> list[str]:
+        group = self.settings.mqtt_share_group if version == aiomqtt.ProtocolVersion.V5 else None
+        return [
+            subscription(ch, share_group=None if ch is Channel.STATUS else (group or None)) for ch in UPLINK_CHANNELS
+        ]
+
+    def _versions(self) -> list[aiomqtt.ProtocolVersion]:
+        if self.protocol == "5" or self.settings.mqtt_protocol == "5":
+            return [aiomqtt.ProtocolVersion.V5]
+        if self.protocol == "3.1.1" or self.settings.mqtt_protocol == "3.1.1":
+            return [aiomqtt.ProtocolVersion.V311]
+        return [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]
+
+    async def run(self) -> None:
+        """Connect, subscribe, consume; reconnect with back-off on any MQTT error. Cancel to stop."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
+        backoff = 0.5
+        try:
+            while True:
+                for version in self._versions():
+                    had_connected = False
+                    queue: asyncio.Queue[aiomqtt.Message] | None = None
+                    try:
+                        client = self._client(version)
+                        queue = _CapturingQueue.last  # captured before any await: it is this client's
+                        assert queue is not None
+                        async with client:
+                            had_connected = True
+                            self.protocol = "5" if version == aiomqtt.ProtocolVersion.V5 else "3.1.1"
+                            for topic in self.subscriptions(version):
+                                await client.subscribe(topic, qos=1)
+                            self.connected = True
+                            self.ready.set()
+                            self.stats.recovered(
+                                "mqtt",
+                                "ingest connected to %s:%s (MQTT %s)",
+                                self.settings.mqtt_host,
+                                self.settings.mqtt_port,
+                                self.protocol,
+                            )
+                            log.info("ingest %s subscribed (MQTT %s)", self.settings.mqtt_client_id, self.protocol)
+                            backoff = 0.5
+                            await self._consume(client, queue)
+                    except aiomqtt.MqttError as exc:
+                        self.connected = False
+                        self.stats.report_once(
+                            "mqtt",
+                            "ingest MQTT connection to %s:%s failed: %s",
+                            self.settings.mqtt_host,
+                            self.settings.mqtt_port,
+                            exc,
+                        )
+                        await self._commit_leftovers(queue)
+                        if had_connected:
+                            break  # reconnect with the protocol that worked
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 15.0)
+        finally:
+            self.connected = False
+            for task in list(self._pending_acks):
+                task.cancel()
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- consuming ------------------------------------------------------------------------------------
+    async def _consume(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+        messages = client.messages.__aiter__()
+        max_batch = self.settings.ingest_max_batch
+        linger = self.settings.ingest_max_wait_ms / 1000
+        while True:
+            first = await messages.__anext__()
+            batch = [first]
+            self._drain(queue, batch, max_batch)
+            if len(batch) < max_batch and linger > 0:
+                await asyncio.sleep(linger)
+                self._drain(queue, batch, max_batch)
+            raw = [RawMessage(m.topic.value, _payload(m)) for m in batch]
+            result = await self._commit(raw)
+            await self._publish_acks(client, result)
+
+    async def _commit_leftovers(self, queue: asyncio.Queue[aiomqtt.Message] | None) -> None:
+        """Commit what was received before the connection dropped (acks follow when the edge resends)."""
+        if queue is None or queue.empty():
+            return
+        batch: list[aiomqtt.Message] = []
+        self._drain(queue, batch, 1 << 30)
+        await self._commit([RawMessage(m.topic.value, _payload(m)) for m in batch])
+
+    @staticmethod
+    def _drain(queue: asyncio.Queue[aiomqtt.Message], batch: list[aiomqtt.Message], limit: int) -> None:
+        while len(batch) < limit:
+            try:
+                batch.append(queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
+
+    async def _commit(self, batch: list[RawMessage]) -> CommitResult:
+        loop = asyncio.get_running_loop()
+        delay = 0.2
+        while True:
+            try:
+                result = await loop.run_in_executor(self._executor, self.writer.commit, batch)
+            except Exception as exc:  # DB unwell: keep the batch, retry; the edges keep theirs meanwhile
+                with self.stats._lock:
+                    self.stats.transaction_failures += 1
+                self.stats.report_once(
+                    "db", "ingest commit failed (%s); retrying every few seconds", exc, level=logging.ERROR
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.stats.recovered("db", "ingest commits again")
+            return result
+
+    # -- acknowledging (after commit) -----------------------------------------------------------------
+    async def _publish_acks(self, client: aiomqtt.Client, result: CommitResult) -> None:
+        now = utcnow()
+        for agent_id, pending in result.acks.items():
+            ack = Ack(
+                agent_id=agent_id,
+                committed=[AckRange(first=a, last=b) for a, b in seq_ranges(pending.committed)],
+                rejected=[RejectedSeq(seq=s, reason=r[:200]) for s, r in pending.rejected],
+                ts=now,
+            )
+            topic = topic_for(pending.site_id, agent_id, Channel.ACK)
+            task = asyncio.create_task(self._publish(client, topic, encode(ack)))
+            self._pending_acks.add(task)
+            task.add_done_callback(self._pending_acks.discard)
+        while len(self._pending_acks) > MAX_PENDING_ACKS:
+            await asyncio.wait(list(self._pending_acks), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _publish(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        try:
+            await client.publish(topic, payload, qos=1, timeout=60)
+        except aiomqtt.MqttError as exc:  # the edge resends; the duplicate is acked then
+            with self.stats._lock:
+                self.stats.ack_failures += 1
+            self.stats.report_once("ack", "could not publish an ack on %s: %s", topic, exc)
+            return
+        with self.stats._lock:
+            self.stats.acks_published += 1
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    payload = message.payload
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()

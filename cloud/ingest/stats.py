@@ -1,0 +1,70 @@
+"""Counters of one ingest worker, and "log a repeated problem once" bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("cloud.ingest")
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    committed: int = 0  # messages newly committed (telemetry + alert events)
+    duplicates: int = 0  # (agent, seq) seen before: not stored again, acked again
+    readings: int = 0
+    alert_events: int = 0
+    statuses: int = 0
+    heartbeats: int = 0
+    announces: int = 0
+    ignored: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    acks_published: int = 0
+    ack_failures: int = 0
+    transactions: int = 0
+    transaction_failures: int = 0
+    largest_batch: int = 0
+    last_commit_ms: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _reported: set[str] = field(default_factory=set, repr=False)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "received": self.received,
+                "committed": self.committed,
+                "duplicates": self.duplicates,
+                "readings": self.readings,
+                "alert_events": self.alert_events,
+                "statuses": self.statuses,
+                "heartbeats": self.heartbeats,
+                "announces": self.announces,
+                "ignored": self.ignored,
+                "dead_letters": dict(self.dead_letters),
+                "dead_letters_total": sum(self.dead_letters.values()),
+                "acks_published": self.acks_published,
+                "ack_failures": self.ack_failures,
+                "transactions": self.transactions,
+                "transaction_failures": self.transaction_failures,
+                "largest_batch": self.largest_batch,
+                "last_commit_ms": round(self.last_commit_ms, 3),
+            }
+
+    def report_once(self, key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+        """Log ``message`` the first time ``key`` happens; later occurrences only count."""
+        with self._lock:
+            if key in self._reported:
+                return
+            self._reported.add(key)
+        log.log(level, message + " (further occurrences are only counted)", *args)
+
+    def recovered(self, key: str, message: str, *args: object) -> None:
+        with self._lock:
+            if key not in self._reported:
+                return
+            self._reported.discard(key)
+        log.info(message, *args)

@@ -1,0 +1,366 @@
+"""The synchronous half of the ingest: one call turns a drained batch of MQTT messages into one transaction.
+
+``IngestWriter.commit(batch)`` runs in the ingest's writer thread:
+
+1. decode and validate every payload with :func:`protocols.messages.decode_for_topic` (type for the
+   channel, topic identity = payload identity); failures become dead letters with their reason;
+2. in ONE transaction (SQLite: ``BEGIN IMMEDIATE``): claim each ``(agent_id, seq)`` in ``ingest_seq``
+   (already present → duplicate, not stored again), write the readings of new batches through the
+   telemetry store, apply new alert events (atomic upsert → clue), record status/heartbeats/presence,
+   hand announcements to the registry, insert dead letters;
+3. return what to acknowledge — the caller publishes the acks only after this returned, i.e. after commit.
+
+A batch whose transaction fails for a data reason is retried message by message so one poisonous
+message is dead-lettered (``store_error``) and its neighbours are still committed; database-level
+failures (locked, disk, connection) propagate so the caller retries the whole batch later.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from cloud.alerts import AlertSignal, apply_signal
+from cloud.core.db import utcnow, writer
+from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
+from cloud.ingest.stats import IngestStats
+from cloud.presence import record_heartbeat, record_status, touch
+from cloud.telemetry.store import ReadingRow, TelemetryStore
+from protocols import AlertEvent, Announce, Heartbeat, ProtocolError, Status, TelemetryBatch
+from protocols.messages import MAX_SEQ, decode_for_topic
+from protocols.topics import parse_topic
+
+log = logging.getLogger("cloud.ingest")
+
+AnnounceHook = Callable[[Session, Announce], Any]
+
+
+class RawMessage(NamedTuple):
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class AgentAck:
+    site_id: str
+    committed: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class CommitResult:
+    acks: dict[str, AgentAck] = field(default_factory=dict)  # agent_id → what to acknowledge
+    new: int = 0
+    duplicates: int = 0
+    readings: int = 0
+    dead: int = 0
+
+    def ack_for(self, agent_id: str, site_id: str) -> AgentAck:
+        ack = self.acks.get(agent_id)
+        if ack is None:
+            ack = self.acks[agent_id] = AgentAck(site_id)
+        return ack
+
+
+class _Dead(NamedTuple):
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    agent_id: str | None
+    seq: int | None
+    site_id: str | None
+
+
+def _guess_seq(payload: bytes) -> int | None:
+    """The seq of a rejected payload when it can be read, so the edge can drop it from its outbox."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    seq = data.get("seq") if isinstance(data, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ else None
+
+
+def _load_announce_hook() -> AnnounceHook | None:
+    try:
+        module = importlib.import_module("cloud.registry.announce")
+    except ModuleNotFoundError as exc:
+        if exc.name in {"cloud.registry", "cloud.registry.announce"}:
+            return None
+        raise
+    hook: AnnounceHook | None = getattr(module, "handle_announce", None)
+    return hook
+
+
+class _Decoded(NamedTuple):
+    topic: str
+    payload: bytes
+    message: BaseModel
+
+
+class IngestWriter:
+    """Validate → dedup → store → commit, for one drained batch at a time (not thread-safe: one writer)."""
+
+    def __init__(self, engine: Engine, store: TelemetryStore, *, sensor_touch_s: float = 5.0) -> None:
+        self.engine = writer(engine)
+        self.store = store
+        self.stats = IngestStats()
+        self.sensor_touch_s = sensor_touch_s
+        self._touched: dict[tuple[str, str], float] = {}
+        self._announce_hook = _load_announce_hook()
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    # -- public ---------------------------------------------------------------------------------------
+    def commit(self, batch: Sequence[RawMessage]) -> CommitResult:
+        """Decode, store and commit ``batch``; return the acks to publish (after this returned)."""
+        decoded, dead = self._decode(batch)
+        with self.stats._lock:
+            self.stats.received += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        try:
+            result = self._transaction(decoded, dead)
+        except OperationalError:
+            raise  # the database itself is unwell: the caller retries the whole batch later
+        except (DBAPIError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                raise
+            self.stats.report_once(
+                "batch-failed", "batch of %d failed (%s); retrying message by message", len(batch), exc
+            )
+            with self.stats._lock:
+                self.stats.transaction_failures += 1
+            result = self._one_by_one(decoded, dead)
+        return result
+
+    # -- decoding -------------------------------------------------------------------------------------
+    def _decode(self, batch: Sequence[RawMessage]) -> tuple[list[_Decoded], list[_Dead]]:
+        decoded: list[_Decoded] = []
+        dead: list[_Dead] = []
+        for topic, payload in batch:
+            try:
+                _, message = decode_for_topic(topic, payload)
+            except ProtocolError as exc:
+                dead.append(self._dead(topic, payload, exc.reason, exc.detail))
+                continue
+            except Exception as exc:  # never crash on input
+                dead.append(self._dead(topic, payload, "internal_error", f"{type(exc).__name__}: {exc}"))
+                continue
+            decoded.append(_Decoded(topic, payload, message))
+        return decoded, dead
+
+    def _dead(self, topic: str, payload: bytes, reason: str, detail: str) -> _Dead:
+        try:
+            address = parse_topic(topic)
+            agent_id: str | None = address.agent_id
+            site_id: str | None = address.site_id
+        except ProtocolError:
+            agent_id = site_id = None
+        seq = _guess_seq(payload) if agent_id else None
+        self.stats.report_once(f"dead:{reason}", "dead-lettered a message on %s: %s: %s", topic, reason, detail[:300])
+        return _Dead(topic, reason, detail[:2000], bytes(payload), agent_id, seq, site_id)
+
+    # -- the transaction ------------------------------------------------------------------------------
+    def _one_by_one(self, decoded: list[_Decoded], dead: list[_Dead]) -> CommitResult:
+        total = CommitResult()
+        for item in decoded:
+            try:
+                part = self._transaction([item], [])
+            except OperationalError:
+                raise
+            except (DBAPIError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                bad = self._dead(item.topic, item.payload, "store_error", f"{type(exc).__name__}: {exc}")
+                part = self._transaction([], [bad])
+            _merge(total, part)
+        if dead:
+            _merge(total, self._transaction([], dead))
+        return total
+
+    def _transaction(self, decoded: list[_Decoded], dead: list[_Dead]) -> CommitResult:
+        started = time.perf_counter()
+        now = utcnow()
+        result = CommitResult()
+        telemetry: list[TelemetryBatch] = []
+        events: list[AlertEvent] = []
+        others: list[BaseModel] = []
+        for item in decoded:
+            msg = item.message
+            if isinstance(msg, TelemetryBatch):
+                telemetry.append(msg)
+            elif isinstance(msg, AlertEvent):
+                events.append(msg)
+            else:
+                others.append(msg)
+        agents: dict[str, str] = {}
+        sensors: set[tuple[str, str, str]] = set()
+        touched_now = time.monotonic()
+
+        with self.engine.begin() as conn:
+            new_tel, new_ev = self._claim(conn, telemetry, events, now, result)
+            rows: list[ReadingRow] = []
+            for batch in new_tel:
+                agent, site = batch.agent_id, batch.site_id
+                agents[agent] = site
+                for r in batch.readings:
+                    rows.append(ReadingRow(agent, site, r.sensor_id, r.ts, r.value, r.unit, r.quality.value))
+                    key = (site, r.sensor_id)
+                    if touched_now - self._touched.get(key, -1e9) >= self.sensor_touch_s:
+                        sensors.add((site, r.sensor_id, agent))
+            if rows:
+                self.store.write_readings(rows, connection=conn if self.store.transactional else None)
+            result.readings = len(rows)
+            if new_ev or any(isinstance(m, Announce) for m in others):
+                with Session(bind=conn) as session:
+                    for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):
+                        agents[event.agent_id] = event.site_id
+                        apply_signal(session, AlertSignal.from_event(event))
+                    for msg in others:
+                        if isinstance(msg, Announce):
+                            self._announce(session, msg)
+                    session.flush()
+            for msg in others:
+                if isinstance(msg, Status):
+                    record_status(conn, msg, now)
+                elif isinstance(msg, Heartbeat):
+                    record_heartbeat(conn, msg, now)
+                elif not isinstance(msg, Announce):
+                    with self.stats._lock:
+                        self.stats.ignored += 1
+            if agents or sensors:
+                touch(conn, agents=agents.items(), sensors=sensors, now=now)
+            if dead:
+                self._insert_dead(conn, dead, now)
+        # committed
+        for _site, sensor, _agent in sensors:
+            self._touched[(_site, sensor)] = touched_now
+        for d in dead:
+            if d.agent_id and d.site_id and d.seq is not None:
+                result.ack_for(d.agent_id, d.site_id).rejected.append((d.seq, d.reason))
+        result.dead = len(dead)
+        elapsed = (time.perf_counter() - started) * 1000
+        with self.stats._lock:
+            s = self.stats
+            s.transactions += 1
+            s.committed += result.new
+            s.duplicates += result.duplicates
+            s.readings += result.readings
+            s.alert_events += len(new_ev)
+            s.statuses += sum(isinstance(m, Status) for m in others)
+            s.heartbeats += sum(isinstance(m, Heartbeat) for m in others)
+            s.announces += sum(isinstance(m, Announce) for m in others)
+            for d in dead:
+                s.dead_letters[d.reason] += 1
+            s.last_commit_ms = elapsed
+        return result
+
+    def _claim(
+        self,
+        conn: Connection,
+        telemetry: list[TelemetryBatch],
+        events: list[AlertEvent],
+        now: datetime,
+        result: CommitResult,
+    ) -> tuple[list[TelemetryBatch], list[AlertEvent]]:
+        """Insert (agent, seq) into the ledger; keep the messages that were not there yet."""
+        items: list[TelemetryBatch | AlertEvent] = [*telemetry, *events]
+        if not items:
+            return [], []
+        fresh: list[bool]
+        if self._sqlite:
+            stamp = now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            sql = "INSERT OR IGNORE INTO ingest_seq (agent_id, seq, site_id, kind, committed_at) VALUES (?,?,?,?,?)"
+            fresh = []
+            try:
+                for m in items:
+                    cursor.execute(sql, (m.agent_id, m.seq, m.site_id, m.kind, stamp))
+                    fresh.append(cursor.rowcount == 1)
+            finally:
+                cursor.close()
+        else:
+            table = IngestSeq.__table__  # type: ignore[attr-defined]
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            values = [
+                {"agent_id": m.agent_id, "seq": m.seq, "site_id": m.site_id, "kind": m.kind, "committed_at": now}
+                for m in items
+            ]
+            stmt = insert(table).values(values).on_conflict_do_nothing().returning(table.c.agent_id, table.c.seq)
+            claimed = {(a, s) for a, s in conn.execute(stmt).all()}
+            seen: set[tuple[str, int]] = set()
+            fresh = []
+            for m in items:
+                key = (m.agent_id, m.seq)
+                fresh.append(key in claimed and key not in seen)
+                seen.add(key)
+        new_tel: list[TelemetryBatch] = []
+        new_ev: list[AlertEvent] = []
+        for m, is_new in zip(items, fresh, strict=True):
+            result.ack_for(m.agent_id, m.site_id).committed.append(m.seq)
+            if is_new:
+                result.new += 1
+                if isinstance(m, TelemetryBatch):
+                    new_tel.append(m)
+                else:
+                    new_ev.append(m)
+            else:
+                result.duplicates += 1
+        return new_tel, new_ev
+
+    def _announce(self, session: Session, msg: Announce) -> None:
+        if self._announce_hook is not None:
+            self._announce_hook(session, msg)
+        else:
+            session.add(PendingAnnounce(site_id=msg.site_id, agent_id=msg.agent_id, payload=msg.model_dump_json()))
+
+    @staticmethod
+    def _insert_dead(conn: Connection, dead: list[_Dead], now: datetime) -> None:
+        table = DeadLetter.__table__  # type: ignore[attr-defined]
+        conn.execute(
+            table.insert(),
+            [
+                {
+                    "topic": d.topic[:512],
+                    "reason": d.reason,
+                    "detail": d.detail,
+                    "payload": d.payload,
+                    "agent_id": d.agent_id,
+                    "seq": d.seq,
+                    "received_at": now,
+                }
+                for d in dead
+            ],
+        )
+
+
+def _merge(total: CommitResult, part: CommitResult) -> None:
+    for agent, ack in part.acks.items():
+        into = total.ack_for(agent, ack.site_id)
+        into.committed.extend(ack.committed)
+        into.rejected.extend(ack.rejected)
+    total.new += part.new
+    total.duplicates += part.duplicates
+    total.readings += part.readings
+    total.dead += part.dead
+
+
+def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive ranges of ``seqs``."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out

@@ -1,0 +1,225 @@
+"""Camera service: one worker thread per camera (read → analyse → emit), owned and stopped cleanly.
+
+Decoding and analysis run in the worker threads, never on the agent's event loop. OpenCV releases
+the GIL in its heavy calls, so cameras use the cores in parallel. Each worker:
+
+- grabs frames as fast as the source delivers them, but decodes and analyses only at
+  ``analysis_fps``;
+- reports ``video_offline`` when nothing arrived for ``offline_after_s`` and reopens the stream with
+  exponential back-off (``reopen_backoff_s`` … ``reopen_backoff_max_s``); the alert clears on the
+  first frame that arrives again;
+- hands every lifecycle transition to ``emit`` — from the worker thread, or on ``loop`` through
+  ``call_soon_threadsafe`` when a loop is given (the agent's outbox lives on its loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.vision.config import CameraConfig
+from edge.vision.evidence import EvidenceStore
+from edge.vision.lifecycle import Transition
+from edge.vision.pipeline import CameraPipeline, EvidenceSink
+from edge.vision.snapshot import Snapshot
+from edge.vision.source import FrameSource, SourceError, open_source
+from protocols.messages import EvidenceRef
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Transition], None]
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CameraWorker:
+    def __init__(
+        self,
+        config: CameraConfig,
+        emit: Emit,
+        *,
+        evidence: EvidenceSink | None = None,
+        clock: Clock = _utc_now,
+        source: FrameSource | None = None,
+    ) -> None:
+        self.config = config
+        self.pipeline = CameraPipeline(config, evidence=evidence)
+        self._emit = emit
+        self._clock = clock
+        self._source = source or open_source(config)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"camera-{config.camera_id}")
+        self.frames_grabbed = 0
+        self.frames_analysed = 0
+        self.reopens = 0
+        self.state = "starting"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("camera %s: worker did not stop within %.0f s", self.config.camera_id, timeout)
+
+    def _publish(self, transitions: list[Transition]) -> None:
+        for t in transitions:
+            try:
+                self._emit(t)
+            except Exception:
+                log.exception("camera %s: emitting %s %s failed", self.config.camera_id, t.phase, t.rule_id)
+
+    def _wait_silent(self, duration: float, last_frame: float) -> None:
+        """Wait (stoppable) while no frames come, keeping the offline judgement current."""
+        end = time.monotonic() + duration
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._publish(self.pipeline.no_frame(now, self._clock(), now - last_frame))
+            if now >= end:
+                return
+            self._stop.wait(min(0.5, end - now))
+
+    def _run(self) -> None:
+        cfg, health = self.config, self.config.health
+        src, pipe = self._source, self.pipeline
+        interval = 1.0 / cfg.analysis_fps
+        backoff = health.reopen_backoff_s
+        opened = False
+        last_frame = time.monotonic()
+        next_analysis = 0.0
+        error_logged = False
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if not opened:
+                    try:
+                        src.open()
+                        opened = True
+                        self.state = "ok"
+                        if error_logged:
+                            log.info("camera %s: stream reopened", cfg.camera_id)
+                        error_logged = False
+                    except SourceError as exc:
+                        if not error_logged:
+                            log.error("camera %s: %s; retrying with back-off", cfg.camera_id, exc)
+                            error_logged = True
+                        self.state = "down"
+                        self._wait_silent(backoff, last_frame)
+                        backoff = min(backoff * 2, health.reopen_backoff_max_s)
+                        self.reopens += 1
+                        continue
+                try:
+                    got = src.grab()
+                except SourceError as exc:
+                    if not error_logged:
+                        log.warning("camera %s: %s; reopening", cfg.camera_id, exc)
+                        error_logged = True
+                    src.close()
+                    opened = False
+                    self._wait_silent(min(backoff, 1.0), last_frame)
+                    continue
+                now = time.monotonic()
+                if not got:
+                    silent = now - last_frame
+                    self._publish(pipe.no_frame(now, self._clock(), silent))
+                    if silent >= health.offline_after_s:
+                        self.state = "down"
+                        src.close()  # a stalled connection: reconnect
+                        opened = False
+                        self._wait_silent(backoff, last_frame)
+                        backoff = min(backoff * 2, health.reopen_backoff_max_s)
+                        self.reopens += 1
+                    continue
+                self.frames_grabbed += 1
+                last_frame = now
+                backoff = health.reopen_backoff_s
+                self.state = "ok"
+                self._publish(pipe.frame_arrived(now, self._clock()))
+                if now < next_analysis:
+                    continue
+                next_analysis = max(next_analysis + interval, now - interval)
+                try:
+                    frame = src.retrieve()
+                except SourceError as exc:
+                    log.warning("camera %s: %s", cfg.camera_id, exc)
+                    continue
+                report = pipe.process(frame, now, self._clock())
+                self.frames_analysed += 1
+                self._publish(report.transitions)
+        except Exception:
+            log.exception("camera %s: worker crashed", cfg.camera_id)
+            self.state = "down"
+        finally:
+            src.close()
+
+
+class CameraService:
+    """All cameras of a site. ``start()`` spawns the workers, ``stop()`` joins them."""
+
+    def __init__(
+        self,
+        cameras: list[CameraConfig],
+        emit: Emit,
+        *,
+        evidence_store: EvidenceStore | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        clock: Clock = _utc_now,
+        restore: dict[str, list[dict[str, Any]]] | None = None,
+        sources: dict[str, FrameSource] | None = None,
+    ) -> None:
+        self._emit_target = emit
+        self._loop = loop
+        self._store = evidence_store
+        self.workers: dict[str, CameraWorker] = {}
+        for cam in cameras:
+            if not cam.enabled:
+                continue
+            worker = CameraWorker(
+                cam,
+                self._emit,
+                evidence=self._evidence if evidence_store is not None else None,
+                clock=clock,
+                source=(sources or {}).get(cam.camera_id),
+            )
+            if restore and cam.camera_id in restore:
+                worker.pipeline.lifecycle.restore_open(restore[cam.camera_id], time.monotonic())
+            self.workers[cam.camera_id] = worker
+
+    def _evidence(self, snapshot: Snapshot, label: str) -> EvidenceRef:
+        assert self._store is not None
+        return self._store.put(snapshot, label)
+
+    def _emit(self, transition: Transition) -> None:
+        if self._loop is None:
+            self._emit_target(transition)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._emit_target, transition)
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker._stop.set()
+        for worker in self.workers.values():
+            worker.stop()
+
+    def health(self) -> dict[str, str]:
+        """camera id → ok | degraded | down (for the heartbeat's driver map)."""
+        out = {}
+        for cid, w in self.workers.items():
+            open_rules = w.pipeline.lifecycle.open_rules()
+            degraded = bool(open_rules & {"video_frozen", "camera_covered", "camera_defocused", "camera_moved"})
+            out[f"camera:{cid}"] = w.state if w.state != "ok" else ("degraded" if degraded else "ok")
+        return out

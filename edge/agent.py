@@ -1,0 +1,183 @@
+"""Composition root of the edge agent: wires config, drivers, rules, outbox and uplink. Logic lives elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime
+
+from edge.commands import CommandHandler
+from edge.config.loader import LoadedSite, points_of
+from edge.config.models import ModbusEquipmentConfig
+from edge.drivers.base import Sample
+from edge.health import ProcessHealth
+from edge.outbox import Outbox
+from edge.rules.engine import RuleEngine
+from edge.runtime import Runtime, build_pollers, build_rule_instances
+from edge.telemetry import Batcher
+from edge.uplink import AGENT_VERSION, Uplink
+from protocols.messages import Announce, AnnouncedDevice, Heartbeat, Severity
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(self, site: LoadedSite) -> None:
+        self.site = site
+        agent = site.config.agent
+        self.health = ProcessHealth()
+        self.outbox = Outbox(
+            agent.data_dir / "edge.db",
+            max_bytes=int(agent.outbox_max_mb * 1_048_576),
+            max_entries=agent.outbox_max_entries,
+            fsync=agent.fsync,
+            on_thinned=self._on_thinned,
+        )
+        self.engine = RuleEngine(self.outbox, agent.site_id, agent.agent_id, build_rule_instances(site))
+        self.uplink = Uplink(
+            site.config.mqtt,
+            agent.site_id,
+            agent.agent_id,
+            self.outbox,
+            on_command=CommandHandler(agent.site_id, agent.agent_id, lambda: self.site, self.apply, AGENT_VERSION),
+            heartbeat=self.heartbeat,
+            announce=self.announce,
+            heartbeat_interval_s=agent.heartbeat_interval_s,
+            replay_rate_per_s=agent.replay_rate_per_s,
+        )
+        self.batcher = Batcher(self.outbox, agent.site_id, agent.agent_id, agent.batch_max_readings, self.uplink.wake)
+        self.runtime = Runtime(site, build_pollers(site, self.on_samples))
+        self._overflowing = False
+
+    # -- data path ---------------------------------------------------------------------------------
+    def on_samples(self, device_id: str, samples: list[Sample]) -> None:
+        before = self.engine.events_written
+        self.engine.observe(device_id, samples)
+        self.batcher.add(samples)
+        if self.engine.events_written != before:
+            self.uplink.wake()
+
+    def _on_thinned(self, batches: int, readings: int) -> None:
+        self._overflowing = True
+        stats = self.outbox.stats()
+        self.engine.set_condition(
+            self.site.config.agent.agent_id,
+            "edge.outbox_overflow",
+            True,
+            value=float(stats.thinned_readings),
+            title="边缘缓存溢出",
+            message=(
+                f"离线缓存已满，已稀疏最旧遥测 {stats.thinned_batches} 批 / {stats.thinned_readings} 条读数"
+                "（报警从不丢弃）"
+            ),
+            severity=Severity.MAJOR,
+        )
+
+    def _check_overflow_cleared(self) -> None:
+        if (
+            self._overflowing
+            and self.outbox.depth < self.outbox.max_entries // 2
+            and (self.outbox.stats().bytes < self.outbox.max_bytes // 2)
+        ):
+            self._overflowing = False
+            self.engine.set_condition(self.site.config.agent.agent_id, "edge.outbox_overflow", False)
+
+    # -- reports -----------------------------------------------------------------------------------
+    def heartbeat(self) -> Heartbeat:
+        stats = self.outbox.stats()
+        drivers = self.runtime.driver_states()
+        drivers["outbox"] = "degraded" if stats.thinned_batches and self._overflowing else "ok"
+        agent = self.site.config.agent
+        return Heartbeat(
+            site_id=agent.site_id,
+            agent_id=agent.agent_id,
+            ts=datetime.now(UTC),
+            uptime_s=self.health.uptime_s(),
+            outbox_depth=stats.depth,
+            outbox_oldest_age_s=stats.oldest_age_s,
+            last_acked_seq=stats.last_acked_seq,
+            drivers=drivers,
+            cpu_percent=self.health.cpu_percent(),
+            rss_mb=round(self.health.rss_mb(), 1),
+        )
+
+    def announce(self) -> Announce:
+        site = self.site
+        devices = [
+            AnnouncedDevice(
+                device_id=d.id,
+                device_type=d.device_type if isinstance(d, ModbusEquipmentConfig) else "probe",
+                model=site.register_maps[d.register_map].model[:128]
+                if isinstance(d, ModbusEquipmentConfig)
+                else d.type,
+                sensors=[f"{d.id}.{p}" for p in points_of(d, site.register_maps)],
+            )
+            for d in site.config.devices
+        ]
+        return Announce(
+            site_id=site.config.agent.site_id,
+            agent_id=site.config.agent.agent_id,
+            ts=datetime.now(UTC),
+            agent_version=AGENT_VERSION,
+            devices=devices,
+        )
+
+    # -- configuration swap ------------------------------------------------------------------------
+    async def apply(self, site: LoadedSite) -> None:
+        """Stop the pollers, swap rules and pollers to ``site``, start again (raises if it cannot start)."""
+        await self.runtime.stop()
+        self.batcher.flush()
+        agent = site.config.agent
+        self.engine = RuleEngine(self.outbox, agent.site_id, agent.agent_id, build_rule_instances(site))
+        self.runtime = Runtime(site, build_pollers(site, self.on_samples))
+        self.site = site
+        self.batcher.max_readings = agent.batch_max_readings
+        self.runtime.start()
+        log.info("configuration applied: %d buses, %d devices", len(self.runtime.pollers), len(site.config.devices))
+
+    # -- life cycle --------------------------------------------------------------------------------
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.site.config.agent.batch_interval_s))
+            self.engine.tick()
+            self.uplink.wake()
+            if self.batcher.buffer:
+                self.batcher.flush()
+            self._check_overflow_cleared()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        log.info(
+            "edge agent %s/%s starting: %d devices, outbox depth %d",
+            self.site.config.agent.site_id,
+            self.site.config.agent.agent_id,
+            len(self.site.config.devices),
+            self.outbox.depth,
+        )
+        self.runtime.start()
+        tasks = [
+            asyncio.create_task(self.uplink.run(), name="uplink"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            await self.runtime.stop()
+            self.batcher.flush()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.outbox.close()
+            log.info("edge agent stopped")
+
+
+async def run_agent(site: LoadedSite) -> None:
+    """Run until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await Agent(site).run(stop)

@@ -1,0 +1,195 @@
+"""Load a site file with everything it references (register maps, rule packs) and check it as a whole.
+
+Every problem becomes one :class:`ConfigError` naming the file, the key and the reason, e.g.
+``site.toml: devices[2].address: Input should be less than or equal to 247``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from edge.config.models import (
+    AsciiProbeConfig,
+    ModbusEquipmentConfig,
+    ModbusProbeConfig,
+    SiteConfig,
+)
+from edge.errors import ConfigError
+from edge.rules.models import RulePack
+from protocols.errors import ProtocolError
+from protocols.registers import RegisterMap, load_register_map
+
+M = TypeVar("M", bound=BaseModel)
+
+#: The firmware-config directory of a source checkout (register maps and rule packs shipped with us).
+SHIPPED = Path(__file__).resolve().parents[2] / "firmware-config"
+
+
+@dataclass(frozen=True)
+class LoadedSite:
+    """A validated site with its register maps and rule packs resolved."""
+
+    path: Path
+    config: SiteConfig
+    register_maps: dict[str, RegisterMap] = field(default_factory=dict)
+    rule_packs: dict[str, RulePack] = field(default_factory=dict)
+    text: str = ""
+
+    def device_points(self, device_id: str) -> dict[str, str]:
+        """point → unit of one device, after the ``points`` filter."""
+        device = self.config.device(device_id)
+        return points_of(device, self.register_maps)
+
+
+def points_of(
+    device: ModbusProbeConfig | AsciiProbeConfig | ModbusEquipmentConfig, maps: dict[str, RegisterMap]
+) -> dict[str, str]:
+    if isinstance(device, ModbusEquipmentConfig):
+        available = maps[device.register_map].units()
+    elif isinstance(device, ModbusProbeConfig):
+        available = {}
+        if device.registers.temperature is not None:
+            available["temperature"] = "°C"
+        if device.registers.humidity is not None:
+            available["humidity"] = "%RH"
+    else:
+        available = {"temperature": "°C"}
+        if device.humidity:
+            available["humidity"] = "%RH"
+    if device.points is None:
+        return available
+    return {p: available[p] for p in device.points if p in available}
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"serial", "tcp", "modbus_probe", "ascii_probe", "modbus_equipment"} or part.startswith(
+            ("threshold", "rate_of_change", "stale", "sensor_fault", "flag", "code", "all_of")
+        ):
+            continue  # discriminator tags pydantic adds to the location
+        else:
+            out += ("." if out else "") + part
+    return out or "<root>"
+
+
+def explain(error: ValidationError, source: str) -> ConfigError:
+    items = error.errors(include_url=False)
+    first = items[0]
+    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
+    return ConfigError(source, _loc(tuple(first["loc"])), f"{first['msg']}{more}")
+
+
+def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "<file>", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "<file>", "not UTF-8 text") from None
+    return text, parse_toml(text, str(path))
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "<syntax>", str(exc)) from None
+
+
+def validate_model(model: type[M], data: dict[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise explain(exc, source) from None
+    except ValueError as exc:  # raised outside pydantic's wrapping, e.g. by an imported validator
+        raise ConfigError(source, "<root>", str(exc)) from None
+
+
+def _search_dirs(base: Path, config: SiteConfig, kind: str) -> list[Path]:
+    extra = config.agent.register_dirs if kind == "registers" else config.agent.rulepack_dirs
+    dirs = [base / kind, base.parent / kind, *[(base / d) for d in extra], SHIPPED / kind]
+    env = os.environ.get("SENTINEL_FIRMWARE_CONFIG")
+    if env:
+        dirs.insert(0, Path(env) / kind)
+    return dirs
+
+
+def _find(dirs: list[Path], name: str) -> Path | None:
+    for d in dirs:
+        candidate = d / f"{name}.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_rule_pack(path: Path) -> RulePack:
+    _text, data = _read_toml(path)
+    return validate_model(RulePack, data, str(path))
+
+
+def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
+    """Validate a site file given as text (``push_config``) relative to ``base_dir``."""
+    data = parse_toml(text, source)
+    config = validate_model(SiteConfig, data, source)
+    maps: dict[str, RegisterMap] = {}
+    for index, device in enumerate(config.devices):
+        if isinstance(device, ModbusEquipmentConfig) and device.register_map not in maps:
+            found = _find(_search_dirs(base_dir, config, "registers"), device.register_map)
+            key = f"devices[{index}].register_map"
+            if found is None:
+                raise ConfigError(source, key, f"register map {device.register_map!r} not found")
+            try:
+                maps[device.register_map] = load_register_map(found)
+            except ProtocolError as exc:
+                raise ConfigError(source, key, exc.detail) from None
+    packs: dict[str, RulePack] = {}
+    for index, binding in enumerate(config.rules):
+        key = f"rules[{index}]"
+        if binding.pack not in packs:
+            found = _find(_search_dirs(base_dir, config, "rulepacks"), binding.pack)
+            if found is None:
+                raise ConfigError(source, f"{key}.pack", f"rule pack {binding.pack!r} not found")
+            packs[binding.pack] = load_rule_pack(found)
+        pack = packs[binding.pack]
+        if binding.profile is not None and binding.profile not in pack.profiles:
+            raise ConfigError(
+                source, f"{key}.profile", f"pack {pack.id!r} has no profile {binding.profile!r} ({list(pack.profiles)})"
+            )
+        if pack.profiles and binding.profile is None:
+            raise ConfigError(source, f"{key}.profile", f"pack {pack.id!r} needs a profile: {list(pack.profiles)}")
+        rule_ids = {r.id for r in pack.rules}
+        for rule_id, params in binding.overrides.items():
+            if rule_id not in rule_ids:
+                raise ConfigError(source, f"{key}.overrides.{rule_id}", f"pack {pack.id!r} has no such rule")
+            rule = next(r for r in pack.rules if r.id == rule_id)
+            merged = {**rule.model_dump(), **params}
+            try:
+                type(rule).model_validate(merged)
+            except ValidationError as exc:
+                err = explain(exc, source)
+                raise ConfigError(source, f"{key}.overrides.{rule_id}.{err.key}", err.reason) from None
+        for device_id in binding.devices:
+            device = config.device(device_id)
+            points = points_of(device, maps)
+            usable = [r for r in pack.rules_for(binding.profile) if all(i in points for i in r.inputs())]
+            if not usable:
+                raise ConfigError(
+                    source,
+                    f"{key}.devices",
+                    f"device {device_id!r} has none of the points pack {pack.id!r} reads (it has {sorted(points)})",
+                )
+    return LoadedSite(Path(source), config, maps, packs, text)
+
+
+def load_site(path: Path) -> LoadedSite:
+    text, _ = _read_toml(path)
+    return load_site_text(text, str(path), path.resolve().parent)

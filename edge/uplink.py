@@ -1,0 +1,291 @@
+"""The uplink: one aiomqtt connection that drains the outbox, receives Acks and commands, and reports health.
+
+* QoS 1 everywhere that matters, a fixed client id and a persistent session (MQTT 5 ``clean_start=False`` with
+  a session expiry, or MQTT 3.1.1 ``clean_session=False``). ``protocol="auto"`` tries MQTT 5 and falls back to
+  3.1.1 when the broker refuses it (the embedded amqtt broker speaks 3.1.1 only).
+* Retained :class:`Status` ``online`` on connect; the last will is ``Status(state=offline, reason="lwt")``.
+* Outbox entries are published strictly in seq order, at most ``inflight_window`` of them waiting for the
+  cloud's :class:`Ack`, at most ``replay_rate_per_s`` per second. After a reconnect, or when no Ack came for
+  ``ack_timeout_s``, everything unacked is published again from the oldest seq (the cloud dedups by seq).
+  The window also keeps us far below paho's 65,535 in-flight message ids.
+* Reconnects with jittered exponential back-off, forever; a repeated failure is logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config.models import MqttConfig
+from edge.outbox import Outbox
+from protocols.errors import ProtocolError
+from protocols.messages import (
+    Ack,
+    Announce,
+    Command,
+    CommandResult,
+    Heartbeat,
+    SiteState,
+    Status,
+    decode,
+    encode,
+)
+from protocols.topics import Channel, topic_for
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = "0.1.0"
+
+
+class Uplink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        site_id: str,
+        agent_id: str,
+        outbox: Outbox,
+        *,
+        on_command: Callable[[Command], Awaitable[CommandResult]],
+        heartbeat: Callable[[], Heartbeat],
+        announce: Callable[[], Announce],
+        heartbeat_interval_s: float = 30,
+        replay_rate_per_s: float = 500,
+    ) -> None:
+        self.config = config
+        self.site_id = site_id
+        self.agent_id = agent_id
+        self.outbox = outbox
+        self.on_command = on_command
+        self.heartbeat = heartbeat
+        self.announce = announce
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.replay_rate_per_s = replay_rate_per_s
+        self.client_id = config.client_id or f"edge-{site_id}-{agent_id}"[:64]
+        self.connected = False
+        self.protocol_in_use: str | None = None
+        self._force_v311 = config.protocol == "3.1.1"
+        self._wake = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._inflight: dict[int, float] = {}
+        self.published = 0
+        self.acks = 0
+        self.connects = 0
+
+    def topic(self, channel: Channel) -> str:
+        return topic_for(self.site_id, self.agent_id, channel)
+
+    def wake(self) -> None:
+        """New outbox entries are waiting."""
+        self._wake.set()
+
+    # -- connection -------------------------------------------------------------------------------
+    def _client(self) -> aiomqtt.Client:
+        cfg = self.config
+        will = aiomqtt.Will(
+            self.topic(Channel.STATUS),
+            encode(self._status(SiteState.OFFLINE, "lwt")),
+            qos=1,
+            retain=True,
+        )
+        password = cfg.password.get_secret_value() if cfg.password else None
+        if password is None and cfg.password_env:
+            password = os.environ.get(cfg.password_env)
+        tls: dict[str, Any] = {}
+        if cfg.tls.enabled:
+            context = ssl.create_default_context(cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+            if cfg.tls.cert_file:
+                context.load_cert_chain(str(cfg.tls.cert_file), str(cfg.tls.key_file) if cfg.tls.key_file else None)
+            if cfg.tls.insecure:
+                context.check_hostname = False
+            tls = {"tls_context": context, "tls_insecure": cfg.tls.insecure}
+        common: dict[str, Any] = {
+            "username": cfg.username,
+            "password": password,
+            "identifier": self.client_id,
+            "will": will,
+            "keepalive": cfg.keepalive_s,
+            "timeout": 10,
+            "max_inflight_messages": cfg.inflight_window + 8,
+            **tls,
+        }
+        if self._force_v311:
+            self.protocol_in_use = "3.1.1"
+            client = aiomqtt.Client(
+                cfg.host, cfg.port, protocol=aiomqtt.ProtocolVersion.V311, clean_session=False, **common
+            )
+        else:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = cfg.session_expiry_s
+            self.protocol_in_use = "5"
+            client = aiomqtt.Client(
+                cfg.host, cfg.port, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props, **common
+            )
+        client.pending_calls_threshold = 1000 + 2 * cfg.inflight_window  # we bound in-flight ourselves
+        return client
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect — until cancelled."""
+        attempt = 0
+        last_error = ""
+        while True:
+            fallback = False
+            try:
+                async with self._client() as client:
+                    attempt = 0
+                    if last_error:
+                        log.warning("broker %s:%s reachable again", self.config.host, self.config.port)
+                        last_error = ""
+                    await self._session(client)
+            except* aiomqtt.MqttConnectError as group:
+                exc = group.exceptions[0]
+                rc = getattr(getattr(exc, "rc", None), "value", getattr(exc, "rc", None))
+                if self.config.protocol == "auto" and not self._force_v311 and rc in (1, 132):
+                    log.info("broker refuses MQTT 5, using MQTT 3.1.1")
+                    self._force_v311 = fallback = True
+                else:
+                    last_error = self._log_once(last_error, exc)
+            except* (aiomqtt.MqttError, OSError) as group:
+                last_error = self._log_once(last_error, group.exceptions[0])
+            if fallback:
+                continue
+            self.connected = False
+            delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** min(attempt, 16))
+            attempt += 1
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    def _log_once(self, last: str, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        if text != last:
+            log.warning(
+                "MQTT connection to %s:%s lost or refused: %s (retrying)", self.config.host, self.config.port, text
+            )
+        return text
+
+    def _status(self, state: SiteState, reason: str | None = None) -> Status:
+        return Status(
+            site_id=self.site_id,
+            agent_id=self.agent_id,
+            state=state,
+            ts=datetime.now(UTC),
+            agent_version=AGENT_VERSION,
+            reason=reason,
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self.connects += 1
+        await client.subscribe(self.topic(Channel.ACK), qos=1)
+        await client.subscribe(self.topic(Channel.COMMAND), qos=1)
+        await client.publish(self.topic(Channel.STATUS), encode(self._status(SiteState.ONLINE)), qos=1, retain=True)
+        await client.publish(self.topic(Channel.ANNOUNCE), encode(self.announce()), qos=1)
+        self.connected = True
+        log.info("connected to %s:%s (MQTT %s)", self.config.host, self.config.port, self.protocol_in_use)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._receive(client))
+                group.create_task(self._send(client))
+                group.create_task(self._beat(client))
+        except asyncio.CancelledError:
+            try:
+                await asyncio.wait_for(
+                    client.publish(
+                        self.topic(Channel.STATUS),
+                        encode(self._status(SiteState.OFFLINE, "shutdown")),
+                        qos=1,
+                        retain=True,
+                    ),
+                    2,
+                )
+            except (TimeoutError, aiomqtt.MqttError):
+                pass
+            raise
+        finally:
+            self.connected = False
+
+    # -- tasks inside one connection ----------------------------------------------------------------
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        ack_topic, cmd_topic = self.topic(Channel.ACK), self.topic(Channel.COMMAND)
+        async for message in client.messages:
+            topic = str(message.topic)
+            payload = message.payload if isinstance(message.payload, bytes | str) else b""
+            try:
+                if topic == ack_topic:
+                    self.handle_ack(decode(payload, Ack))
+                elif topic == cmd_topic:
+                    command = decode(payload, Command)
+                    result = await self.on_command(command)
+                    await client.publish(self.topic(Channel.COMMAND_RESULT), encode(result), qos=1)
+            except ProtocolError as exc:
+                log.warning("ignoring bad message on %s: %s", topic, exc)
+
+    def handle_ack(self, ack: Ack) -> None:
+        if ack.agent_id != self.agent_id:
+            log.warning("ack for agent %s arrived on our topic; ignored", ack.agent_id)
+            return
+        spans = [(r.first, r.last) for r in ack.committed] + [(r.seq, r.seq) for r in ack.rejected]
+        for rejected in ack.rejected:
+            log.warning("cloud rejected seq %d (dead-lettered): %s", rejected.seq, rejected.reason)
+        self.outbox.ack(spans)
+        self.acks += 1
+        for seq in [s for s in self._inflight if any(a <= s <= b for a, b in spans)]:
+            del self._inflight[seq]
+        self._acked.set()
+
+    async def _wait(self, seconds: float) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._acked.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        self._wake.clear()
+        self._acked.clear()
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        inflight = self._inflight
+        inflight.clear()
+        cursor = 0  # highest seq published on this connection; a new connection replays everything unacked
+        window = self.config.inflight_window
+        tokens = float(window)
+        last_fill = time.monotonic()
+        while True:
+            now = time.monotonic()
+            tokens = min(
+                float(max(window, self.replay_rate_per_s)), tokens + (now - last_fill) * self.replay_rate_per_s
+            )
+            last_fill = now
+            if inflight and now - min(inflight.values()) > self.config.ack_timeout_s:
+                oldest = min(inflight)
+                log.warning("no Ack for seq %d after %.0fs: re-sending from it", oldest, self.config.ack_timeout_s)
+                cursor = oldest - 1
+                inflight.clear()
+            room = min(window - len(inflight), int(tokens))
+            if room <= 0:
+                await self._wait(0.05 if len(inflight) < window else 1.0)
+                continue
+            entries = self.outbox.pending(cursor, min(room, 500))
+            if not entries:
+                await self._wait(1.0)
+                continue
+            await asyncio.gather(*(client.publish(self.topic(Channel(e.channel)), e.payload, qos=1) for e in entries))
+            sent = time.monotonic()
+            for e in entries:
+                inflight[e.seq] = sent
+            cursor = entries[-1].seq
+            tokens -= len(entries)
+            self.published += len(entries)
+
+    async def _beat(self, client: aiomqtt.Client) -> None:
+        while True:
+            await client.publish(self.topic(Channel.HEARTBEAT), encode(self.heartbeat()), qos=0)
+            await asyncio.sleep(self.heartbeat_interval_s)

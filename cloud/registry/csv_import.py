@@ -133,8 +133,10 @@ def parse(text: str) -> tuple[list[ParsedRow], list[RowError], int]:
     count = 0
     seen_uscc: dict[str, tuple[int, str]] = {}
     seen_licence: dict[str, int] = {}
+    end_of_previous = reader.line_num
     for cells in reader:
-        line = reader.line_num
+        line = end_of_previous + 1  # where the record starts (a quoted field may span lines)
+        end_of_previous = reader.line_num
         if not any(c.strip() for c in cells):
             continue
         count += 1

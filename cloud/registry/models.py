@@ -11,9 +11,10 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from pydantic import field_validator
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from cloud.core.db import UTCDateTime
 from cloud.registry import uscc as uscc_mod
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -102,8 +103,8 @@ class MarketSubject(SubjectBase, table=True):
     __tablename__ = "market_subject"
 
     id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class SubjectPublic(SubjectBase):
@@ -161,7 +162,7 @@ class SiteUpdate(SQLModel):
 
 
 class Site(SiteBase, table=True):
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class SitePublic(SiteBase):
@@ -217,8 +218,8 @@ class DeviceCreate(DeviceBase):
 class Device(DeviceBase, table=True):
     agent_id: str | None = Field(default=None, max_length=64)
     agent_version: str | None = Field(default=None, max_length=32)
-    last_announced_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    last_announced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class DevicePublic(DeviceBase):
@@ -250,7 +251,7 @@ class SensorUpdate(SQLModel):
 
 
 class Sensor(SensorBase, table=True):
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class SensorPublic(SensorBase):
@@ -273,10 +274,10 @@ class PendingDevice(SQLModel, table=True):
     device_known: bool = False
     sensors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     state: ApprovalState = Field(default=ApprovalState.PENDING, index=True)
-    first_seen: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
-    last_seen: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     decided_by: str | None = Field(default=None, max_length=64)
-    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=500)
 
 

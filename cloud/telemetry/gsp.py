@@ -32,9 +32,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import DDL, DateTime, Engine, event, func
+from sqlalchemy import DDL, Engine, event, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from cloud.core.db import UTCDateTime
 from cloud.registry.models import MeasuringPoint
 from cloud.telemetry.gsp_profiles import Defaults, Profile, ProfileFile, load_file
 
@@ -59,7 +60,7 @@ class GspRecord(SQLModel, table=True):
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     point_id: int = Field(index=True)
     site_id: str = Field(max_length=64, index=True)
-    recorded_at: datetime = Field(index=True, sa_type=DateTime(timezone=True), description="record instant")
+    recorded_at: datetime = Field(index=True, sa_type=UTCDateTime, description="record instant")
     temperature: float | None = None
     humidity: float | None = None
     location: str = Field(max_length=200, description="测点位置")
@@ -67,7 +68,7 @@ class GspRecord(SQLModel, table=True):
     kind: str = Field(max_length=16, description="storage | transport")
     status: RecordStatus
     profile: str = Field(max_length=64)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(sa_type=UTCDateTime)
     prev_hash: str = Field(max_length=64, unique=True)
     hash: str = Field(max_length=64, unique=True)
 
@@ -78,8 +79,8 @@ class GspCursor(SQLModel, table=True):
     __tablename__ = "gsp_cursor"
 
     point_id: int = Field(primary_key=True)
-    derived_until: datetime = Field(sa_type=DateTime(timezone=True))
-    last_record_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    derived_until: datetime = Field(sa_type=UTCDateTime)
+    last_record_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_status: RecordStatus | None = None
 
 
@@ -92,8 +93,8 @@ class GspPurge(SQLModel, table=True):
     through_seq: int
     anchor_hash: str = Field(max_length=64)
     count: int
-    oldest_kept_before: datetime = Field(sa_type=DateTime(timezone=True), description="retention cut-off")
-    purged_at: datetime = Field(sa_type=DateTime(timezone=True))
+    oldest_kept_before: datetime = Field(sa_type=UTCDateTime, description="retention cut-off")
+    purged_at: datetime = Field(sa_type=UTCDateTime)
     purged_by: str = Field(max_length=64)
 
 

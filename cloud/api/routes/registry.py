@@ -1,0 +1,308 @@
+"""Registry API: departments, market subjects (统一社会信用代码), licences, sites, measuring points, devices,
+sensors, CSV import, and approval of devices announced by edge agents."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
+from pydantic import BaseModel
+
+from cloud.api.deps import SessionDep, StaffUser, require_roles
+from cloud.core.users import Role, User
+from cloud.registry import csv_import, service
+from cloud.registry.models import (
+    ApprovalState,
+    Decision,
+    DepartmentCreate,
+    DepartmentPublic,
+    Device,
+    DeviceCreate,
+    DevicePublic,
+    LicenceCreate,
+    LicencePublic,
+    MeasuringPointCreate,
+    MeasuringPointPublic,
+    PendingDevicePublic,
+    RiskGrade,
+    SensorCreate,
+    SensorPublic,
+    SensorUpdate,
+    SiteCreate,
+    SitePublic,
+    SiteUpdate,
+    SubjectCreate,
+    SubjectPublic,
+    SubjectUpdate,
+)
+from cloud.registry.uscc import InvalidUSCC
+
+router = APIRouter(prefix="/registry", tags=["registry 登记"])
+EditorUser = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
+
+
+def _fail(exc: service.RegistryError | InvalidUSCC) -> HTTPException:
+    if isinstance(exc, InvalidUSCC):
+        return HTTPException(422, str(exc))
+    return HTTPException(exc.status, exc.message)
+
+
+# ---------------------------------------------------------------- departments
+@router.get("/departments", summary="部门/辖区列表 (departments and jurisdictions)")
+def get_departments(session: SessionDep, _: StaffUser) -> list[DepartmentPublic]:
+    return [DepartmentPublic.model_validate(d) for d in service.list_departments(session)]
+
+
+@router.post("/departments", status_code=201, summary="新增部门 (create department)")
+def post_department(session: SessionDep, _: EditorUser, data: DepartmentCreate) -> DepartmentPublic:
+    try:
+        dep = service.create_department(session, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return DepartmentPublic.model_validate(dep)
+
+
+# ---------------------------------------------------------------- subjects
+@router.get("/subjects", summary="市场主体列表 (market subjects; q = name part or USCC)")
+def get_subjects(
+    session: SessionDep,
+    _: StaffUser,
+    q: str | None = None,
+    risk_grade: RiskGrade | None = None,
+    department_id: int | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[SubjectPublic]:
+    rows = service.list_subjects(
+        session, q=q, risk_grade=risk_grade, department_id=department_id, offset=offset, limit=limit
+    )
+    return [SubjectPublic.model_validate(s) for s in rows]
+
+
+@router.post("/subjects", status_code=201, summary="登记市场主体 (USCC check character validated)")
+def post_subject(session: SessionDep, _: EditorUser, data: SubjectCreate) -> SubjectPublic:
+    try:
+        subject = service.create_subject(session, data=data)
+    except (service.RegistryError, InvalidUSCC) as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return SubjectPublic.model_validate(subject)
+
+
+@router.get("/subjects/{subject_id}", summary="市场主体详情")
+def get_subject(session: SessionDep, _: StaffUser, subject_id: int) -> SubjectPublic:
+    try:
+        return SubjectPublic.model_validate(service.get_subject(session, subject_id=subject_id))
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+
+
+@router.patch("/subjects/{subject_id}", summary="修改市场主体（含风险等级 A–D）")
+def patch_subject(session: SessionDep, _: EditorUser, subject_id: int, data: SubjectUpdate) -> SubjectPublic:
+    try:
+        subject = service.update_subject(session, subject_id=subject_id, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return SubjectPublic.model_validate(subject)
+
+
+@router.get("/subjects/{subject_id}/licences", summary="市场主体的许可证")
+def get_subject_licences(session: SessionDep, _: StaffUser, subject_id: int) -> list[LicencePublic]:
+    try:
+        return service.subject_licences(session, subject_id=subject_id, today=date.today())
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+
+
+class RowErrorPublic(BaseModel):
+    line: int
+    reason: str
+    uscc: str | None = None
+
+
+class ImportReportPublic(BaseModel):
+    rows: int
+    accepted: int
+    subjects_created: int
+    subjects_updated: int
+    licences_created: int
+    licences_updated: int
+    errors: list[RowErrorPublic]
+
+
+@router.post(
+    "/subjects/import",
+    summary="批量导入市场主体与许可证 CSV (enterprise-credit publicity export columns; bad rows reported)",
+)
+async def import_subjects(
+    session: SessionDep, _: EditorUser, file: UploadFile, department_id: int | None = None
+) -> ImportReportPublic:
+    data = await file.read()
+    try:
+        report = csv_import.import_csv(session, data, department_id=department_id)
+    except csv_import.ImportFormatError as exc:
+        raise HTTPException(422, str(exc)) from None
+    session.commit()
+    return ImportReportPublic(
+        rows=report.rows,
+        accepted=report.accepted,
+        subjects_created=report.subjects_created,
+        subjects_updated=report.subjects_updated,
+        licences_created=report.licences_created,
+        licences_updated=report.licences_updated,
+        errors=[RowErrorPublic(line=e.line, reason=e.reason, uscc=e.uscc) for e in report.errors],
+    )
+
+
+# ---------------------------------------------------------------- licences
+@router.post("/licences", status_code=201, summary="登记许可证")
+def post_licence(session: SessionDep, _: EditorUser, data: LicenceCreate) -> LicencePublic:
+    try:
+        licence = service.create_licence(session, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return service.licence_public(licence, None, date.today())
+
+
+@router.get("/licences/expiring", summary="即将到期的许可证 (expiring within N days)")
+def get_expiring(
+    session: SessionDep, _: StaffUser, within_days: Annotated[int, Query(ge=0, le=3650)] = 30
+) -> list[LicencePublic]:
+    return service.expiring_licences(session, today=date.today(), within_days=within_days)
+
+
+@router.get("/licences/expired", summary="已过期的许可证 (expired)")
+def get_expired(session: SessionDep, _: StaffUser) -> list[LicencePublic]:
+    return service.expiring_licences(session, today=date.today(), within_days=None, include_expired=True)
+
+
+# ---------------------------------------------------------------- sites, points, devices, sensors
+@router.get("/sites", summary="场所列表")
+def get_sites(
+    session: SessionDep, _: StaffUser, department_id: int | None = None, subject_id: int | None = None
+) -> list[SitePublic]:
+    rows = service.list_sites(session, department_id=department_id, subject_id=subject_id)
+    return [SitePublic.model_validate(s) for s in rows]
+
+
+@router.post("/sites", status_code=201, summary="登记场所")
+def post_site(session: SessionDep, _: EditorUser, data: SiteCreate) -> SitePublic:
+    try:
+        site = service.create_site(session, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return SitePublic.model_validate(site)
+
+
+@router.get("/sites/{site_id}", summary="场所详情")
+def get_site(session: SessionDep, _: StaffUser, site_id: str) -> SitePublic:
+    try:
+        return SitePublic.model_validate(service.get_site(session, site_id=site_id))
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+
+
+@router.patch("/sites/{site_id}", summary="修改场所")
+def patch_site(session: SessionDep, _: EditorUser, site_id: str, data: SiteUpdate) -> SitePublic:
+    try:
+        site = service.update_site(session, site_id=site_id, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return SitePublic.model_validate(site)
+
+
+@router.get("/sites/{site_id}/points", summary="测点列表 (GSP measuring points)")
+def get_points(session: SessionDep, _: StaffUser, site_id: str) -> list[MeasuringPointPublic]:
+    return [MeasuringPointPublic.model_validate(p) for p in service.list_measuring_points(session, site_id=site_id)]
+
+
+@router.post("/points", status_code=201, summary="登记测点（位置、库区/车型、仓储/运输、GSP 配置档）")
+def post_point(session: SessionDep, _: EditorUser, data: MeasuringPointCreate) -> MeasuringPointPublic:
+    try:
+        point = service.create_measuring_point(session, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return MeasuringPointPublic.model_validate(point)
+
+
+@router.get("/sites/{site_id}/devices", summary="设备列表")
+def get_devices(session: SessionDep, _: StaffUser, site_id: str) -> list[DevicePublic]:
+    return [DevicePublic.model_validate(d) for d in service.list_devices(session, site_id=site_id)]
+
+
+@router.post("/devices", status_code=201, summary="登记设备")
+def post_device(session: SessionDep, _: EditorUser, data: DeviceCreate) -> DevicePublic:
+    try:
+        device = service.create_device(session, data=Device.model_validate(data))
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return DevicePublic.model_validate(device)
+
+
+@router.get("/sites/{site_id}/sensors", summary="传感器列表")
+def get_sensors(session: SessionDep, _: StaffUser, site_id: str) -> list[SensorPublic]:
+    return [SensorPublic.model_validate(s) for s in service.list_sensors(session, site_id=site_id)]
+
+
+@router.post("/sensors", status_code=201, summary="登记传感器（测点、预期上报间隔）")
+def post_sensor(session: SessionDep, _: EditorUser, data: SensorCreate) -> SensorPublic:
+    try:
+        sensor = service.create_sensor(session, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return SensorPublic.model_validate(sensor)
+
+
+@router.patch("/sites/{site_id}/sensors/{sensor_id}", summary="修改传感器")
+def patch_sensor(session: SessionDep, _: EditorUser, site_id: str, sensor_id: str, data: SensorUpdate) -> SensorPublic:
+    try:
+        sensor = service.update_sensor(session, site_id=site_id, sensor_id=sensor_id, data=data)
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return SensorPublic.model_validate(sensor)
+
+
+# ---------------------------------------------------------------- approvals
+@router.get("/pending", summary="待审批的设备（边缘上报的未知设备/传感器）")
+def get_pending(
+    session: SessionDep, _: StaffUser, state: ApprovalState | None = ApprovalState.PENDING
+) -> list[PendingDevicePublic]:
+    return [PendingDevicePublic.model_validate(p) for p in service.list_pending(session, state=state)]
+
+
+@router.post("/pending/{pending_id}/approve", summary="批准接入 (approve an announced device)")
+def approve(
+    session: SessionDep, user: EditorUser, pending_id: int, decision: Decision | None = None
+) -> PendingDevicePublic:
+    try:
+        item = service.approve_pending(
+            session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
+        )
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return PendingDevicePublic.model_validate(item)
+
+
+@router.post("/pending/{pending_id}/reject", summary="拒绝接入 (reject an announced device)")
+def reject(
+    session: SessionDep, user: EditorUser, pending_id: int, decision: Decision | None = None
+) -> PendingDevicePublic:
+    try:
+        item = service.reject_pending(
+            session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
+        )
+    except service.RegistryError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return PendingDevicePublic.model_validate(item)

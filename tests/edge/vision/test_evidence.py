@@ -23,9 +23,9 @@ from edge.vision.snapshot import Snapshot, render_snapshot
 from tests.edge.vision.helpers import sha256
 
 pytest.importorskip("fastapi")
-from cloud.app import create_app  # noqa: E402
-from cloud.core.config import Settings  # noqa: E402
-from cloud.core.users import Role, UserCreate, create_user  # noqa: E402
+from cloud.app import create_app
+from cloud.core.config import Settings
+from cloud.core.users import Role, UserCreate, create_user
 
 PASSWORD = "Ev1dence-Passw0rd!"
 

@@ -140,7 +140,7 @@ def test_upload_stores_dedupes_serves_and_rejects_wrong_hash(cloud_app: tuple[ob
 
 
 def test_uploader_retries_until_the_cloud_has_every_snapshot(cloud_app: tuple[object, Cloud], tmp_path: Path) -> None:
-    app, cloud = cloud_app
+    _app, cloud = cloud_app
     queue = UploadQueue(tmp_path / "uploads.db", backoff_s=0.05, backoff_max_s=0.2)
     store = EvidenceStore(tmp_path / "ev", max_bytes=10_000_000, max_count=100, queue=queue)
     snaps = [_snapshot(i) for i in range(3)]

@@ -130,3 +130,11 @@ def test_transition_agrees_with_the_table(state: ClueState, action: ClueAction, 
         assert exc.reason_zh and exc.reason_en
     else:
         assert tr is not None and role in tr.roles and result is tr.target
+
+
+def test_docs_show_the_current_diagrams() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "workflow.md").read_text(encoding="utf-8")
+    for machine in MACHINES.values():
+        assert machine.to_mermaid() in doc, f"docs/workflow.md is out of date for the {machine.name} machine"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
     "CASE_MACHINE",
@@ -128,6 +128,9 @@ class StateMachine(Generic[S, A]):
         missing = set(states) - set(state_labels)
         if missing or set(actions) - set(action_labels):
             raise ValueError(f"{name}: labels missing for {missing or set(actions) - set(action_labels)}")
+
+    def all_states(self) -> list[S]:
+        return list(self.states)
 
     def state_label(self, state: S) -> str:
         return self.state_labels[state]
@@ -449,9 +452,8 @@ CASE_MACHINE: StateMachine[CaseState, CaseAction] = StateMachine(
     ],
 )
 
-MACHINES: dict[
-    str, StateMachine[ClueState, ClueAction] | StateMachine[TaskState, TaskAction] | StateMachine[CaseState, CaseAction]
-] = {
+#: every machine by name (for generic code: docs, API listing of states and actions)
+MACHINES: dict[str, StateMachine[Any, Any]] = {
     "clue": CLUE_MACHINE,
     "task": TASK_MACHINE,
     "case": CASE_MACHINE,

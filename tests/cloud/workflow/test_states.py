@@ -111,7 +111,7 @@ def test_every_state_is_reachable_and_labelled() -> None:
                 if tr.target not in reachable:
                     reachable.add(tr.target)
                     frontier.append(tr.target)
-        assert reachable == set(machine.states), machine.name
+        assert reachable == set(machine.all_states()), machine.name
         assert "stateDiagram-v2" in machine.to_mermaid()
 
 

@@ -58,6 +58,25 @@ class Transition:
     zone_id: str | None = None
     boxes: tuple[Box, ...] = ()
     evidence: tuple[EvidenceRef, ...] = ()
+    clear_after_s: float = 0.0
+    clear_message: str | None = None
+
+    def open_state(self) -> dict[str, Any]:
+        """What :meth:`AlertLifecycle.restore_open` needs to reopen this alert after a restart."""
+        return {
+            "rule_id": self.rule_id,
+            "alert_id": self.alert_id,
+            "started_at": self.started_at.isoformat(),
+            "severity": self.severity.value,
+            "category": self.category,
+            "message": self.message,
+            "clear_message": self.clear_message,
+            "clear_after_s": self.clear_after_s,
+            "value": self.value,
+            "limit": self.limit,
+            "unit": self.unit,
+            "zone_id": self.zone_id,
+        }
 
     def alert_fields(self) -> dict[str, Any]:
         """Keyword arguments for ``AlertEvent`` except ``site_id``, ``agent_id`` and ``seq``."""
@@ -162,6 +181,8 @@ class AlertLifecycle:
             unit=obs.unit,
             zone_id=obs.zone_id,
             boxes=obs.boxes,
+            clear_after_s=obs.clear_after_s,
+            clear_message=obs.clear_message,
         )
 
     # -- persistence of open alerts (JSON-friendly) -------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Cameras inside the edge agent: lifecycle transitions → the agent's durable outbox, evidence → cloud.
+
+:class:`OutboxAlertSink` turns each :class:`~edge.vision.lifecycle.Transition` into a protocols
+``AlertEvent`` written to the agent's outbox (same seq sequence as everything else, deleted only on
+the cloud's Ack) and, **in the same transaction**, the camera's open-alert state into the
+``camera_alert_state`` table — the pattern the rule engine uses — so a restart neither forgets an
+open camera alert nor raises it twice.
+
+:class:`CameraBridge` owns the camera service, the evidence store and the uploader; the agent
+creates it, awaits :meth:`CameraBridge.run` as one of its tasks and adds :meth:`health` to its
+heartbeat and :meth:`announced_devices` to its announce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.vision.config import CameraConfig, EvidenceConfig
+from edge.vision.evidence import EvidenceStore, EvidenceUploader, UploadQueue
+from edge.vision.lifecycle import Transition
+from edge.vision.service import CameraService
+from protocols.messages import AlertEvent, AlertPhase, AnnouncedDevice, encode
+from protocols.topics import Channel
+
+if TYPE_CHECKING:
+    from edge.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+_STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS camera_alert_state (
+    device_id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (device_id, rule_id)
+);
+"""
+
+
+class OutboxAlertSink:
+    def __init__(self, outbox: Outbox, site_id: str, agent_id: str, wake: Callable[[], None] | None = None) -> None:
+        self.outbox = outbox
+        self.site_id, self.agent_id = site_id, agent_id
+        self._wake = wake
+        outbox.db.executescript(_STATE_SCHEMA)
+        self.written = 0
+
+    def open_alerts(self) -> dict[str, list[dict[str, Any]]]:
+        """Saved open alerts per camera (for :class:`CameraService` ``restore``)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for device_id, state in self.outbox.db.execute("SELECT device_id, state FROM camera_alert_state"):
+            out.setdefault(device_id, []).append(json.loads(state))
+        return out
+
+    def write(self, t: Transition) -> int:
+        """Append the event (and the open-alert state change) to the outbox in one transaction; returns its seq."""
+
+        def build(seq: int) -> bytes:
+            return encode(AlertEvent(site_id=self.site_id, agent_id=self.agent_id, seq=seq, **t.alert_fields()))
+
+        key = (t.device_id, t.rule_id)
+        state = t.open_state()
+
+        def persist(db: sqlite3.Connection) -> None:
+            if t.phase is AlertPhase.CLEAR:
+                db.execute("DELETE FROM camera_alert_state WHERE device_id = ? AND rule_id = ?", key)
+            else:
+                db.execute(
+                    "INSERT INTO camera_alert_state (device_id, rule_id, state) VALUES (?,?,?) "
+                    "ON CONFLICT(device_id, rule_id) DO UPDATE SET state = excluded.state",
+                    (*key, json.dumps(state, ensure_ascii=False)),
+                )
+
+        seq = self.outbox.append(Channel.EVENTS.value, build, is_alert=True, extra=persist)
+        self.written += 1
+        log.info("camera alert %s %s/%s: %s", t.phase.value, t.device_id, t.rule_id, t.message)
+        if self._wake is not None:
+            self._wake()
+        return seq
+
+
+class CameraBridge:
+    def __init__(
+        self,
+        cameras: list[CameraConfig],
+        outbox: Outbox,
+        *,
+        site_id: str,
+        agent_id: str,
+        data_dir: Path,
+        evidence: EvidenceConfig | None = None,
+        wake: Callable[[], None] | None = None,
+        token: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.cameras = [c for c in cameras if c.enabled]
+        ev = evidence or EvidenceConfig()
+        directory = ev.directory if ev.directory.is_absolute() else data_dir / "evidence"
+        self.queue = UploadQueue(directory / "uploads.db")
+        self.store = EvidenceStore(directory, max_bytes=ev.max_bytes, max_count=ev.max_count, queue=self.queue)
+        self.sink = OutboxAlertSink(outbox, site_id, agent_id, wake)
+        self.uploader = (
+            EvidenceUploader(self.store, self.queue, ev.upload_url, token or (lambda: os.environ.get(ev.token_env)))
+            if ev.upload_url
+            else None
+        )
+        self.service: CameraService | None = None
+
+    @classmethod
+    def from_site(cls, config: Any, outbox: Outbox, wake: Callable[[], None] | None = None) -> CameraBridge:
+        """From the agent's ``SiteConfig`` (``cameras``, ``agent``, optional ``evidence``)."""
+        return cls(
+            list(config.cameras),
+            outbox,
+            site_id=config.agent.site_id,
+            agent_id=config.agent.agent_id,
+            data_dir=Path(config.agent.data_dir),
+            evidence=getattr(config, "evidence", None),
+            wake=wake,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the cameras (worker threads) and the uploader until ``stop`` is set."""
+        if not self.cameras:
+            await stop.wait()
+            return
+        loop = asyncio.get_running_loop()
+        self.service = CameraService(
+            self.cameras,
+            self.sink.write,
+            evidence_store=self.store,
+            loop=loop,
+            restore=self.sink.open_alerts(),
+        )
+        self.service.start()
+        uploader = asyncio.create_task(self.uploader.run(stop), name="evidence-uploader") if self.uploader else None
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.to_thread(self.service.stop)
+            if uploader is not None:
+                await uploader
+            self.queue.close()
+
+    def health(self) -> dict[str, str]:
+        return self.service.health() if self.service is not None else {}
+
+    def announced_devices(self) -> list[AnnouncedDevice]:
+        return [
+            AnnouncedDevice(device_id=c.camera_id, device_type="camera", model=c.name or None) for c in self.cameras
+        ]

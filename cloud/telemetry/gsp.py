@@ -392,6 +392,20 @@ def derive_all(engine: Engine, source: ReadingSource, *, now: datetime | None = 
     return report
 
 
+async def run_periodically(engine: Engine, source: ReadingSource, *, interval_s: float = 60.0) -> None:
+    """Derive records every ``interval_s`` until cancelled (a lifespan task); work runs in a thread."""
+    import asyncio
+
+    while True:
+        try:
+            report = await asyncio.to_thread(derive_all, engine, source)
+            if report.records:
+                log.info("GSP derivation: %d records for %d points", report.records, report.points)
+        except Exception:  # logged; the next round retries
+            log.exception("GSP derivation round failed")
+        await asyncio.sleep(interval_s)
+
+
 # ---------------------------------------------------------------- verification
 @dataclass(frozen=True)
 class VerifyResult:

@@ -61,3 +61,39 @@ def let_postgres_user_in(base: Path) -> None:
         mode = d.stat().st_mode
         if not mode & stat.S_IXOTH:
             os.chmod(d, stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def api_client(tmp_path: Path, url: str | None = None):  # type: ignore[no-untyped-def]
+    """A TestClient on a fresh app (no background tasks) and a token factory ``token(role)``."""
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    from cloud.app import create_app
+    from cloud.core.security import create_token
+    from cloud.core.users import Role, UserCreate, create_user
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=url or f"sqlite:///{tmp_path / 'api.db'}",
+        admin_password="Adm1n-pass-for-tests",  # type: ignore[arg-type]
+        jwt_secret="test-secret-test-secret-test-secret",  # type: ignore[arg-type]
+        ingest_enabled=False,
+        presence_enabled=False,
+    )
+    app = create_app(settings, run_background=False)
+    engine = app.state.engine
+
+    def token(role: str) -> dict[str, str]:
+        name = f"user-{role}"
+        with Session(engine) as session:
+            from cloud.core.users import get_user_by_username
+
+            if get_user_by_username(session, username=name) is None:
+                create_user(session, user_create=UserCreate(username=name, password="Passw0rd!long", role=Role(role)))
+                session.commit()
+        jwt = create_token(subject=name, role=role, key=settings.jwt_key(), lifetime=timedelta(minutes=10))
+        return {"Authorization": f"Bearer {jwt}"}
+
+    return TestClient(app), token, app

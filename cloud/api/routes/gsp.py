@@ -129,7 +129,11 @@ def verify(session: SessionDep, _: VerifierUser) -> VerifyPublic:
 
 @router.post("/derive", summary="立即生成到期的记录 (derive due records now; append only)")
 def derive_now(
-    engine: EngineDep, store: StoreDep, _: Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
+    session: SessionDep,
+    engine: EngineDep,
+    store: StoreDep,
+    _: Annotated[User, Depends(require_roles(Role.SUPERVISOR))],
 ) -> DerivePublic:
+    session.commit()  # release this request's write lock (SQLite): derivation takes its own, per point
     report = gsp.derive_all(engine, store)
     return DerivePublic(points=report.points, records=report.records, skipped=report.skipped or [])

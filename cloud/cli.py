@@ -135,3 +135,9 @@ def create_user_command(
             typer.echo(f"已创建用户 {user.username} (role {str(user.role)}, id {user.id})")
     except IntegrityError:
         raise typer.BadParameter(f"用户名 {username} 已存在") from None
+
+
+from cloud.registry import cli as _records_cli  # noqa: E402 - registry and GSP records sub-commands
+
+app.add_typer(_records_cli.app, name="registry")
+app.add_typer(_records_cli.records_app, name="records")

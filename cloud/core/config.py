@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     telemetry_token: SecretStr | None = None
     telemetry_org: str = "sentinel"
     telemetry_bucket: str = "sentinel"
+    telemetry_influx_write: Literal["v2", "v1"] = Field(default="v2", description="v1 only for InfluxDB 1.6/1.7")
+    telemetry_influx_read: Literal["influxql", "victoriametrics"] = Field(default="influxql", description="query path")
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
 
     # MQTT (ingest)

@@ -35,6 +35,7 @@ MODEL_MODULES: list[str] = [
 ]
 OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.registry.models",
+    "cloud.telemetry.gsp",
     "cloud.evidence",
     "cloud.workflow.models",
 ]

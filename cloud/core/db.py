@@ -38,6 +38,7 @@ OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.telemetry.gsp",
     "cloud.evidence",
     "cloud.workflow.models",
+    "cloud.journal",
 ]
 
 

@@ -1,0 +1,64 @@
+"""The journal chain: appends link, verification names the first tampered or orphaned row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from cloud.core.config import Settings
+from cloud.core.db import init_db, make_engine, writer
+from cloud.journal import append, timeline, verify
+
+
+def _engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = make_engine(Settings(data_dir=tmp_path))
+    init_db(engine)
+    return engine
+
+
+def test_chain_verifies_and_detects_edit_and_delete(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    with Session(writer(engine)) as session:
+        for i in range(5):
+            append(
+                session,
+                actor="alice",
+                action="clue.transition",
+                target_type="clue",
+                target_id=7,
+                payload={"to": f"s{i}"},
+            )
+        append(session, actor="bob", action="task.assigned", target_type="task", target_id=1)
+        session.commit()
+    with Session(engine) as session:
+        assert verify(session).ok
+        assert [e.payload.get("to") for e in timeline(session, "clue", 7)] == ["s0", "s1", "s2", "s3", "s4"]
+    with Session(writer(engine)) as session:
+        session.execute(text("UPDATE journal_event SET actor='mallory' WHERE id=3"))
+        session.commit()
+    with Session(engine) as session:
+        result = verify(session)
+        assert not result.ok and result.first_bad_id == 3 and "3" in result.reason
+    with Session(writer(engine)) as session:
+        session.execute(text("UPDATE journal_event SET actor='alice' WHERE id=3"))
+        session.execute(text("DELETE FROM journal_event WHERE id=4"))
+        session.commit()
+    with Session(engine) as session:
+        result = verify(session)
+        assert not result.ok and result.first_bad_id == 5
+
+
+def test_append_is_part_of_the_callers_transaction(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    with Session(writer(engine)) as session:
+        append(session, actor="a", action="clue.created", target_type="clue", target_id=1)
+        session.rollback()
+    with Session(writer(engine)) as session:
+        append(session, actor="a", action="clue.created", target_type="clue", target_id=2)
+        session.commit()
+    with Session(engine) as session:
+        assert [e.target_id for e in timeline(session, "clue", 2)] == ["2"]
+        assert timeline(session, "clue", 1) == []
+        assert verify(session).ok

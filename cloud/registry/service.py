@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from cloud.registry import uscc as uscc_mod
@@ -146,7 +147,7 @@ def expiring_licences(
     ``within_days=None`` with ``include_expired`` lists expired licences only.
     """
     stmt = select(Licence, MarketSubject).join(MarketSubject).where(col(Licence.valid_to).is_not(None))
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     if within_days is not None:
         conds.append((col(Licence.valid_to) >= today) & (col(Licence.valid_to) <= today + timedelta(days=within_days)))
     if include_expired:

@@ -132,14 +132,20 @@ _PG_PURGE_GUARDS = (
     "CREATE OR REPLACE TRIGGER gsp_purge_guard BEFORE UPDATE OR DELETE ON gsp_purge "
     "FOR EACH ROW EXECUTE FUNCTION gsp_record_guard()",
 )
+
+
+def _ddl_obj(statement: str) -> DDL:
+    return DDL(statement.replace("%", "%%"))  # type: ignore[no-untyped-call]
+
+
 for _table, _sqlite, _pg in (
-    (GspRecord.__table__, _SQLITE_RECORD_GUARDS, _PG_RECORD_GUARDS),
-    (GspPurge.__table__, _SQLITE_PURGE_GUARDS, _PG_PURGE_GUARDS),
+    (GspRecord.__table__, _SQLITE_RECORD_GUARDS, _PG_RECORD_GUARDS),  # type: ignore[attr-defined]
+    (GspPurge.__table__, _SQLITE_PURGE_GUARDS, _PG_PURGE_GUARDS),  # type: ignore[attr-defined]
 ):
     for _ddl in _sqlite:
-        event.listen(_table, "after_create", DDL(_ddl.replace("%", "%%")).execute_if(dialect="sqlite"))
+        event.listen(_table, "after_create", _ddl_obj(_ddl).execute_if(dialect="sqlite"))
     for _ddl in _pg:
-        event.listen(_table, "after_create", DDL(_ddl.replace("%", "%%")).execute_if(dialect="postgresql"))
+        event.listen(_table, "after_create", _ddl_obj(_ddl).execute_if(dialect="postgresql"))
 
 
 def install_guards(engine: Engine) -> None:
@@ -150,7 +156,7 @@ def install_guards(engine: Engine) -> None:
         guards = (*_SQLITE_RECORD_GUARDS, *_SQLITE_PURGE_GUARDS)
     with engine.begin() as conn:
         for ddl in guards:
-            conn.execute(DDL(ddl.replace("%", "%%")))
+            conn.execute(_ddl_obj(ddl))
 
 
 # ---------------------------------------------------------------- canonical form and hashing
@@ -279,7 +285,7 @@ def _lock_chain(session: Session) -> None:
     """Serialise appenders: PostgreSQL advisory lock (SQLite writers already hold the write lock)."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.exec(select(func.pg_advisory_xact_lock(0x6A5F_0001)))  # type: ignore[call-overload]
+        session.exec(select(func.pg_advisory_xact_lock(0x6A5F_0001)))
 
 
 @dataclass
@@ -500,7 +506,7 @@ def purge_expired(session: Session, *, now: datetime, by: str, profiles: Profile
     )
     session.add(purge)
     session.flush()  # the trigger allows the DELETE only once this row exists
-    session.exec(  # type: ignore[call-overload]
+    session.execute(
         GspRecord.__table__.delete().where(GspRecord.__table__.c.seq <= through)  # type: ignore[attr-defined]
     )
     session.flush()

@@ -28,6 +28,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
@@ -64,16 +65,22 @@ def _escape_tag(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
+@lru_cache(maxsize=65_536)
+def _series_key(agent_id: str, sensor_id: str, site_id: str, unit: str) -> str:
+    return (
+        f"{MEASUREMENT},agent_id={_escape_tag(agent_id)},sensor_id={_escape_tag(sensor_id)},"
+        f"site_id={_escape_tag(site_id)},unit={_escape_tag(unit or '-')} quality="
+    )
+
+
 def to_line(r: ReadingRow) -> str:
     """One reading as an InfluxDB line-protocol line (ms precision)."""
-    tags = (
-        f"{MEASUREMENT},agent_id={_escape_tag(r.agent_id)},sensor_id={_escape_tag(r.sensor_id)},"
-        f"site_id={_escape_tag(r.site_id)},unit={_escape_tag(r.unit or '-')}"
-    )
-    fields = f"quality={QUALITY_CODE.get(r.quality, 1)}i"
-    if r.value is not None and math.isfinite(r.value):
-        fields += f",value={float(r.value)!r}"
-    return f"{tags} {fields} {_ms(r.ts)}"
+    head = _series_key(r.agent_id, r.sensor_id, r.site_id, r.unit)
+    ms = int(r.ts.timestamp() * 1000)
+    value = r.value
+    if value is not None and math.isfinite(value):
+        return f"{head}{QUALITY_CODE.get(r.quality, 1)}i,value={float(value)!r} {ms}"
+    return f"{head}{QUALITY_CODE.get(r.quality, 1)}i {ms}"
 
 
 def _ql_str(value: str) -> str:
@@ -135,7 +142,7 @@ class InfluxStore(TelemetryStore):
     # ------------------------------------------------------------ writes
     def _v2_api(self) -> Any:
         if self._write_api is None:
-            from influxdb_client import InfluxDBClient
+            from influxdb_client.client.influxdb_client import InfluxDBClient
             from influxdb_client.client.write_api import SYNCHRONOUS
 
             self._client = InfluxDBClient(url=self.url, token=self.token or "", org=self.org, timeout=30_000)
@@ -147,7 +154,7 @@ class InfluxStore(TelemetryStore):
             return
         body = "\n".join(to_line(r) for r in rows)
         if self.write_mode == "v2":
-            from influxdb_client import WritePrecision
+            from influxdb_client.domain.write_precision import WritePrecision
             from influxdb_client.rest import ApiException
 
             try:
@@ -326,7 +333,7 @@ class InfluxStore(TelemetryStore):
             series = self._influxql(f"SELECT count(quality) FROM {MEASUREMENT}")
             return sum(int(v[1]) for s in series for v in s.get("values", []))
         now = datetime.now(UTC) + timedelta(days=1)
-        seen = set()
+        seen: set[tuple[tuple[str | None, str | None], int]] = set()
         for s in self._export(f'{{__name__="{MEASUREMENT}_quality"}}', _EPOCH + timedelta(days=1), now):
             key = (s["metric"].get("site_id"), s["metric"].get("sensor_id"))
             seen.update((key, ts) for ts in s["timestamps"])

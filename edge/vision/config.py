@@ -106,7 +106,9 @@ class HealthConfig(_Section):
     reopen_backoff_s: float = Field(default=1, ge=0.1, le=60, description="first reopen delay")
     reopen_backoff_max_s: float = Field(default=30, ge=0.1, le=600)
     frozen_after_s: float = Field(default=30, ge=2, le=3600, description="identical frames this long → frozen")
-    frozen_diff: float = Field(default=0.25, ge=0, le=10, description="mean abs difference below = identical")
+    frozen_diff: float = Field(
+        default=0.02, ge=0, le=10, description="mean abs grey difference below this = the same picture"
+    )
 
 
 class TamperConfig(_Section):

@@ -39,6 +39,7 @@ EvidenceSink = Callable[[Snapshot, str], EvidenceRef]
 HEALTH_RULES = frozenset({"video_offline", "video_frozen"})
 TAMPER_RULES = frozenset({"camera_covered", "camera_defocused", "camera_moved"})
 PERSON_HOLD_S = 1.0
+LARGE_MOTION_HOLD_S = 2.0
 MID_HEIGHT = 240
 
 
@@ -107,6 +108,7 @@ class CameraPipeline:
         self._last_person_boxes: list[Box] = []
         self._prev_small: Frame | None = None
         self._unchanged_since: float | None = None
+        self._large_motion_at = -1e18
         self.last_frame: Frame | None = None
         self.last_frame_wall: datetime | None = None
 
@@ -185,8 +187,13 @@ class CameraPipeline:
             if self._people is not None and self._people_rules_armed(working):
                 report.people, report.hog_runs = self._find_people(frame, motion, now)
             obs.extend(self._people_observations(report.people, now, working))
+            large = cfg.pests.max_blob_area * 4 * geo.small[0] * geo.small[1]
+            if any(b.area > large for b in motion.boxes) or report.people:
+                self._large_motion_at = now  # a person-sized mover is around: its fragments are no rodent
+            calm = now - self._large_motion_at > LARGE_MOTION_HOLD_S
             if cfg.pests.enabled:
-                for s in pests.update(motion.foreground, now, dark=dark, after_hours=not working):
+                sightings = pests.update(motion.foreground, now, dark=dark, after_hours=not working)
+                for s in sightings if calm else []:
                     obs.append(self._pest_observation(s.zone_id, s.confidence, s.box.scaled(geo.fx, geo.fy), dark))
             obs.extend(self._model_observations(frame, motion, now, working))
         obs = _strongest_per_rule(obs)

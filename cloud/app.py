@@ -81,6 +81,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from cloud.presence import PresenceMonitor
 
         tasks.append(asyncio.create_task(PresenceMonitor(settings, app.state.engine).run(), name="presence"))
+    if app.state.run_background:
+        from cloud.telemetry import gsp
+
+        interval = settings.gsp_derive_interval_s
+        tasks.append(
+            asyncio.create_task(gsp.run_periodically(app.state.engine, app.state.store, interval_s=interval), name="gsp")
+        )
     try:
         yield
     finally:

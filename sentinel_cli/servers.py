@@ -48,20 +48,22 @@ class Server:
     workdir: Path
     log_path: Path
     extra: dict[str, str] = field(default_factory=dict)
+    cleanup: list[Path] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL, for fault-injection tests."""
@@ -164,14 +166,20 @@ def start_postgres(workdir: Path, port: int | None = None) -> Server:
         raise ServerUnavailable("PostgreSQL server is not installed (apt-get install postgresql)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    data = workdir / "pgdata"
     run_as: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root: use the 'postgres' system user
+    cleanup: list[Path] = []
+    if os.geteuid() == 0:
+        # postgres refuses to run as root: run it as the 'postgres' system user, with its cluster and socket in a
+        # directory of its own (the caller's temp dir, e.g. pytest's, is usually not reachable by that user).
         import pwd
+        import tempfile
 
         pw = pwd.getpwnam("postgres")
+        workdir = Path(tempfile.mkdtemp(prefix="sentinel-pg-"))
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
+        cleanup.append(workdir)
         run_as = ["runuser", "-u", "postgres", "--"]
+    data = workdir / "pgdata"
     subprocess.run(
         [*run_as, initdb, "-D", str(data), "-U", "sentinel", "--auth=trust", "-E", "UTF8", "--no-sync"],
         check=True,
@@ -197,6 +205,7 @@ def start_postgres(workdir: Path, port: int | None = None) -> Server:
         "full_page_writes=off",
     ]
     server = _spawn("postgres", argv, workdir, port, timeout=30)
+    server.cleanup.extend(cleanup)
     # wait until it accepts connections (the port opens a moment before that)
     for _ in range(100):
         probe = subprocess.run(

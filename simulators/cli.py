@@ -95,3 +95,8 @@ def show(
 from simulators.fleet import fleet_command  # noqa: E402
 
 app.command("fleet")(fleet_command)
+
+
+from simulators.camera.cli import camera_app  # noqa: E402  (camera simulator: sentinel sim camera …)
+
+app.add_typer(camera_app, name="camera")

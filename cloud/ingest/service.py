@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import Engine
@@ -98,12 +99,31 @@ class IngestService:
             subscription(ch, share_group=None if ch is Channel.STATUS else (group or None)) for ch in UPLINK_CHANNELS
         ]
 
-    def _versions(self) -> list[aiomqtt.ProtocolVersion]:
+    async def _versions(self) -> list[aiomqtt.ProtocolVersion]:
         if self.protocol == "5" or self.settings.mqtt_protocol == "5":
             return [aiomqtt.ProtocolVersion.V5]
         if self.protocol == "3.1.1" or self.settings.mqtt_protocol == "3.1.1":
             return [aiomqtt.ProtocolVersion.V311]
-        return [aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311]
+        return [await self._probe()]
+
+    async def _probe(self) -> aiomqtt.ProtocolVersion:
+        """auto: does the broker speak MQTT 5? A bare CONNECT (no properties: amqtt hangs on those)."""
+        s = self.settings
+        kwargs: dict[str, Any] = {"protocol": aiomqtt.ProtocolVersion.V5, "timeout": 10}
+        if s.mqtt_username:
+            kwargs["username"] = s.mqtt_username
+            kwargs["password"] = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+        if s.mqtt_tls:
+            kwargs["tls_context"] = ssl.create_default_context(cafile=str(s.mqtt_tls_ca) if s.mqtt_tls_ca else None)
+        try:
+            async with aiomqtt.Client(s.mqtt_host, s.mqtt_port, **kwargs):
+                return aiomqtt.ProtocolVersion.V5
+        except MqttConnectError as exc:
+            # 3.1.1 "unacceptable protocol version" / 5 "unsupported protocol version"
+            if getattr(exc.rc, "value", exc.rc) in (1, 132):
+                log.info("broker %s:%s refuses MQTT 5: using 3.1.1 with plain subscriptions", s.mqtt_host, s.mqtt_port)
+                return aiomqtt.ProtocolVersion.V311
+            raise
 
     async def run(self) -> None:
         """Connect, subscribe, consume; reconnect with back-off on any MQTT error. Cancel to stop."""
@@ -111,13 +131,25 @@ class IngestService:
         backoff = 0.5
         try:
             while True:
-                for version in self._versions():
+                try:
+                    versions = await self._versions()
+                except aiomqtt.MqttError as exc:
+                    versions = []
+                    self.stats.report_once(
+                        "mqtt",
+                        "ingest cannot reach the broker %s:%s: %s",
+                        self.settings.mqtt_host,
+                        self.settings.mqtt_port,
+                        exc,
+                    )
+                for version in versions:
                     had_connected = False
                     queue: asyncio.Queue[aiomqtt.Message] | None = None
                     try:
                         client = self._client(version)
                         queue = _CapturingQueue.last  # captured before any await: it is this client's
                         assert queue is not None
+                        client.pending_calls_threshold = MAX_PENDING_ACKS + 1  # our own bound
                         async with client:
                             had_connected = True
                             self.protocol = "5" if version == aiomqtt.ProtocolVersion.V5 else "3.1.1"

@@ -10,9 +10,10 @@
    hand announcements to the registry, insert dead letters;
 3. return what to acknowledge — the caller publishes the acks only after this returned, i.e. after commit.
 
-A batch whose transaction fails for a data reason is retried message by message so one poisonous
-message is dead-lettered (``store_error``) and its neighbours are still committed; database-level
-failures (locked, disk, connection) propagate so the caller retries the whole batch later.
+A batch whose transaction fails for a data reason (or a bug downstream, e.g. in clue collection) is
+retried message by message so one poisonous message is dead-lettered (``store_error``, raw bytes kept for
+a replay) and its neighbours are still committed; database-level failures (``OperationalError``: locked,
+disk, connection) propagate so the caller retries the whole batch later and nothing is dead-lettered.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class IngestWriter:
             result = self._transaction(decoded, dead)
         except OperationalError:
             raise  # the database itself is unwell: the caller retries the whole batch later
-        except (DBAPIError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except Exception as exc:  # a data problem (or a bug downstream, e.g. in clue collection)
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 raise
             self.stats.report_once(
@@ -180,7 +181,9 @@ class IngestWriter:
                 part = self._transaction([item], [])
             except OperationalError:
                 raise
-            except (DBAPIError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            except Exception as exc:
+                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    raise
                 bad = self._dead(item.topic, item.payload, "store_error", f"{type(exc).__name__}: {exc}")
                 part = self._transaction([], [bad])
             _merge(total, part)

@@ -1,0 +1,273 @@
+"""Lossless ingest through a real mosquitto into real SQLite (issue 3's checks)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import pytest
+from sqlalchemy import Engine, text
+
+from cloud.core.config import Settings
+from cloud.telemetry.store import TelemetryStore
+from protocols import (
+    Ack,
+    AlertEvent,
+    AlertPhase,
+    Channel,
+    Reading,
+    Severity,
+    TelemetryBatch,
+    decode,
+    encode,
+    topic_for,
+)
+from sentinel_cli.servers import Server
+from tests.cloud.conftest import running_ingest, wait_until
+
+pytestmark = pytest.mark.broker
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def batch(site: str, agent: str, seq: int, n: int = 2) -> TelemetryBatch:
+    ts = T0 + timedelta(seconds=seq)
+    return TelemetryBatch(
+        site_id=site,
+        agent_id=agent,
+        seq=seq,
+        sent_at=ts,
+        readings=[Reading(sensor_id=f"t{i}", ts=ts, value=4.0 + i / 10, unit="°C") for i in range(n)],
+    )
+
+
+def malformed(i: int, site: str, agent: str) -> tuple[str, bytes, str]:
+    """(topic, payload, expected reason) — ten kinds of bad input, cycling."""
+    topic = topic_for(site, agent, Channel.TELEMETRY)
+    good = json.loads(encode(batch(site, agent, 900_000 + i)))
+    kind = i % 10
+    if kind == 0:
+        return topic, b"{not json", "malformed_json"
+    if kind == 1:
+        return topic, b"", "malformed_json"
+    if kind == 2:
+        good["readings"][0]["value"] = "warm"
+        return topic, json.dumps(good).encode(), "invalid_payload"
+    if kind == 3:
+        good["readings"][0]["ts"] = "2026-11-26T08:00:00"  # naive timestamp
+        return topic, json.dumps(good).encode(), "invalid_payload"
+    if kind == 4:
+        good["site_id"] = "someone-else"  # identity in payload differs from topic
+        return topic, json.dumps(good).encode(), "identity_mismatch"
+    if kind == 5:
+        good["seq"] = 0
+        return topic, json.dumps(good).encode(), "invalid_payload"
+    if kind == 6:
+        good["readings"] = []
+        return topic, json.dumps(good).encode(), "invalid_payload"
+    if kind == 7:
+        return topic_for(site, agent, Channel.EVENTS), json.dumps(good).encode(), "invalid_payload"
+    if kind == 8:
+        return topic, b'{"pad": "' + b"x" * 1_100_000 + b'"}', "oversized"
+    good["v"] = 2
+    return topic, json.dumps(good).encode(), "invalid_payload"
+
+
+async def publish_all(port: int, messages: list[tuple[str, bytes]], window: int = 500) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, identifier="test-publisher", max_inflight_messages=window) as c:
+        c.pending_calls_threshold = 1 << 30
+        for start in range(0, len(messages), window):
+            await asyncio.gather(*(c.publish(t, p, qos=1) for t, p in messages[start : start + window]))
+
+
+def scalar(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+async def test_10k_batches_with_duplicates_and_malformed_stored_exactly_once(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    cloud_settings.mqtt_port = mosquitto.port
+    agents = [(f"site{i:02d}", f"agent{i:02d}") for i in range(20)]
+    good = [(s, a, seq) for s, a in agents for seq in range(1, 501)]  # 10,000 batches
+    assert len(good) == 10_000
+    rng = random.Random(7)
+    messages = [(topic_for(s, a, Channel.TELEMETRY), encode(batch(s, a, seq))) for s, a, seq in good]
+    duplicates = rng.sample(messages, 1000)
+    bad = [malformed(i, *agents[i % len(agents)]) for i in range(100)]
+    stream = messages + duplicates + [(t, p) for t, p, _ in bad]
+    rng.shuffle(stream)
+    # the edge's seq order is kept per agent in reality; a shuffled stream is the harder case
+    acked: dict[str, set[int]] = {a: set() for _, a in agents}
+    rejected: dict[str, set[int]] = {a: set() for _, a in agents}
+
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store) as service:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="test-acks") as listener:
+            await listener.subscribe("ms/v1/+/+/ack", qos=1)
+
+            async def collect() -> None:
+                async for m in listener.messages:
+                    ack = decode(m.payload, Ack)  # type: ignore[arg-type]
+                    acked[ack.agent_id].update(ack.seqs() - {r.seq for r in ack.rejected})
+                    rejected[ack.agent_id].update(r.seq for r in ack.rejected)
+
+            collector = asyncio.create_task(collect())
+            await publish_all(mosquitto.port, stream)
+            await wait_until(
+                lambda: (
+                    service.stats.received >= len(stream)  # type: ignore[attr-defined]
+                    and all(len(acked[a]) == 500 for _, a in agents)
+                ),
+                60,
+                "every message processed and every good seq acked",
+            )
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+
+    assert cloud_store.count() == 10_000 * 2
+    with cloud_engine.connect() as conn:
+        distinct = conn.execute(text("SELECT count(*) FROM (SELECT DISTINCT site_id, sensor_id, ts_ms FROM reading)"))
+        assert distinct.scalar_one() == 20_000, "a reading was stored twice"
+    assert scalar(cloud_engine, "SELECT count(*) FROM ingest_seq") == 10_000
+    for _, a in agents:
+        assert acked[a] == set(range(1, 501))
+    # every bad payload dead-lettered with its reason and its raw bytes
+    with cloud_engine.connect() as conn:
+        rows = conn.execute(text("SELECT topic, reason, payload FROM dead_letter")).all()
+    assert len(rows) == 100
+    expected = sorted((t, r, p) for t, p, r in bad)
+    assert sorted((t, r, bytes(p)) for t, r, p in rows) == expected
+    stats = service.stats.snapshot()  # type: ignore[attr-defined]
+    assert stats["dead_letters_total"] == 100
+    assert stats["committed"] == 10_000
+    assert stats["duplicates"] == 1000
+    # the rejected seqs that could be read were reported back so the edge can drop them
+    assert any(rejected.values())
+
+
+async def test_two_workers_on_a_shared_subscription_split_without_loss_or_duplication(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    cloud_settings.mqtt_port = mosquitto.port
+    second = cloud_settings.model_copy(update={"mqtt_client_id": "test-ingest-2"})
+    stream = [
+        (topic_for(f"s{i}", f"a{i}", Channel.TELEMETRY), encode(batch(f"s{i}", f"a{i}", seq)))
+        for i in range(10)
+        for seq in range(1, 301)
+    ]
+    async with (
+        running_ingest(cloud_settings, cloud_engine, cloud_store) as w1,
+        running_ingest(second, cloud_engine, cloud_store) as w2,
+    ):
+        assert w1.protocol == "5" and w2.protocol == "5"  # type: ignore[attr-defined]
+        await publish_all(mosquitto.port, stream)
+        await wait_until(lambda: scalar(cloud_engine, "SELECT count(*) FROM ingest_seq") == 3000, 60, "3000 commits")
+    n1, n2 = w1.stats.received, w2.stats.received  # type: ignore[attr-defined]
+    assert n1 > 0 and n2 > 0, f"the stream was not split: {n1} / {n2}"
+    assert n1 + n2 == 3000, "a message was delivered to both workers (or lost)"
+    assert cloud_store.count() == 6000
+
+
+async def test_ack_is_published_only_after_commit(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    cloud_settings.mqtt_port = mosquitto.port
+    violations: list[int] = []
+    checked = 0
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store):
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="edge-x") as edge:
+            await edge.subscribe(topic_for("p1", "a1", Channel.ACK), qos=1)
+            await publish_all(
+                mosquitto.port,
+                [(topic_for("p1", "a1", Channel.TELEMETRY), encode(batch("p1", "a1", s))) for s in range(1, 1001)],
+            )
+            seen: set[int] = set()
+            async with asyncio.timeout(30):
+                async for m in edge.messages:
+                    ack = decode(m.payload, Ack)  # type: ignore[arg-type]
+                    with cloud_engine.connect() as conn:  # a separate connection sees only committed rows
+                        committed = {r[0] for r in conn.execute(text("SELECT seq FROM ingest_seq WHERE agent_id='a1'"))}
+                    violations.extend(sorted(ack.seqs() - committed))
+                    checked += 1
+                    seen |= ack.seqs()
+                    if len(seen) == 1000:
+                        break
+    assert checked > 0
+    assert violations == [], f"acked before commit: {violations[:10]}"
+
+
+async def test_alert_events_become_alerts_and_clues(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    cloud_settings.mqtt_port = mosquitto.port
+
+    def event(seq: int, phase: AlertPhase, value: float) -> tuple[str, bytes]:
+        ev = AlertEvent(
+            site_id="pharmacy-1",
+            agent_id="agent-1",
+            seq=seq,
+            alert_id="al-0001-fridge",
+            device_id="fridge-1",
+            sensor_id="t1",
+            rule_id="drug_fridge_high",
+            phase=phase,
+            severity=Severity.MAJOR,
+            category="drug_storage",
+            value=value,
+            limit=8.0,
+            unit="°C",
+            message=f"药品冷藏柜温度 {value} °C 超过上限 8 °C",
+            ts=T0 + timedelta(minutes=seq),
+            started_at=T0,
+        )
+        return topic_for("pharmacy-1", "agent-1", Channel.EVENTS), encode(ev)
+
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store):
+        await publish_all(
+            mosquitto.port,
+            [event(1, AlertPhase.RAISE, 12.0), event(2, AlertPhase.UPDATE, 12.5), event(2, AlertPhase.UPDATE, 12.5)],
+        )
+        await wait_until(lambda: scalar(cloud_engine, "SELECT count(*) FROM ingest_seq") == 2, 20, "events")
+        with cloud_engine.connect() as conn:
+            alert = conn.execute(text("SELECT status, value, update_count FROM alert")).one()
+            clue = conn.execute(text("SELECT site_id, sensor_id, value, severity, title, source_count FROM clue")).one()
+        assert tuple(alert) == ("open", 12.5, 1)
+        assert clue.site_id == "pharmacy-1" and clue.sensor_id == "t1" and clue.severity == "major"
+        assert clue.value == 12.0 and "药品储存" in clue.title and clue.source_count == 1
+        await publish_all(mosquitto.port, [event(3, AlertPhase.CLEAR, 6.0)])
+        await wait_until(
+            lambda: scalar(cloud_engine, "SELECT count(*) FROM alert WHERE status='cleared'") == 1, 20, "clear"
+        )
+
+
+async def test_falls_back_to_mqtt_311_plain_subscriptions_on_amqtt(
+    tmp_path: object, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    from pathlib import Path
+
+    from sentinel_cli.servers import ServerUnavailable, start_embedded_broker
+
+    try:
+        broker = start_embedded_broker(Path(str(tmp_path)) / "amqtt")
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        cloud_settings.mqtt_port = broker.port
+        async with running_ingest(cloud_settings, cloud_engine, cloud_store) as service:
+            assert service.protocol == "3.1.1"  # type: ignore[attr-defined]
+            assert not any(
+                s.startswith("$share")
+                for s in service.subscriptions(  # type: ignore[attr-defined]
+                    aiomqtt.ProtocolVersion.V311
+                )
+            )
+            await publish_all(
+                broker.port,
+                [(topic_for("p1", "a1", Channel.TELEMETRY), encode(batch("p1", "a1", s))) for s in range(1, 21)],
+            )
+            await wait_until(lambda: cloud_store.count() == 40, 30, "40 readings via amqtt")
+    finally:
+        broker.stop()

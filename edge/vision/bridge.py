@@ -125,6 +125,9 @@ class CameraBridge:
             wake=wake,
         )
 
+    def _write(self, t: Transition) -> None:
+        self.sink.write(t)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run the cameras (worker threads) and the uploader until ``stop`` is set."""
         if not self.cameras:
@@ -133,7 +136,7 @@ class CameraBridge:
         loop = asyncio.get_running_loop()
         self.service = CameraService(
             self.cameras,
-            self.sink.write,
+            self._write,
             evidence_store=self.store,
             loop=loop,
             restore=self.sink.open_alerts(),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-Mask = NDArray[np.uint8]
+Mask = NDArray[Any]
 
 
 @dataclass(frozen=True, slots=True)

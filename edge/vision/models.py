@@ -36,7 +36,7 @@ class Detector(Protocol):
 
     model_id: str
 
-    def detect(self, frame: NDArray[np.uint8]) -> list[Detection]: ...
+    def detect(self, frame: NDArray[Any]) -> list[Detection]: ...
 
 
 def read_labels(path: Path) -> list[str]:
@@ -69,7 +69,7 @@ class OnnxDetector:
             raise ModelUnavailable(f"cannot load ONNX model {config.path}: {exc}") from exc
         self._input = self._session.get_inputs()[0].name
 
-    def _tensor(self, frame: NDArray[np.uint8]) -> NDArray[np.float32]:
+    def _tensor(self, frame: NDArray[Any]) -> NDArray[Any]:
         img = cv2.resize(frame, (self._cfg.input_width, self._cfg.input_height), interpolation=cv2.INTER_AREA)
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -78,7 +78,7 @@ class OnnxDetector:
         tensor = img.astype(np.float32).transpose(2, 0, 1)[None] * np.float32(self._cfg.scale)
         return np.ascontiguousarray(tensor)
 
-    def detect(self, frame: NDArray[np.uint8]) -> list[Detection]:
+    def detect(self, frame: NDArray[Any]) -> list[Detection]:
         height, width = frame.shape[:2]
         (raw, *_) = self._session.run(None, {self._input: self._tensor(frame)})
         out = np.asarray(raw, dtype=np.float32)

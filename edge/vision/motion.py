@@ -8,6 +8,7 @@ a lighting change (or tamper, which the tamper detector judges) and reports no m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from numpy.typing import NDArray
 from edge.vision.config import MotionConfig
 from edge.vision.geometry import Box, Mask, merge_boxes
 
-Grey = NDArray[np.uint8]
+Grey = NDArray[Any]
 
 
 @dataclass(slots=True)
@@ -39,7 +40,7 @@ class MotionDetector:
         self._valid_count = max(1, int(np.count_nonzero(valid_mask)))
         self._zones = zone_masks
         self._zone_counts = {z: max(1, int(np.count_nonzero(m))) for z, m in zone_masks.items()}
-        self._background: NDArray[np.float32] | None = None
+        self._background: NDArray[Any] | None = None
         self._threshold = 10 + (1 - config.sensitivity) * 30
         self._min_area_px = max(2.0, config.min_area * valid_mask.size)
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -61,7 +62,7 @@ class MotionDetector:
         gain = bg_mean / cur_mean if cur_mean > 1 else 1.0
         normalised = frame * gain
         diff = cv2.absdiff(normalised, bg)
-        fg = np.where((diff > self._threshold) & valid, 255, 0).astype(np.uint8)
+        fg: Mask = np.where((diff > self._threshold) & valid, 255, 0).astype(np.uint8)
         changed = np.count_nonzero(fg) / self._valid_count
 
         if changed > self._cfg.lighting_reject_fraction:
@@ -97,7 +98,7 @@ class MotionDetector:
             self._motion_since = None
         active = bool(boxes) and ts - (self._motion_since or ts) >= self._cfg.min_duration_s
         zone_fraction = {
-            z: np.count_nonzero(cv2.bitwise_and(fg, m)) / self._zone_counts[z] for z, m in self._zones.items()
+            z: float(np.count_nonzero(cv2.bitwise_and(fg, m)) / self._zone_counts[z]) for z, m in self._zones.items()
         }
         return MotionResult(
             boxes=boxes,

@@ -8,6 +8,7 @@ results are mapped back to full-frame coordinates and merged with non-maximum su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ from numpy.typing import NDArray
 
 from edge.vision.geometry import Box, non_max_suppression
 
-Frame = NDArray[np.uint8]
+Frame = NDArray[Any]
 _WIN_W, _WIN_H = 64, 128
 _MAX_CROP_H = 256  # crops are scaled down to at most this height before the search
 
@@ -30,7 +31,7 @@ class Detection:
 class PeopleDetector:
     def __init__(self, hit_threshold: float = 0.3, max_regions: int = 4) -> None:
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
+        self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
         self._hit_threshold = hit_threshold
         self._max_regions = max_regions
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ from edge.vision.tamper import TamperDetector, TamperState
 from protocols.messages import AlertPhase, EvidenceRef, Severity
 
 log = logging.getLogger(__name__)
-Frame = NDArray[np.uint8]
+Frame = NDArray[Any]
 EvidenceSink = Callable[[Snapshot, str], EvidenceRef]
 """Stores a snapshot (and queues its upload); returns the reference the alert carries."""
 
@@ -229,7 +230,6 @@ class CameraPipeline:
     def _tamper_observations(self, t: TamperState) -> list[Observation]:
         cfg = self.config.tamper
         out: list[Observation] = []
-        common = {"raise_after_s": cfg.raise_after_s, "clear_after_s": cfg.clear_after_s}
         if t.covered:
             out.append(
                 Observation(
@@ -239,7 +239,8 @@ class CameraPipeline:
                     f"摄像头「{self.name}」疑似被遮挡或黑屏（亮度 {t.mean:.0f}，纹理 {t.std:.1f}）",
                     clear_message=f"摄像头「{self.name}」遮挡已解除",
                     value=round(t.std, 2),
-                    **common,
+                    raise_after_s=cfg.raise_after_s,
+                    clear_after_s=cfg.clear_after_s,
                 )
             )
         if t.defocused and t.sharpness_baseline:
@@ -253,7 +254,8 @@ class CameraPipeline:
                     clear_message=f"摄像头「{self.name}」清晰度已恢复",
                     value=round(pct, 1),
                     unit="%",
-                    **common,
+                    raise_after_s=cfg.raise_after_s,
+                    clear_after_s=cfg.clear_after_s,
                 )
             )
         if t.moved:
@@ -267,7 +269,8 @@ class CameraPipeline:
                     clear_message=f"摄像头「{self.name}」视角已恢复",
                     value=round(pct, 1),
                     unit="%",
-                    **common,
+                    raise_after_s=cfg.raise_after_s,
+                    clear_after_s=cfg.clear_after_s,
                 )
             )
         return out

@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import cv2
-import numpy as np
 from numpy.typing import NDArray
 
 from edge.vision.geometry import Box
@@ -28,7 +28,7 @@ class Snapshot:
 
 
 def render_snapshot(
-    frame: NDArray[np.uint8],
+    frame: NDArray[Any],
     boxes: Sequence[Box],
     labels: Sequence[str],
     *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 import time
 import urllib.parse
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from edge.vision.config import CameraConfig
 
-Frame = NDArray[np.uint8]
+Frame = NDArray[Any]
 _SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
 _MAX_BUFFER = 8 * 1024 * 1024
 

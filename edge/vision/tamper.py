@@ -12,6 +12,7 @@ Each judgement is made against the scene's own history, not fixed absolute numbe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ from numpy.typing import NDArray
 
 from edge.vision.config import TamperConfig
 
-Grey = NDArray[np.uint8]
+Grey = NDArray[Any]
 GRID = 4
 
 
@@ -45,7 +46,7 @@ def sharpness(grey: Grey) -> float:
     return float(cv2.Laplacian(img, cv2.CV_32F).var()) / var
 
 
-def cell_ncc(a: NDArray[np.float32], b: NDArray[np.float32], grid: int = GRID) -> list[float | None]:
+def cell_ncc(a: NDArray[Any], b: NDArray[Any], grid: int = GRID) -> list[float | None]:
     """Zero-mean normalised cross-correlation per grid cell (None where the reference has no texture)."""
     h, w = a.shape
     out: list[float | None] = []
@@ -69,7 +70,7 @@ class TamperDetector:
         self._cfg = config
         self._started: float | None = None
         self._baseline: float | None = None
-        self._reference: NDArray[np.float32] | None = None
+        self._reference: NDArray[Any] | None = None
         self._reference_at = 0.0
         self._moved_since: float | None = None
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -147,7 +148,7 @@ class Uplink:
                         log.warning("broker %s:%s reachable again", self.config.host, self.config.port)
                         last_error = ""
                     await self._session(client)
-            except* aiomqtt.MqttConnectError as group:
+            except* MqttConnectError as group:
                 exc = group.exceptions[0]
                 rc = getattr(getattr(exc, "rc", None), "value", getattr(exc, "rc", None))
                 if self.config.protocol == "auto" and not self._force_v311 and rc in (1, 132):
@@ -157,6 +158,9 @@ class Uplink:
                     last_error = self._log_once(last_error, exc)
             except* (aiomqtt.MqttError, OSError) as group:
                 last_error = self._log_once(last_error, group.exceptions[0])
+            except* Exception as group:  # a bug must not end the uplink for good: log it and reconnect
+                log.error("uplink failed unexpectedly; reconnecting", exc_info=group.exceptions[0])
+                last_error = repr(group.exceptions[0])
             if fallback:
                 continue
             self.connected = False

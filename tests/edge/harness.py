@@ -41,7 +41,9 @@ async def run_pack_scenario(
         site = load_site_text(site_toml, "test-site.toml", tmp_path)
         outbox = Outbox(tmp_path / "edge.db", fsync="normal")
         try:
-            engine = RuleEngine(outbox, site.config.agent.site_id, site.config.agent.agent_id, build_rule_instances(site))
+            engine = RuleEngine(
+                outbox, site.config.agent.site_id, site.config.agent.agent_id, build_rule_instances(site)
+            )
             runtime = Runtime(site, build_pollers(site, engine.observe))
             runtime.start()
             deadline = time.monotonic() + scenario.scenario.duration_s / time_scale + 10

@@ -193,6 +193,7 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
         alert.update_count += 1
         session.add(alert)
         session.flush()
+        _journal(session, "alert.cleared", alert)  # followers: notifications, assessment
         return AlertOutcome(alert, created=False, cleared=True)
 
     new_id = _insert_if_absent(session, signal)
@@ -201,7 +202,8 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
         assert alert is not None
         from cloud.workflow.clues import collect_from_alert
 
-        collect_from_alert(session, alert)
+        clue = collect_from_alert(session, alert)
+        _journal(session, "alert.raised", alert, clue_id=clue.id)  # followers: notifications, assessment
         return AlertOutcome(alert, created=True, cleared=False)
 
     alert = open_alert(session, site_id=signal.site_id, device_id=signal.device_id, rule_id=signal.rule_id)
@@ -217,6 +219,35 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
     session.add(alert)
     session.flush()
     return AlertOutcome(alert, created=False, cleared=False)
+
+
+def _journal(session: Session, action: str, alert: Alert, *, clue_id: int | None = None) -> None:
+    """Append ``alert.raised`` / ``alert.cleared`` to the journal (the feed notifications and assessment follow)."""
+    from cloud import journal
+
+    journal.append(
+        session,
+        actor=f"agent:{alert.agent_id}" if alert.agent_id else "system",
+        action=action,
+        target_type="alert",
+        target_id=alert.id or 0,
+        payload={
+            "alert_id": alert.id,
+            "clue_id": clue_id,
+            "site_id": alert.site_id,
+            "device_id": alert.device_id,
+            "sensor_id": alert.sensor_id,
+            "rule_id": alert.rule_id,
+            "severity": alert.severity,
+            "category": alert.category,
+            "source": alert.source,
+            "message": alert.message,
+            "value": alert.value,
+            "limit": alert.limit,
+            "unit": alert.unit,
+            "started_at": alert.started_at,
+        },
+    )
 
 
 def list_alerts(

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Dialect, Engine, TypeDecorator, create_engine, event
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel
 
 from cloud.core.config import Settings
@@ -39,6 +38,8 @@ OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.evidence",
     "cloud.workflow.models",
     "cloud.journal",
+    "cloud.notify.models",
+    "cloud.assessment.models",
 ]
 
 
@@ -80,6 +81,7 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA wal_autocheckpoint=16384")  # 64 MiB: fewer, larger checkpoints under ingest load
         cur.close()
 
     return on_connect
@@ -95,10 +97,12 @@ def make_engine(settings: Settings, *, url: str | None = None) -> Engine:
     url = url or settings.db_url
     if url.startswith("sqlite"):
         settings.ensure_data_dir()
+        # pooled connections: closing the last connection of a WAL database checkpoints it (slow per commit)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
-            poolclass=NullPool if ":memory:" not in url else None,
+            pool_size=8,
+            max_overflow=16,
         )
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)

@@ -1,0 +1,199 @@
+"""Notification settings (environment) and rule files (routing.toml, escalation.toml), validated once at load."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloud.core.config import Settings
+from cloud.rules.loader import RuleModel, load_model, rules_path
+
+ChannelName = Literal["inapp", "mqtt", "webhook", "email"]
+CHANNELS: tuple[ChannelName, ...] = ("inapp", "mqtt", "webhook", "email")
+RecipientKind = Literal["on_duty", "site_contacts", "assignee", "supervisors"]
+Level = Literal["supervisor", "head"]
+SEVERITY_RANK = {"critical": 0, "major": 1, "minor": 2, "warning": 3, "indeterminate": 4}
+
+
+class NotifySettings(BaseSettings):
+    """``SENTINEL_NOTIFY_*`` environment knobs of the notification service."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_NOTIFY_", env_file=".env", extra="ignore")
+
+    enabled: bool = Field(default=True, description="run the notification + supervision followers in `serve`")
+    poll_s: float = Field(default=0.1, gt=0, le=10, description="journal poll interval")
+    tick_s: float = Field(default=0.5, gt=0, le=60, description="escalation / storm-summary check interval")
+    rules_dir: Path | None = Field(default=None, description="directory with routing.toml/escalation.toml overrides")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", description="base of signed ack links")
+    link_secret: SecretStr | None = Field(default=None, description="default: derived from the JWT secret")
+    link_ttl_s: int = Field(default=7 * 86400, ge=60)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "sentinel@localhost"
+    mqtt_enabled: bool = True
+    mqtt_topic_prefix: str = Field(default="ms/v1/notify", description="per-person topic: <prefix>/<username>")
+    mqtt_client_id: str = "sentinel-notify-1"
+
+    def secret(self, settings: Settings) -> bytes:
+        if self.link_secret is not None:
+            return self.link_secret.get_secret_value().encode()
+        return hmac.new(settings.jwt_key().encode(), b"notify-ack-links", hashlib.sha256).digest()
+
+
+class When(RuleModel):
+    action: list[str] = Field(default_factory=list)
+    category: list[str] = Field(default_factory=list)
+    severity_at_least: str | None = None
+    rule_id: list[str] = Field(default_factory=list)
+    site_id: list[str] = Field(default_factory=list)
+    channel_not: list[str] = Field(default_factory=list, description="skip clues from these intake channels")
+
+    @model_validator(mode="after")
+    def _severity(self) -> When:
+        if self.severity_at_least is not None and self.severity_at_least not in SEVERITY_RANK:
+            raise ValueError(f"unknown severity {self.severity_at_least!r}; known: {list(SEVERITY_RANK)}")
+        return self
+
+    def matches(self, action: str, facts: dict[str, str | None]) -> bool:
+        def glob(patterns: list[str], value: str | None) -> bool:
+            return not patterns or (value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns))
+
+        if self.action and action not in self.action:
+            return False
+        if self.severity_at_least is not None:
+            sev = facts.get("severity")
+            if sev is None or SEVERITY_RANK.get(sev, 99) > SEVERITY_RANK[self.severity_at_least]:
+                return False
+        if self.channel_not and facts.get("channel") in self.channel_not:
+            return False
+        return (
+            glob(self.category, facts.get("category"))
+            and glob(self.rule_id, facts.get("rule_id"))
+            and glob(self.site_id, facts.get("site_id"))
+        )
+
+
+class Route(RuleModel):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    when: When = Field(default_factory=When)
+    recipients: list[RecipientKind] = Field(min_length=1)
+    designation: str = "site_contact"
+    min_recipients: int = Field(default=1, ge=0, le=100)
+    channels: list[ChannelName] = Field(default_factory=lambda: list(CHANNELS))
+    escalation: str = "default"
+    storm_exempt: bool = Field(default=False, description="never folded into a summary nor rate-limited")
+
+
+class RoutingRules(RuleModel):
+    timezone: str = "Asia/Shanghai"
+    events: list[str] = Field(min_length=1)
+    default_department: str = ""
+    gsp_min_recipients: int = Field(default=3, ge=1)
+    gsp_categories: list[str] = Field(default_factory=lambda: ["drug_*"])
+    routes: list[Route] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _gsp(self) -> RoutingRules:
+        ids = [r.id for r in self.routes]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate route ids in {ids}")
+        for route in self.routes:
+            drug = any(fnmatch.fnmatchcase(c, g) or c == g for c in route.when.category for g in self.gsp_categories)
+            if drug and route.min_recipients < self.gsp_min_recipients:
+                raise ValueError(
+                    f"route {route.id!r}: 药品温湿度报警须通知至少 {self.gsp_min_recipients} 名指定人员 (GSP) / "
+                    f"drug alarms need min_recipients >= {self.gsp_min_recipients}, got {route.min_recipients}"
+                )
+        return self
+
+    def route_for(self, action: str, facts: dict[str, str | None]) -> Route | None:
+        for route in self.routes:
+            if route.when.matches(action, facts):
+                return route
+        return None
+
+
+class EscalationLevel(RuleModel):
+    after_s: float = Field(gt=0)
+    to: Level
+
+
+class Sla(RuleModel):
+    name: str
+    within_s: float = Field(gt=0)
+    met_by: list[str] = Field(min_length=1)
+    breach_to: Level = "head"
+
+
+class Policy(RuleModel):
+    levels: list[EscalationLevel] = Field(default_factory=list)
+    sla: Sla | None = None
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Policy:
+        times = [lv.after_s for lv in self.levels]
+        if times != sorted(times):
+            raise ValueError("escalation levels must have increasing after_s")
+        return self
+
+
+class StormRules(RuleModel):
+    fold_window_s: float = Field(default=86400, gt=0)
+    rate_per_recipient: int = Field(default=20, ge=1)
+    rate_window_s: float = Field(default=60, gt=0)
+    mass_threshold: int = Field(default=30, ge=1)
+    mass_window_s: float = Field(default=60, gt=0)
+    summary_flush_s: float = Field(default=30, gt=0)
+
+
+class DeliveryRules(RuleModel):
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    timeout_s: float = Field(default=5.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=256)
+
+
+class EscalationRules(RuleModel):
+    policies: dict[str, Policy]
+    storm: StormRules = Field(default_factory=StormRules)
+    delivery: DeliveryRules = Field(default_factory=DeliveryRules)
+
+
+class NotifyRules(RuleModel):
+    routing: RoutingRules
+    escalation: EscalationRules
+
+    @model_validator(mode="after")
+    def _policies_exist(self) -> NotifyRules:
+        for route in self.routing.routes:
+            if route.escalation not in self.escalation.policies:
+                raise ValueError(f"route {route.id!r}: unknown escalation policy {route.escalation!r}")
+        return self
+
+    def policy(self, name: str) -> Policy:
+        return self.escalation.policies.get(name) or Policy()
+
+
+def load_rules(directory: Path | None = None) -> NotifyRules:
+    """Load and cross-check routing.toml + escalation.toml (``RuleFileError`` names file, key and reason)."""
+    from cloud.rules.loader import RuleFileError
+
+    routing_file = rules_path("routing.toml", directory)
+    escalation_file = rules_path("escalation.toml", directory)
+    routing = load_model(RoutingRules, routing_file)
+    escalation = load_model(EscalationRules, escalation_file)
+    try:
+        return NotifyRules(routing=routing, escalation=escalation)
+    except ValueError as exc:
+        raise RuleFileError(routing_file, "routes", str(exc)) from exc

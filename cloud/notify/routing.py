@@ -1,0 +1,194 @@
+"""Routing: from a journal event to an incident description and the people who must hear about it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from cloud.journal import JournalEvent
+from cloud.notify.config import Route, RoutingRules
+from cloud.notify.models import Contact, Rank, SiteContact
+from cloud.notify.roster import on_duty
+
+CATEGORY_LABELS = {
+    "drug_storage": "药品储存",
+    "food_cold_chain": "食品冷链",
+    "elevator": "电梯",
+    "boiler": "锅炉",
+    "special_equipment": "特种设备",
+    "presence": "设备在线",
+    "power": "供电",
+    "video": "视频监控",
+}
+SEVERITY_LABELS = {"critical": "紧急", "major": "重要", "minor": "次要", "warning": "警告", "indeterminate": "待定"}
+
+
+@dataclass(slots=True)
+class Facts:
+    """What routing and the message need to know about one event."""
+
+    action: str
+    key: str
+    kind: str
+    title: str
+    body: str = ""
+    severity: str = "minor"
+    category: str | None = None
+    rule_id: str | None = None
+    site_id: str | None = None
+    department: str | None = None
+    department_id: int | None = None
+    channel: str | None = None
+    clue_id: int | None = None
+    alert_id: int | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    assignees: list[str] = field(default_factory=list)
+
+    def as_match(self) -> dict[str, str | None]:
+        return {
+            "severity": self.severity,
+            "category": self.category,
+            "rule_id": self.rule_id,
+            "site_id": self.site_id,
+            "channel": self.channel,
+        }
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def facts_from_event(event: JournalEvent) -> Facts:
+    p = event.payload or {}
+    action = event.action
+    clue_id = _int(p.get("clue_id")) or (_int(event.target_id) if event.target_type == "clue" else None)
+    alert_id = _int(p.get("alert_id")) or (_int(event.target_id) if event.target_type == "alert" else None)
+    assignees = [str(a) for a in (p.get("assignees") or [])]
+    for key in ("assignee", "user", "inspector"):
+        if p.get(key):
+            assignees.append(str(p[key]))
+    severity = str(p.get("severity") or "minor")
+    category = p.get("category")
+    site_id = p.get("site_id")
+    sev = SEVERITY_LABELS.get(severity, severity)
+    cat = CATEGORY_LABELS.get(str(category), str(category or ""))
+    if action == "alert.raised":
+        key = f"clue:{clue_id}" if clue_id else f"alert:{site_id}/{p.get('device_id')}/{p.get('rule_id')}"
+        where = f"{site_id}/{p.get('sensor_id') or p.get('device_id')}"
+        title = f"【{sev}】{cat}告警 {where}"
+        body = str(p.get("message") or "")
+        if p.get("value") is not None:
+            body += f"（当前值 {p.get('value')}{p.get('unit') or ''}，限值 {p.get('limit')}）"
+        kind = "alert"
+    elif action == "clue.created":
+        key = f"clue:{clue_id or event.target_id}"
+        title = f"【新线索】{p.get('title') or cat or event.target_id}"
+        body = str(p.get("summary") or p.get("title") or "")
+        kind = "clue"
+    elif action.startswith("supervision."):
+        key = f"{action}:{p.get('clock_id')}:{p.get('target_type')}:{p.get('target_id')}"
+        title = str(p.get("title") or f"【督办】{p.get('clock_name') or action}")
+        body = str(p.get("message") or "")
+        kind = "supervision"
+        severity = str(p.get("severity") or ("major" if action.endswith("clue_created") else "warning"))
+    else:
+        key = f"{event.target_type}:{event.target_id}:{action}"
+        title = str(p.get("title") or f"【{action}】{event.target_type} {event.target_id}")
+        body = str(p.get("message") or p.get("summary") or "")
+        kind = event.target_type
+    return Facts(
+        action=action,
+        key=key,
+        kind=kind,
+        title=title[:300],
+        body=body[:2000],
+        severity=severity,
+        category=str(category) if category else None,
+        rule_id=str(p["rule_id"]) if p.get("rule_id") else None,
+        site_id=str(site_id) if site_id else None,
+        department=str(p["department"]) if p.get("department") else None,
+        department_id=_int(p.get("department_id")),
+        channel=str(p["channel"]) if p.get("channel") else None,
+        clue_id=clue_id,
+        alert_id=alert_id,
+        target_type=event.target_type,
+        target_id=event.target_id,
+        assignees=list(dict.fromkeys(assignees)),
+    )
+
+
+def site_department(session: Session, site_id: str | None) -> str | None:
+    """The code of the department responsible for ``site_id`` (registry), or None."""
+    if not site_id:
+        return None
+    try:
+        from cloud.registry.models import Department, Site
+    except ModuleNotFoundError:  # registry not installed
+        return None
+    site = session.get(Site, site_id)
+    if site is None or site.department_id is None:
+        return None
+    dept = session.get(Department, site.department_id)
+    return dept.code if dept else None
+
+
+def people_of_rank(session: Session, department: str | None, rank: Rank) -> list[str]:
+    if not department:
+        return []
+    rows = session.exec(
+        select(Contact.key).where(Contact.department == department, Contact.rank == rank, Contact.is_active)
+    ).all()
+    return list(rows)
+
+
+def resolve_recipients(
+    session: Session, route: Route, facts: Facts, department: str | None, now: dt.datetime
+) -> list[str]:
+    people: list[str] = []
+    for kind in route.recipients:
+        if kind == "on_duty" and department:
+            people += on_duty(session, department, now)
+        elif kind == "site_contacts" and facts.site_id:
+            people += session.exec(
+                select(SiteContact.contact_key).where(
+                    SiteContact.site_id == facts.site_id, SiteContact.designation == route.designation
+                )
+            ).all()
+        elif kind == "assignee":
+            people += facts.assignees
+        elif kind == "supervisors":
+            people += people_of_rank(session, department, Rank.SUPERVISOR)
+    return list(dict.fromkeys(people))
+
+
+def department_code(session: Session, department_id: int | None) -> str | None:
+    if department_id is None:
+        return None
+    try:
+        from cloud.registry.models import Department
+    except ModuleNotFoundError:
+        return None
+    dept = session.get(Department, department_id)
+    return dept.code if dept else None
+
+
+def department_for(session: Session, rules: RoutingRules, facts: Facts) -> str | None:
+    return (
+        facts.department
+        or department_code(session, facts.department_id)
+        or site_department(session, facts.site_id)
+        or (rules.default_department or None)
+    )
+
+
+def contact_for(session: Session, key: str) -> Contact:
+    """The stored contact, or an in-app + MQTT default for an app user without a contact record."""
+    contact = session.exec(select(Contact).where(Contact.key == key)).first()
+    return contact or Contact(key=key, full_name=key)

@@ -8,7 +8,6 @@ seq) and in order per sensor. An invalid pushed configuration is rejected and th
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
@@ -90,13 +89,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def await_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def await_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 class AgentProcess:
@@ -250,7 +249,7 @@ async def test_broker_outage_ends_with_everything_delivered_once(rig, tmp_path: 
 
 
 async def test_invalid_pushed_config_is_rejected_and_old_one_keeps_running(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    _broker, modbus_port, data_dir, config, cloud, agent = rig
+    _broker, modbus_port, _data_dir, config, cloud, agent = rig
     original = config.read_text(encoding="utf-8")
     async with SiteServer(load_scenario(SCENARIO), modbus_port, clock=ScenarioClock(1)):
         agent.start()
@@ -274,4 +273,4 @@ async def test_invalid_pushed_config_is_rejected_and_old_one_keeps_running(rig, 
         seen = len(cloud.order)
         await await_for(lambda: len(cloud.order) > seen + 3, 20, "telemetry with the new config")
     assert cloud.heartbeats and "fridge1" in cloud.heartbeats[-1].drivers
-    assert os.path.exists(str(config) + ".bak")
+    assert config.with_name(config.name + ".bak").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from edge.config.loader import load_site_text
@@ -73,9 +72,7 @@ async def collect(text: str, tmp_path: Path, seconds: float) -> tuple[list[Sampl
     loaded = load_site_text(text, "serial.toml", tmp_path)
     runtime = Runtime(loaded, build_pollers(loaded, lambda _d, s: got.extend(s)))
     runtime.start()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await asyncio.sleep(seconds)
     states = runtime.driver_states()
     await runtime.stop()
     runtime.final_states = states  # type: ignore[attr-defined]

@@ -1,26 +1,57 @@
-"""Clues (线索): list and detail. The workflow module extends this with transitions."""
+"""Clues (线索): collection from every channel, analysis, transitions, dispatch and the timeline.
+
+* ``POST /clues/intake`` one 12315/12345/walk-in/letter/superior work order (422 names missing mandatory fields);
+  ``POST /clues/intake/import`` a CSV or JSON file of work orders (format in docs/workflow.md);
+  ``POST /clues`` a clue entered by staff or produced by analysis/inspection/enforcement/assessment.
+* ``POST /clues/{id}/transitions`` any clue action (409 invalid or concurrent, 403 role, 422 reason);
+  ``POST /clues/{id}/analyse`` re-run analysis; ``POST /clues/{id}/decision`` override with a reason;
+  ``POST /clues/{id}/dispatch`` create the inspection task or case source.
+* ``GET /clues/{id}/timeline`` the whole story from the journal.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from cloud.api.deps import SessionDep, StaffUser
-from cloud.workflow.clues import Clue, CluePublic, CluesPublic, ClueStatus
+from cloud.api.deps import SessionDep, SettingsDep, StaffUser
+from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, dump, require, task_view
+from cloud.core.db import utcnow
+from cloud.workflow import decisions
+from cloud.workflow.analysis import Disposal
+from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus
+from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
+from cloud.workflow.intake import ClueIn, WorkOrderIn, create_manual_clue, import_orders, intake
+from cloud.workflow.models import AnalysisDecision, EnforcementCase, InspectionTask, WorkOrder
+from cloud.workflow.service import Conflict, NotFound, apply_transition, clue_timeline, record
+from cloud.workflow.states import CLUE_MACHINE, ClueState
+from cloud.workflow.states import Role as Duty
 
-router = APIRouter(prefix="/clues", tags=["clues"])
+router = APIRouter(prefix="/clues", tags=["clues"], route_class=WorkflowRoute)
 
 
-@router.get("", summary="线索列表 (filters: status, site, category, severity, since)")
+def _clue(session: Any, clue_id: int) -> Clue:
+    clue = session.get(Clue, clue_id)
+    if clue is None:
+        raise NotFound(f"线索 {clue_id} 不存在 / clue not found")
+    return clue
+
+
+@router.get("", summary="线索列表 (filters: status, state, kind, site, subject, category, severity, since)")
 def get_clues(
     session: SessionDep,
     _: StaffUser,
     status_: Annotated[ClueStatus | None, Query(alias="status")] = None,
+    state: ClueState | None = None,
+    kind: str | None = None,
     site_id: str | None = None,
+    subject_id: int | None = None,
     category: str | None = None,
     severity: str | None = None,
     sensor_id: str | None = None,
@@ -31,8 +62,14 @@ def get_clues(
     conditions = []
     if status_ is not None:
         conditions.append(Clue.status == status_)
+    if state is not None:
+        conditions.append(Clue.state == state)
+    if kind:
+        conditions.append(Clue.kind == kind)
     if site_id:
         conditions.append(Clue.site_id == site_id)
+    if subject_id is not None:
+        conditions.append(Clue.subject_id == subject_id)
     if category:
         conditions.append(Clue.category == category)
     if severity:
@@ -46,9 +83,225 @@ def get_clues(
     return CluesPublic(data=[CluePublic.model_validate(c) for c in rows], count=int(total))
 
 
-@router.get("/{clue_id}", summary="线索详情")
-def get_clue(session: SessionDep, _: StaffUser, clue_id: int) -> CluePublic:
-    clue = session.get(Clue, clue_id)
-    if clue is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
+# ---------------------------------------------------------------- intake
+@router.post("/intake", status_code=status.HTTP_201_CREATED, summary="受理工单（12315/12345/来访/来信/交办）")
+def post_intake(session: SessionDep, actor: ActorDep, body: WorkOrderIn) -> dict[str, Any]:
+    require(actor, Duty.INTAKE_CLERK, Duty.DISPATCHER, Duty.ANALYST, what="受理工单")
+    result = intake(session, body, actor)
+    session.commit()
+    return {
+        "work_order_id": result.order.id,
+        "accept_due": result.order.accept_due.isoformat() if result.order.accept_due else None,
+        "created": result.created,
+        "folded": not result.created,
+        "clue": CluePublic.model_validate(result.clue).model_dump(mode="json"),
+    }
+
+
+@router.post("/intake/import", summary="批量导入工单（CSV / JSON）")
+async def post_intake_import(
+    session: SessionDep,
+    actor: ActorDep,
+    file: Annotated[UploadFile, File(description="CSV（UTF-8，首行为列名）或 JSON")],
+    channel: Annotated[str | None, Query(description="文件未给出渠道时使用，例如 hotline_12345")] = None,
+) -> dict[str, Any]:
+    require(actor, Duty.INTAKE_CLERK, Duty.DISPATCHER, what="导入工单")
+    content = await file.read()
+    report = import_orders(session, content, file.filename or "upload.csv", actor, default_channel=channel)
+    record(
+        session,
+        actor,
+        "work_order.imported",
+        "import",
+        file.filename or "upload",
+        {
+            "received": report.received,
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "errors": len(report.errors),
+        },
+    )
+    session.commit()
+    return report.__dict__
+
+
+@router.get("/work-orders/{order_id}", summary="工单详情（含投诉人个人信息，仅限受理、督查人员）")
+def get_work_order(session: SessionDep, actor: ActorDep, order_id: int) -> dict[str, Any]:
+    require(actor, Duty.INTAKE_CLERK, Duty.SUPERVISOR, Duty.DISPATCHER, what="查看工单")
+    order = session.get(WorkOrder, order_id)
+    if order is None:
+        raise NotFound(f"工单 {order_id} 不存在")
+    return dump(order)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="登记线索（来访、交办、研判/检查/执法/考核发现）")
+def post_clue(session: SessionDep, actor: ActorDep, body: ClueIn) -> dict[str, Any]:
+    require(
+        actor,
+        Duty.INTAKE_CLERK,
+        Duty.ANALYST,
+        Duty.DISPATCHER,
+        Duty.INSPECTOR,
+        Duty.ENFORCEMENT_OFFICER,
+        Duty.SUPERVISOR,
+        what="登记线索",
+    )
+    clue, created = create_manual_clue(session, body, actor)
+    session.commit()
+    return {"created": created, "clue": CluePublic.model_validate(clue).model_dump(mode="json")}
+
+
+# ---------------------------------------------------------------- one clue
+@router.get("/{clue_id}", summary="线索详情（来源、研判结论、任务、案件、可执行操作）")
+def get_clue(session: SessionDep, actor: ActorDep, _: StaffUser, clue_id: int) -> dict[str, Any]:
+    clue = _clue(session, clue_id)
+    sources = session.exec(select(ClueSource).where(ClueSource.clue_id == clue_id).order_by(col(ClueSource.id)))
+    decision = decisions.current_decision(session, clue_id)
+    tasks = session.exec(select(InspectionTask).where(InspectionTask.clue_id == clue_id))
+    cases = session.exec(select(EnforcementCase).where(EnforcementCase.clue_id == clue_id))
+    return {
+        **CluePublic.model_validate(clue).model_dump(mode="json"),
+        "state_label": CLUE_MACHINE.state_label(clue.state),
+        "sources": [ClueSourcePublic.model_validate(s).model_dump(mode="json") for s in sources],
+        "decision": dump(decision) if decision else None,
+        "tasks": [task_view(session, t) for t in tasks],
+        "cases": [case_view(session, c) for c in cases],
+        "allowed_actions": sorted({a.value for d in actor.duties for a in CLUE_MACHINE.allowed_actions(clue.state, d)}),
+    }
+
+
+class ClueActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal[
+        "triage", "analyse", "dispatch", "handle_directly", "dismiss", "merge", "start", "recall", "close", "reopen"
+    ]
+    reason: str | None = Field(default=None, max_length=2000, description="理由；办结时为办理结果")
+    role: Duty | None = None
+    expected_version: int | None = None
+    merge_into: int | None = Field(default=None, description="merge: 并入的线索")
+
+
+@router.post("/{clue_id}/transitions", summary="线索状态操作（409 非法或并发，403 角色不符，422 缺理由）")
+def post_clue_transition(session: SessionDep, actor: ActorDep, clue_id: int, body: ClueActionIn) -> CluePublic:
+    clue = _clue(session, clue_id)
+    values: dict[str, Any] = {}
+    payload: dict[str, Any] = {}
+    if body.action == "dispatch":
+        raise Conflict(
+            "派发请使用 POST /clues/{id}/dispatch（将创建检查任务或案源） / use the dispatch endpoint",
+            code="use_dispatch",
+        )
+    if body.action == "merge":
+        target = _clue(session, body.merge_into) if body.merge_into else None
+        if (
+            target is None
+            or target.id == clue.id
+            or target.state in (ClueState.CLOSED, ClueState.NO_ACTION, ClueState.MERGED)
+        ):
+            raise Conflict("合并目标须为另一条未办结线索 / merge_into must be another open clue", code="bad_merge")
+        values.update(merged_into_id=target.id, status=ClueStatus.CLOSED.value, closed_at=utcnow())
+        payload["merge_into"] = target.id
+    elif body.action in ("close", "dismiss"):
+        values.update(status=ClueStatus.CLOSED.value, closed_at=utcnow(), result=body.reason)
+    elif body.action == "reopen":
+        values.update(status=ClueStatus.OPEN.value, closed_at=None)
+    apply_transition(
+        session,
+        CLUE_MACHINE,
+        clue,
+        body.action,
+        actor,
+        reason=body.reason,
+        role=body.role.value if body.role else None,
+        expected_version=body.expected_version,
+        values=values,
+        payload=payload,
+    )
+    if body.action == "merge" and body.merge_into:
+        target = _clue(session, body.merge_into)
+        target.source_count = target.source_count + clue.source_count
+        session.add(target)
+        record(session, actor, "clue.absorbed", "clue", target.id or 0, {"merged_clue": clue.id})
+    session.commit()
     return CluePublic.model_validate(clue)
+
+
+@router.post("/{clue_id}/analyse", summary="（重新）研判")
+def post_analyse(session: SessionDep, actor: ActorDep, clue_id: int) -> dict[str, Any]:
+    from cloud.workflow.service import require_duty
+
+    require_duty(actor, Duty.ANALYST, Duty.DISPATCHER, Duty.SUPERVISOR, what="研判")
+    clue = _clue(session, clue_id)
+    row = decisions.analyse(session, clue, actor)
+    session.commit()
+    return dump(row)
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposal: Disposal
+    reason: str = Field(min_length=2, max_length=1000)
+
+
+@router.post("/{clue_id}/decision", summary="改变研判结论（须填写理由）")
+def post_override(session: SessionDep, actor: ActorDep, clue_id: int, body: OverrideIn) -> dict[str, Any]:
+    row = decisions.override(session, _clue(session, clue_id), body.disposal, body.reason, actor)
+    session.commit()
+    return dump(row)
+
+
+@router.get("/{clue_id}/decisions", summary="研判记录（含被改判的）")
+def get_decisions(session: SessionDep, _: StaffUser, clue_id: int) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(AnalysisDecision).where(AnalysisDecision.clue_id == clue_id).order_by(col(AnalysisDecision.id))
+    )
+    return [dump(r) for r in rows]
+
+
+class DispatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposal: Literal["inspect", "open_case"] | None = Field(default=None, description="默认：当前研判结论")
+    department_id: int | None = None
+    assignees: list[int] = Field(default_factory=list, description="指定人员（默认按辖区、回避、工作量自动分派）")
+    items: list[str] = Field(default_factory=list, description="检查项目（默认按线索类别）")
+    method: str | None = Field(default=None, max_length=40)
+    due_date: dt.date | None = None
+    instructions: str = Field(default="", max_length=2000)
+    legal_basis: list[str] = Field(default_factory=list)
+    role: Duty | None = None
+    expected_version: int | None = None
+
+
+@router.post("/{clue_id}/dispatch", summary="派发：生成检查任务或登记案源")
+def post_dispatch(
+    session: SessionDep, settings: SettingsDep, actor: ActorDep, clue_id: int, body: DispatchIn
+) -> dict[str, Any]:
+    clue = _clue(session, clue_id)
+    data = body.model_dump()
+    data["role"] = body.role.value if body.role else None
+    result = dispatch_clue(session, clue, DispatchRequest(**data), actor, settings)
+    session.commit()
+    return {
+        "clue": CluePublic.model_validate(clue).model_dump(mode="json"),
+        "task": task_view(session, result.task) if result.task else None,
+        "case": case_view(session, result.case) if result.case else None,
+    }
+
+
+@router.get("/{clue_id}/timeline", summary="线索全过程时间线（来自日志）")
+def get_timeline(session: SessionDep, _: StaffUser, clue_id: int) -> list[dict[str, Any]]:
+    if session.get(Clue, clue_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
+    return [
+        {
+            "id": e.id,
+            "ts": e.ts.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "target_type": e.target_type,
+            "target_id": e.target_id,
+            "outcome": e.outcome,
+            "payload": e.payload,
+        }
+        for e in clue_timeline(session, clue_id)
+    ]

@@ -44,6 +44,8 @@ OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.gsp:router",
     "cloud.api.routes.workflow:router",
     "cloud.api.routes.documents:router",
+    "cloud.api.routes.notifications:router",
+    "cloud.api.routes.assessment:router",
 ]
 
 
@@ -81,12 +83,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from cloud.presence import PresenceMonitor
 
         tasks.append(asyncio.create_task(PresenceMonitor(settings, app.state.engine).run(), name="presence"))
+    if app.state.run_background:  # notifications and supervision follow the journal (SENTINEL_NOTIFY_ENABLED)
+        from cloud.notify.lifespan import start_followers
+
+        tasks += start_followers(app, settings)
     if app.state.run_background:
         from cloud.telemetry import gsp
 
         interval = settings.gsp_derive_interval_s
         tasks.append(
-            asyncio.create_task(gsp.run_periodically(app.state.engine, app.state.store, interval_s=interval), name="gsp")
+            asyncio.create_task(
+                gsp.run_periodically(app.state.engine, app.state.store, interval_s=interval), name="gsp"
+            )
         )
     try:
         yield
@@ -106,6 +114,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     settings = settings or get_settings()
     engine = make_engine(settings)
     init_db(engine)
+    settings.jwt_key()  # generate the signing secret once, before any worker needs it
     password = ensure_admin(engine, settings)
     if password:
         _print_once(password, settings)

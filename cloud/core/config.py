@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     mqtt_keepalive_s: int = Field(default=30, ge=5)
     ingest_enabled: bool = Field(default=True, description="run the ingest inside `sentinel cloud serve`")
     ingest_max_batch: int = Field(default=500, ge=1, description="messages per DB transaction at most")
-    ingest_max_wait_ms: int = Field(default=20, ge=0, description="wait this long for more messages to batch")
+    ingest_max_wait_ms: int = Field(default=5, ge=0, description="linger this long once for more messages to batch")
 
     # presence
     presence_enabled: bool = True

@@ -38,7 +38,7 @@ from cloud.core.db import utcnow, writer
 from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
 from cloud.ingest.stats import IngestStats
 from cloud.presence import record_heartbeat, record_status, touch
-from cloud.telemetry.store import ReadingRow, TelemetryStore
+from cloud.telemetry.store import TelemetryStore
 from protocols import AlertEvent, Announce, Heartbeat, ProtocolError, Status, TelemetryBatch
 from protocols.messages import MAX_SEQ, decode_for_topic
 from protocols.topics import parse_topic
@@ -212,18 +212,17 @@ class IngestWriter:
 
         with self.engine.begin() as conn:
             new_tel, new_ev = self._claim(conn, telemetry, events, now, result)
-            rows: list[ReadingRow] = []
+            touched = self._touched
             for batch in new_tel:
                 agent, site = batch.agent_id, batch.site_id
                 agents[agent] = site
-                for r in batch.readings:
-                    rows.append(ReadingRow(agent, site, r.sensor_id, r.ts, r.value, r.unit, r.quality.value))
-                    key = (site, r.sensor_id)
-                    if touched_now - self._touched.get(key, -1e9) >= self.sensor_touch_s:
-                        sensors.add((site, r.sensor_id, agent))
-            if rows:
-                self.store.write_readings(rows, connection=conn if self.store.transactional else None)
-            result.readings = len(rows)
+                for sensor_id in {r.sensor_id for r in batch.readings}:
+                    if touched_now - touched.get((site, sensor_id), -1e9) >= self.sensor_touch_s:
+                        sensors.add((site, sensor_id, agent))
+            if new_tel:
+                result.readings = self.store.write_batches(
+                    new_tel, connection=conn if self.store.transactional else None
+                )
             if new_ev or any(isinstance(m, Announce) for m in others):
                 with Session(bind=conn) as session:
                     for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):

@@ -25,8 +25,13 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from sqlalchemy import Connection, Engine
 
+from protocols import Quality, TelemetryBatch
+
 if TYPE_CHECKING:
     from cloud.core.config import Settings
+
+
+_QUALITY: dict[Quality, str] = {q: q.value for q in Quality}  # enum .value is slow in hot loops
 
 
 class ReadingRow(NamedTuple):
@@ -67,6 +72,20 @@ class TelemetryStore(ABC):
     @abstractmethod
     def write_readings(self, rows: Sequence[ReadingRow], *, connection: Connection | None = None) -> None:
         """Store ``rows`` (any number, any sensors). Transactional stores use ``connection`` and never commit."""
+
+    def write_batches(self, batches: Sequence[TelemetryBatch], *, connection: Connection | None = None) -> int:
+        """Store every reading of validated wire batches; returns the number of readings.
+
+        The ingest calls this. The default converts to :class:`ReadingRow` and calls :meth:`write_readings`;
+        a backend may override it to skip that intermediate step (the SQLite store does).
+        """
+        rows = [
+            ReadingRow(b.agent_id, b.site_id, r.sensor_id, r.ts, r.value, r.unit, _QUALITY[r.quality])
+            for b in batches
+            for r in b.readings
+        ]
+        self.write_readings(rows, connection=connection)
+        return len(rows)
 
     @abstractmethod
     def query_readings(

@@ -1,0 +1,80 @@
+"""Atomic alert upsert and the alert → clue hand-over, on a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from cloud.alerts import AlertSignal, apply_signal
+from cloud.core.db import writer
+from protocols import AlertPhase
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def signal(phase: AlertPhase, value: float, *, minutes: int = 0, edge_id: str = "al-00000001") -> AlertSignal:
+    return AlertSignal(
+        site_id="pharmacy-1",
+        device_id="fridge-1",
+        rule_id="drug_fridge_high",
+        phase=phase,
+        severity="major",
+        category="drug_storage",
+        message=f"冷藏柜温度 {value} °C",
+        ts=T0 + timedelta(minutes=minutes),
+        started_at=T0,
+        sensor_id="t1",
+        value=value,
+        edge_alert_id=edge_id,
+    )
+
+
+def count(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def test_two_raises_milliseconds_apart_leave_one_open_alert_and_one_clue(cloud_engine: Engine) -> None:
+    barrier = threading.Barrier(8)
+    created: list[bool] = []
+    errors: list[BaseException] = []
+
+    def raise_it(i: int) -> None:
+        try:
+            barrier.wait()
+            with Session(writer(cloud_engine)) as session:
+                created.append(apply_signal(session, signal(AlertPhase.RAISE, 12.0 + i)).created)
+                session.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=raise_it, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert sorted(created) == [False] * 7 + [True]
+    assert count(cloud_engine, "SELECT count(*) FROM alert WHERE status='open'") == 1
+    assert count(cloud_engine, "SELECT update_count FROM alert") == 7
+    assert count(cloud_engine, "SELECT count(*) FROM clue") == 1
+
+
+def test_lifecycle_raise_update_clear_then_a_new_instance(cloud_engine: Engine) -> None:
+    with Session(writer(cloud_engine)) as s:
+        assert apply_signal(s, signal(AlertPhase.RAISE, 12.0)).created
+        assert not apply_signal(s, signal(AlertPhase.UPDATE, 13.0, minutes=1)).created
+        stale_clear = apply_signal(s, signal(AlertPhase.CLEAR, 5.0, minutes=2, edge_id="al-older-instance"))
+        assert not stale_clear.cleared  # a clear of another instance does not close this one
+        assert apply_signal(s, signal(AlertPhase.CLEAR, 5.0, minutes=3)).cleared
+        again = apply_signal(s, signal(AlertPhase.RAISE, 11.0, minutes=30, edge_id="al-00000002"))
+        assert again.created
+        s.commit()
+    assert count(cloud_engine, "SELECT count(*) FROM alert") == 2
+    assert count(cloud_engine, "SELECT count(*) FROM alert WHERE status='open'") == 1
+    # the second alert of the same identity folded into the still-open clue
+    assert count(cloud_engine, "SELECT count(*) FROM clue") == 1
+    assert count(cloud_engine, "SELECT source_count FROM clue") == 2

@@ -40,7 +40,7 @@ class EmailChannel:
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(idstring=f"n{message.delivery_id}", domain="sentinel")
         mail["X-Sentinel-Incident"] = str(message.incident_id)
-        mail.set_content(message.text())
+        mail.set_content(message.text(), cte="base64")  # long CJK lines stay within RFC 5321 limits
         return mail
 
     def _send_sync(self, mail: EmailMessage) -> str:
@@ -57,7 +57,8 @@ class EmailChannel:
             code, resp = smtp.rcpt(str(mail["To"]))
             if code not in (250, 251):
                 raise smtplib.SMTPRecipientsRefused({str(mail["To"]): (code, resp)})
-            code, resp = smtp.data(mail.as_bytes())
+            # bytes are sent as they are: they must already use CRLF line ends (RFC 5321)
+            code, resp = smtp.data(mail.as_bytes(policy=mail.policy.clone(linesep="\r\n")))
             if code != 250:
                 raise smtplib.SMTPDataError(code, resp)
             return f"{code} {resp.decode(errors='replace')} {mail['Message-ID']}"

@@ -39,7 +39,7 @@ class _Handler:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content, policy=email_policy.default))
         return "250 OK queued"
 
@@ -83,7 +83,7 @@ def webhooks() -> Iterator[Receivers]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             _, mode, name = self.path.split("?")[0].split("/")[:3]
             with lock:

@@ -1,0 +1,298 @@
+"""Notifications (通知): my notifications, live SSE stream, acknowledgement (API and signed one-time links),
+incidents with their deliveries, contacts, site designations, the duty roster and a configuration check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, get_session, require_roles
+from cloud.core.db import utcnow
+from cloud.core.security import TokenError, decode_token
+from cloud.core.users import Role, User, get_user_by_username
+from cloud.notify.config import NotifySettings, load_rules
+from cloud.notify.incidents import AckError, acknowledge
+from cloud.notify.links import LinkError, consume, verify
+from cloud.notify.models import (
+    Contact,
+    ContactCreate,
+    ContactPublic,
+    Delivery,
+    DeliveryPublic,
+    DutyShift,
+    DutyShiftBase,
+    DutyShiftPublic,
+    Incident,
+    IncidentPublic,
+    IncidentStatus,
+    Notification,
+    NotificationPublic,
+    SiteContact,
+)
+from cloud.notify.roster import on_duty
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+Manager = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
+
+
+def _public(notification: Notification, incident: Incident) -> NotificationPublic:
+    return NotificationPublic(
+        id=notification.id or 0,
+        recipient=notification.recipient,
+        level=notification.level,
+        created_at=notification.created_at,
+        read_at=notification.read_at,
+        summarised_into=notification.summarised_into,
+        incident=IncidentPublic.model_validate(incident),
+    )
+
+
+@router.get("", summary="我的通知（最新在前）")
+def my_notifications(
+    session: SessionDep,
+    user: CurrentUser,
+    unacked: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[NotificationPublic]:
+    query = (
+        select(Notification, Incident)
+        .join(Incident, col(Incident.id) == Notification.incident_id)
+        .where(Notification.recipient == user.username)
+    )
+    if unacked:
+        query = query.where(Incident.status == IncidentStatus.OPEN)
+    rows = session.exec(query.order_by(col(Notification.id).desc()).limit(limit)).all()
+    return [_public(n, i) for n, i in rows]
+
+
+def _stream_user(request: Request, settings: SettingsDep, access_token: str | None = None) -> str:
+    """Bearer header, or ``?access_token=`` (browsers' EventSource cannot set headers)."""
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else access_token
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "未登录 (not authenticated)")
+    try:
+        claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
+    except TokenError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "登录已过期 (invalid token)") from None
+    session_gen = get_session(request)
+    session = next(session_gen)
+    try:
+        user = get_user_by_username(session, username=str(claims["sub"]))
+    finally:
+        session_gen.close()
+    if user is None or not user.is_active:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "账号不可用 (inactive)")
+    return user.username
+
+
+@router.get("/stream", summary="实时通知流 (Server-Sent Events)", response_class=StreamingResponse)
+async def stream(request: Request, username: Annotated[str, Depends(_stream_user)]) -> StreamingResponse:
+    service = getattr(request.app.state, "notify", None)
+    if service is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "通知服务未在本进程运行 (notify service not running)")
+    return StreamingResponse(
+        service.hub.sse(username),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/incidents", summary="通知事件列表（督办视图）")
+def incidents(
+    session: SessionDep,
+    _: StaffUser,
+    status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
+    clue_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[IncidentPublic]:
+    query = select(Incident)
+    if status_ is not None:
+        query = query.where(Incident.status == status_)
+    if clue_id is not None:
+        query = query.where(Incident.clue_id == clue_id)
+    return [
+        IncidentPublic.model_validate(i) for i in session.exec(query.order_by(col(Incident.id).desc()).limit(limit))
+    ]
+
+
+@router.get("/incidents/{incident_id}/deliveries", summary="送达记录（回执或错误）")
+def deliveries(session: SessionDep, _: StaffUser, incident_id: int) -> list[DeliveryPublic]:
+    rows = session.exec(
+        select(Delivery)
+        .join(Notification, col(Notification.id) == Delivery.notification_id)
+        .where(Notification.incident_id == incident_id)
+        .order_by(col(Delivery.id))
+    ).all()
+    return [DeliveryPublic.model_validate(d) for d in rows]
+
+
+@router.post("/incidents/{incident_id}/ack", summary="确认收到（停止升级）")
+def ack(session: SessionDep, user: CurrentUser, incident_id: int, via: str = "api") -> IncidentPublic:
+    try:
+        incident = acknowledge(session, incident_id, by=user.username, via=via[:16], now=utcnow())
+    except AckError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    session.commit()
+    return IncidentPublic.model_validate(incident)
+
+
+@router.post("/incidents/{incident_id}/on-site", summary="报告已到场（满足到场时限，如电梯困人 30 分钟）")
+def on_site(session: SessionDep, user: CurrentUser, incident_id: int) -> IncidentPublic:
+    from cloud import journal
+
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "通知不存在")
+    journal.append(
+        session,
+        actor=user.username,
+        action="sla.on_site",
+        target_type="incident",
+        target_id=incident_id,
+        payload={"clue_id": incident.clue_id, "site_id": incident.site_id},
+    )
+    if incident.status == IncidentStatus.OPEN:
+        acknowledge(session, incident_id, by=user.username, via="on_site", now=utcnow())
+    session.commit()
+    return IncidentPublic.model_validate(incident)
+
+
+def _secret(request: Request) -> bytes:
+    service = getattr(request.app.state, "notify", None)
+    if service is not None:
+        secret: bytes = service.secret
+        return secret
+    return NotifySettings().secret(request.app.state.settings)
+
+
+_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"></head>
+<body style="font-family:sans-serif;max-width:36em;margin:2em auto"><h2>{title}</h2>{body}</body></html>"""
+
+
+@router.get("/ack", summary="确认链接页面（一次性签名链接）", response_class=HTMLResponse)
+def ack_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
+    try:
+        claims = verify(_secret(request), token, utcnow())
+    except LinkError as exc:
+        return HTMLResponse(_PAGE.format(title="链接无效", body=f"<p>{html.escape(str(exc))}</p>"), status_code=400)
+    incident = session.get(Incident, claims.incident_id)
+    title = html.escape(incident.title if incident else "")
+    form = (
+        f"<p>{title}</p><form method='post'><input type='hidden' name='token' value='{html.escape(token)}'>"
+        "<button type='submit' style='font-size:1.3em'>确认收到</button></form>"
+    )
+    return HTMLResponse(_PAGE.format(title="确认收到通知", body=form))
+
+
+@router.post("/ack", summary="通过一次性签名链接确认", response_class=HTMLResponse)
+def ack_by_link(request: Request, session: SessionDep, token: Annotated[str, Form()]) -> HTMLResponse:
+    now = utcnow()
+    try:
+        claims = consume(session, _secret(request), token, now)
+        incident = acknowledge(session, claims.incident_id, by=claims.recipient, via="link", now=now)
+    except (LinkError, AckError) as exc:
+        session.rollback()
+        return HTMLResponse(_PAGE.format(title="链接无效", body=f"<p>{html.escape(str(exc))}</p>"), status_code=400)
+    session.commit()
+    who = html.escape(incident.acked_by or "")
+    return HTMLResponse(_PAGE.format(title="已确认", body=f"<p>已确认（确认人：{who}），谢谢。</p>"))
+
+
+# ------------------------------------------------------------------ people, designations, roster
+@router.get("/contacts", summary="通知对象（人员与渠道）")
+def contacts(session: SessionDep, _: Manager) -> list[ContactPublic]:
+    return [ContactPublic.model_validate(c) for c in session.exec(select(Contact).order_by(col(Contact.id)))]
+
+
+@router.post("/contacts", summary="新增或更新通知对象", status_code=201)
+def upsert_contact(session: SessionDep, _: Manager, body: ContactCreate) -> ContactPublic:
+    contact = session.exec(select(Contact).where(Contact.key == body.key)).first()
+    if contact is None:
+        contact = Contact.model_validate(body)
+    else:
+        contact.sqlmodel_update(body.model_dump())
+    session.add(contact)
+    session.commit()
+    session.refresh(contact)
+    return ContactPublic.model_validate(contact)
+
+
+class SiteDesignation(BaseModel):
+    site_id: str
+    contact_key: str
+    designation: str = "site_contact"
+
+
+@router.post("/site-contacts", summary="指定场所联系人（如 GSP 指定人员 gsp_designated）", status_code=201)
+def add_site_contact(session: SessionDep, _: Manager, body: SiteDesignation) -> SiteDesignation:
+    session.add(SiteContact(**body.model_dump()))
+    session.commit()
+    return body
+
+
+@router.get("/roster", summary="值班表")
+def roster(
+    session: SessionDep, _: StaffUser, department: str | None = None, start: dt.datetime | None = None, days: int = 7
+) -> list[DutyShiftPublic]:
+    start = start or utcnow()
+    end = start + dt.timedelta(days=days)
+    query = select(DutyShift).where(col(DutyShift.ends_at) > start, col(DutyShift.starts_at) < end)
+    if department:
+        query = query.where(DutyShift.department == department)
+    return [DutyShiftPublic.model_validate(s) for s in session.exec(query.order_by(col(DutyShift.starts_at)))]
+
+
+@router.post("/roster", summary="排班（批量新增班次）", status_code=201)
+def add_shifts(session: SessionDep, _: Manager, shifts: list[DutyShiftBase]) -> list[DutyShiftPublic]:
+    rows = [DutyShift.model_validate(s) for s in shifts]
+    for row in rows:
+        if row.ends_at <= row.starts_at:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "班次结束时间须晚于开始时间")
+        session.add(row)
+    session.commit()
+    return [DutyShiftPublic.model_validate(r) for r in rows]
+
+
+@router.get("/roster/on-duty", summary="当前在岗人员")
+def who_is_on_duty(session: SessionDep, _: StaffUser, department: str, at: dt.datetime | None = None) -> list[str]:
+    return on_duty(session, department, at or utcnow())
+
+
+@router.get("/config/check", summary="通知配置检查（GSP 指定人员不少于 3 人等）")
+def config_check(session: SessionDep, _: Manager) -> dict[str, Any]:
+    rules = load_rules(NotifySettings().rules_dir)
+    problems: list[dict[str, Any]] = []
+    try:
+        from cloud.registry.models import Site
+    except ModuleNotFoundError:  # pragma: no cover
+        return {"ok": True, "problems": []}
+    gsp = [r for r in rules.routing.routes if r.min_recipients >= rules.routing.gsp_min_recipients]
+    for site in session.exec(select(Site).where(Site.category == "drug")).all():
+        for route in gsp:
+            n = len(
+                session.exec(
+                    select(SiteContact).where(
+                        SiteContact.site_id == site.site_id, SiteContact.designation == route.designation
+                    )
+                ).all()
+            )
+            if n < route.min_recipients:
+                problems.append(
+                    {
+                        "site_id": site.site_id,
+                        "route": route.id,
+                        "designated": n,
+                        "required": route.min_recipients,
+                        "message": f"{site.name}：{route.designation} 指定人员 {n} 人，"
+                        f"少于 {route.min_recipients} 人（GSP）",
+                    }
+                )
+    return {"ok": not problems, "problems": problems}

@@ -248,6 +248,13 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
         ),
         actor=actor,
     )
+    from cloud.workflow.grouping import resolve_subject
+
+    match = resolve_subject(
+        session, uscc=order.respondent_uscc, name=order.respondent_name, address=order.respondent_address,
+        site_id=order.site_id,
+    ).match
+    order.subject_match = match
     res = session.get(Clue, result.clue.id)
     assert res is not None
     order.clue_id = res.id

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
 from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser
@@ -70,6 +71,10 @@ def require(actor: Actor, *duties: Duty, what: str) -> None:
 
 
 def dump(row: Any) -> dict[str, Any]:
+    """A table row as JSON-ready dict (reloading attributes expired by a commit)."""
+    state = sa_inspect(row)
+    if state.expired_attributes and state.session is not None:
+        state.session.refresh(row)
     data: dict[str, Any] = row.model_dump(mode="json")
     return data
 

@@ -126,7 +126,7 @@ class Uplink:
                 cfg.host, cfg.port, protocol=aiomqtt.ProtocolVersion.V311, clean_session=False, **common
             )
         else:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = cfg.session_expiry_s
             self.protocol_in_use = "5"
             client = aiomqtt.Client(

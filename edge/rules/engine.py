@@ -9,6 +9,7 @@ the same transaction as the state change, so a restart (even ``kill -9``) neithe
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sqlite3
@@ -182,7 +183,7 @@ class RuleEngine:
                 self.states[key] = state
                 self._emit(ghost, AlertPhase.CLEAR, Verdict(None, True), self.clock(), note="（规则已从配置中移除）")
             else:
-                self.outbox.write_state(lambda db, k=key: _delete(db, k))
+                self.outbox.write_state(functools.partial(_delete, key=key))
         if any(s.alert_id for s in self.states.values()):
             log.info("restored %d open alerts", sum(1 for s in self.states.values() if s.alert_id))
 

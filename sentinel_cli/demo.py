@@ -139,9 +139,101 @@ def summarise(api: Api) -> dict[str, Any]:
     stats = api.get("/api/v1/ingest/stats")
     alerts = api.get("/api/v1/alerts?limit=500")
     clues = api.get("/api/v1/clues?limit=500")
-    alert_items = alerts["items"] if isinstance(alerts, dict) else alerts
-    clue_items = clues["items"] if isinstance(clues, dict) else clues
+    alert_items = alerts["data"] if isinstance(alerts, dict) else alerts
+    clue_items = clues["data"] if isinstance(clues, dict) else clues
     return {"stats": stats, "alerts": alert_items, "clues": clue_items}
+
+
+class DemoCounty:
+    """Everything the demo runs, as a context manager: used by ``sentinel demo`` and by the end-to-end test."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        api_port: int,
+        time_scale: float = 1.0,
+        broker: str = "auto",
+        password: str | None = None,
+        echo: Any = typer.echo,
+    ) -> None:
+        self.data_dir = data_dir
+        self.api_port = api_port
+        self.time_scale = time_scale
+        self.broker = broker
+        self.password = password or os.environ.get("SENTINEL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        self.echo = echo
+        self.procs = Processes()
+        self.base = f"http://127.0.0.1:{api_port}"
+        self.api = Api(self.base)
+        self.log_dir = data_dir / "logs"
+        self.mqtt: servers.Server | None = None
+
+    def __enter__(self) -> DemoCounty:
+        import shutil
+
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.log_dir.mkdir(parents=True)
+        try:
+            self._start()
+        except BaseException:
+            self.procs.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.procs.stop()
+
+    def _start(self) -> None:
+        echo = self.echo
+        echo("[1/4] 启动 MQTT broker …")
+        prefer = "embedded" if self.broker == "embedded" else "mosquitto"
+        mqtt = servers.start_broker(self.data_dir / "broker", prefer=prefer)
+        self.mqtt = mqtt
+        self.procs.servers.append(mqtt)
+        echo(f"      {mqtt.name} on 127.0.0.1:{mqtt.port}")
+
+        echo("[2/4] 启动云端核心 (API + 接入) …")
+        cloud_env = {
+            "SENTINEL_DATA_DIR": str((self.data_dir / "cloud").resolve()),
+            "SENTINEL_API_HOST": "127.0.0.1",
+            "SENTINEL_API_PORT": str(self.api_port),
+            "SENTINEL_MQTT_HOST": "127.0.0.1",
+            "SENTINEL_MQTT_PORT": str(mqtt.port),
+            "SENTINEL_ADMIN_PASSWORD": self.password,
+            "SENTINEL_PRESENCE_CHECK_S": "5",
+        }
+        self.procs.spawn("cloud", sentinel("cloud", "serve"), self.log_dir, cloud_env)
+        wait_http(f"{self.base}/api/v1/health", 60, self.procs)
+
+        echo("[3/4] 启动设备模拟器与边缘代理 …")
+        for site in DEMO_SITES:
+            modbus_port = servers.free_port()
+            self.procs.spawn(
+                f"sim-{site.site_id}",
+                sentinel(
+                    "sim",
+                    "site",
+                    str(REPO_CONFIG / site.scenario),
+                    "--modbus-port",
+                    str(modbus_port),
+                    "--time-scale",
+                    str(self.time_scale),
+                ),
+                self.log_dir,
+            )
+            servers.wait_for_port(modbus_port, 20)
+            site_dir = self.data_dir / "edge" / site.site_id
+            site_dir.mkdir(parents=True)
+            config = render_template(
+                REPO_CONFIG / site.template,
+                site_dir / "site.toml",
+                {"mqtt_port": mqtt.port, "modbus_port": modbus_port, "data_dir": site_dir.resolve()},
+            )
+            self.procs.spawn(f"edge-{site.site_id}", sentinel("edge", "run", str(config)), self.log_dir)
+            echo(f"      {site.site_id} {site.name}: 模拟器 modbus 127.0.0.1:{modbus_port}")
+        self.api.login("admin", self.password)
 
 
 @app.command()
@@ -153,104 +245,56 @@ def demo(
     broker: str = typer.Option("auto", help="auto | mosquitto | embedded"),
 ) -> None:
     """启动演示县：broker、云端、模拟设备与边缘代理。Start broker, cloud, simulators and edge agents."""
-    import shutil
-
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    log_dir = data_dir / "logs"
-    log_dir.mkdir(parents=True)
-    password = os.environ.get("SENTINEL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    procs = Processes()
     ok = False
     try:
-        typer.echo("[1/4] 启动 MQTT broker …")
-        prefer = "embedded" if broker == "embedded" else "mosquitto"
-        mqtt = servers.start_broker(data_dir / "broker", prefer=prefer)
-        procs.servers.append(mqtt)
-        typer.echo(f"      {mqtt.name} on 127.0.0.1:{mqtt.port}")
-
-        typer.echo("[2/4] 启动云端核心 (API + 接入) …")
-        cloud_env = {
-            "SENTINEL_DATA_DIR": str((data_dir / "cloud").resolve()),
-            "SENTINEL_API_HOST": "127.0.0.1",
-            "SENTINEL_API_PORT": str(api_port),
-            "SENTINEL_MQTT_HOST": "127.0.0.1",
-            "SENTINEL_MQTT_PORT": str(mqtt.port),
-            "SENTINEL_ADMIN_PASSWORD": password,
-            "SENTINEL_PRESENCE_CHECK_INTERVAL_S": "5",
-        }
-        procs.spawn("cloud", sentinel("cloud", "serve"), log_dir, cloud_env)
-        base = f"http://127.0.0.1:{api_port}"
-        wait_http(f"{base}/api/v1/health", 60, procs)
-
-        typer.echo("[3/4] 启动设备模拟器与边缘代理 …")
-        for site in DEMO_SITES:
-            modbus_port = servers.free_port()
-            procs.spawn(
-                f"sim-{site.site_id}",
-                sentinel(
-                    "sim",
-                    "site",
-                    str(REPO_CONFIG / site.scenario),
-                    "--modbus-port",
-                    str(modbus_port),
-                    "--time-scale",
-                    str(time_scale),
-                ),
-                log_dir,
-            )
-            servers.wait_for_port(modbus_port, 20)
-            site_dir = data_dir / "edge" / site.site_id
-            site_dir.mkdir(parents=True)
-            config = render_template(
-                REPO_CONFIG / site.template,
-                site_dir / "site.toml",
-                {"mqtt_port": mqtt.port, "modbus_port": modbus_port, "data_dir": site_dir.resolve()},
-            )
-            procs.spawn(f"edge-{site.site_id}", sentinel("edge", "run", str(config)), log_dir)
-            typer.echo(f"      {site.site_id} {site.name}: 模拟器 modbus 127.0.0.1:{modbus_port}")
-
-        api = Api(base)
-        api.login("admin", password)
-        typer.echo("[4/4] 运行中。")
-        typer.echo("")
-        typer.echo(f"  控制台 Console   {base}/")
-        typer.echo(f"  API 文档 OpenAPI {base}/docs")
-        typer.echo(f"  登录 Login       admin / {password}")
-        typer.echo(f"  MQTT broker      127.0.0.1:{mqtt.port}   日志 logs: {log_dir}")
-        typer.echo(f"  试一试 Try: curl -s -H 'Authorization: Bearer <token>' {base}/api/v1/clues")
-        typer.echo("")
-        started = time.monotonic()
-        summary: dict[str, Any] = {}
-        while duration <= 0 or time.monotonic() - started < duration:
-            time.sleep(min(10.0, max(0.5, duration - (time.monotonic() - started))) if duration > 0 else 10.0)
-            dead = procs.check_alive()
-            if dead:
-                typer.echo(f"进程意外退出 process exited: {', '.join(dead)} (see {log_dir})", err=True)
-                break
-            summary = summarise(api)
+        with DemoCounty(data_dir, api_port=api_port, time_scale=time_scale, broker=broker) as county:
+            api, base = county.api, county.base
+            assert county.mqtt is not None
+            typer.echo("[4/4] 运行中。")
+            typer.echo("")
+            typer.echo(f"  控制台 Console   {base}/")
+            typer.echo(f"  API 文档 OpenAPI {base}/docs")
+            typer.echo(f"  登录 Login       admin / {county.password}")
+            typer.echo(f"  MQTT broker      127.0.0.1:{county.mqtt.port}   日志 logs: {county.log_dir}")
             typer.echo(
-                f"  t={time.monotonic() - started:5.0f}s"
-                f"  读数 readings stored={summary['stats'].get('readings_stored', 0)}"
-                f"  告警 alerts={len(summary['alerts'])}  线索 clues={len(summary['clues'])}"
+                f"  试一试 Try: TOKEN=$(curl -s -d username=admin -d password={county.password} "
+                f"{base}/api/v1/auth/token | python3 -c "
+                "'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
             )
-        summary = summarise(api)
-        readings = int(summary["stats"].get("readings_stored", 0))
-        fridge_clues = [c for c in summary["clues"] if c.get("site_id") == "pharmacy-01"]
-        typer.echo("")
-        typer.echo("== 摘要 Summary ==")
-        typer.echo(f"  读数入库 readings stored : {readings}")
-        typer.echo(f"  告警 alerts               : {len(summary['alerts'])}")
-        typer.echo(f"  线索 clues                : {len(summary['clues'])}")
-        for clue in summary["clues"]:
-            typer.echo(f"    - #{clue.get('id')} [{clue.get('severity')}] {clue.get('site_id')} {clue.get('title')}")
-        ok = readings > 0 and bool(fridge_clues)
-        if duration > 0 and not ok:
-            typer.echo("演示未达预期：没有读数入库或没有药品冷藏柜线索 (pipeline did not work)", err=True)
+            typer.echo(f'             curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/clues')
+            typer.echo("")
+            started = time.monotonic()
+            while duration <= 0 or time.monotonic() - started < duration:
+                left = duration - (time.monotonic() - started)
+                time.sleep(min(10.0, max(0.5, left)) if duration > 0 else 10.0)
+                dead = county.procs.check_alive()
+                if dead:
+                    typer.echo(f"进程意外退出 process exited: {', '.join(dead)} (see {county.log_dir})", err=True)
+                    break
+                summary = summarise(api)
+                typer.echo(
+                    f"  t={time.monotonic() - started:5.0f}s"
+                    f"  读数 readings stored={summary['stats'].get('readings_stored', 0)}"
+                    f"  告警 alerts={len(summary['alerts'])}  线索 clues={len(summary['clues'])}"
+                )
+            summary = summarise(api)
+            readings = int(summary["stats"].get("readings_stored", 0))
+            fridge_clues = [c for c in summary["clues"] if c.get("site_id") == "pharmacy-01"]
+            typer.echo("")
+            typer.echo("== 摘要 Summary ==")
+            typer.echo(f"  读数入库 readings stored : {readings}")
+            typer.echo(f"  告警 alerts               : {len(summary['alerts'])}")
+            typer.echo(f"  线索 clues                : {len(summary['clues'])}")
+            for clue in summary["clues"]:
+                typer.echo(
+                    f"    - #{clue.get('id')} [{clue.get('severity')}] {clue.get('site_id')} {clue.get('title')}"
+                )
+            ok = readings > 0 and bool(fridge_clues)
+            if duration > 0 and not ok:
+                typer.echo("演示未达预期：没有读数入库或没有药品冷藏柜线索 (pipeline did not work)", err=True)
+            typer.echo("停止所有进程 stopping …")
     except KeyboardInterrupt:
-        ok = True
-    finally:
         typer.echo("停止所有进程 stopping …")
-        procs.stop()
+        ok = True
     if duration > 0 and not ok:
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from cloud.api.deps import SessionDep, require_roles
+from cloud.api.deps import SessionDep, StoreDep, require_roles
 from cloud.core.users import Role
 from cloud.ingest.models import DeadLetter, DeadLetterPublic, IngestSeq
 
@@ -18,13 +18,14 @@ router = APIRouter(
 
 
 @router.get("/stats", summary="接入统计 (ingest counters)")
-def stats(session: SessionDep, request: Request) -> dict[str, Any]:
+def stats(session: SessionDep, store: StoreDep, request: Request) -> dict[str, Any]:
     service = request.app.state.ingest
     by_reason = dict(session.exec(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all())
     committed = session.exec(select(func.count()).select_from(IngestSeq)).one()
     return {
         "worker": None if service is None else service.stats.snapshot(),
         "database": {"committed_messages": int(committed), "dead_letters": by_reason},
+        "readings_stored": store.count(),
     }
 
 

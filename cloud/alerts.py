@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Index, String, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -264,7 +265,7 @@ def list_alerts(
 ) -> tuple[list[Alert], int]:
     from sqlalchemy import func
 
-    conditions = []
+    conditions: list[Any] = []
     if status is not None:
         conditions.append(Alert.status == status)
     if site_id:

@@ -132,7 +132,7 @@ def create_user_command(
     try:
         with session_scope(engine, write=True) as session:
             user = create_user(session, user_create=user_in)
-            typer.echo(f"已创建用户 {user.username} (role {str(user.role)}, id {user.id})")
+            typer.echo(f"已创建用户 {user.username} (role {user.role!s}, id {user.id})")
     except IntegrityError:
         raise typer.BadParameter(f"用户名 {username} 已存在") from None
 

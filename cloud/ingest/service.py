@@ -79,7 +79,7 @@ class IngestService:
             "timeout": 30,
         }
         if version == aiomqtt.ProtocolVersion.V5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.mqtt_session_expiry_s
             props.ReceiveMaximum = 65535
             kwargs["clean_start"] = False
@@ -128,6 +128,11 @@ class IngestService:
     async def run(self) -> None:
         """Connect, subscribe, consume; reconnect with back-off on any MQTT error. Cancel to stop."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
+        checkpointer = (
+            asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
+            if self.writer.engine.dialect.name == "sqlite"
+            else None
+        )
         backoff = 0.5
         try:
             while True:
@@ -183,9 +188,31 @@ class IngestService:
                 backoff = min(backoff * 2, 15.0)
         finally:
             self.connected = False
+            if checkpointer is not None:
+                checkpointer.cancel()
+                await asyncio.gather(checkpointer, return_exceptions=True)
             for task in list(self._pending_acks):
                 task.cancel()
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _checkpoint_loop(self, every_s: float = 1.0) -> None:
+        """SQLite: copy the WAL back into the database off the commit path (a PASSIVE checkpoint never
+        blocks the writer), so commits do not pay for auto-checkpoints and latency stays flat."""
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, thread_name_prefix="wal-checkpoint") as pool:
+            while True:
+                await asyncio.sleep(every_s)
+                try:
+                    await loop.run_in_executor(pool, self._checkpoint)
+                except Exception as exc:  # a busy database is fine: try again next time
+                    self.stats.report_once("checkpoint", "WAL checkpoint failed: %s", exc, level=logging.DEBUG)
+
+    def _checkpoint(self) -> None:
+        raw = self.writer.engine.raw_connection()  # autocommit: outside any transaction, never BEGIN
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        finally:
+            raw.close()
 
     # -- consuming ------------------------------------------------------------------------------------
     async def _consume(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:

@@ -50,7 +50,7 @@ class Bucket(NamedTuple):
     """Downsampled readings of one sensor over ``[start, start + step)``."""
 
     start: datetime
-    count: int
+    count: int  # type: ignore[assignment]
     min: float | None
     avg: float | None
     max: float | None

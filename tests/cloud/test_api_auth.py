@@ -20,6 +20,7 @@ ANONYMOUS = {
     "/api/v1/health",
     "/api/v1/auth/token",
     "/api/v1/documents/public-key",  # the signing public key: anyone may verify a signed document
+    "/api/v1/notifications/ack",  # one-time signed link from a notification (the link is the credential)
 }
 
 

@@ -162,10 +162,25 @@ def resolve_recipients(
                 )
             ).all()
         elif kind == "assignee":
-            people += facts.assignees
+            people += _usernames(session, facts.assignees)
         elif kind == "supervisors":
             people += people_of_rank(session, department, Rank.SUPERVISOR)
     return list(dict.fromkeys(people))
+
+
+def _usernames(session: Session, values: list[str]) -> list[str]:
+    """Assignees given as user ids (workflow payloads) or usernames → usernames."""
+    from cloud.core.users import User
+
+    out: list[str] = []
+    for value in values:
+        if value.isdigit():
+            user = session.get(User, int(value))
+            if user is not None:
+                out.append(user.username)
+        else:
+            out.append(value)
+    return out
 
 
 def department_code(session: Session, department_id: int | None) -> str | None:

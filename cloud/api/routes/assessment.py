@@ -1,0 +1,186 @@
+"""Supervision and assessment (监督考核): scorecards (JSON/CSV), manual distinctive-work points, clocks, spot
+checks, attendance check-in and report, continuous-improvement report, indicator definitions."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from cloud import journal
+from cloud.api.deps import CurrentUser, SessionDep, StaffUser, require_roles
+from cloud.assessment.attendance import attendance
+from cloud.assessment.config import load_supervision_rules, packaged_indicator_rules
+from cloud.assessment.improvement import report
+from cloud.assessment.indicators import evaluate, to_csv
+from cloud.assessment.models import SpotCheck, SpotCheckPublic, SupervisionClock, SupervisionClockPublic
+from cloud.assessment.spot_checks import ReviewError, draw, review
+from cloud.core.users import Role, User
+
+router = APIRouter(prefix="/assessment", tags=["assessment"])
+Manager = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def period(
+    month: str | None = None, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """``month=YYYY-MM`` (Beijing time) or ``start``/``end`` (aware ISO datetimes)."""
+    if month:
+        try:
+            first = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=TZ)
+        except ValueError:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "month 格式应为 YYYY-MM") from None
+        nxt = (first + dt.timedelta(days=32)).replace(day=1)
+        return first, nxt
+    if start is None or end is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "请给出 month，或 start 与 end")
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start/end 须带时区且 end 晚于 start")
+    return start, end
+
+
+PeriodDep = Annotated[tuple[dt.datetime, dt.datetime], Depends(period)]
+
+
+@router.get("/indicators", summary="考核指标定义（数据文件 indicators.toml）")
+def indicators(_: StaffUser) -> dict[str, Any]:
+    return packaged_indicator_rules().model_dump()
+
+
+@router.get("/scorecards", summary="个人/部门考核得分（任意期间；format=csv 导出）")
+def scorecards(
+    session: SessionDep,
+    _: Manager,
+    window: PeriodDep,
+    scope: Literal["person", "department"] = "person",
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    persons, depts = evaluate(session, *window)
+    cards = persons if scope == "person" else depts
+    if format == "csv":
+        name = f"scorecards-{scope}-{window[0].date()}-{window[1].date()}.csv"
+        return Response(
+            to_csv(cards),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return [dataclasses.asdict(c) for c in cards]
+
+
+class ManualScore(BaseModel):
+    user: str | None = Field(default=None, description="人员用户名（与 department 二选一）")
+    department: str | None = Field(default=None, description="部门编码")
+    points: float = Field(ge=-100, le=100)
+    reason: str = Field(min_length=2, max_length=500, description="特色工作说明")
+
+
+@router.post("/manual-scores", summary="录入特色工作得分", status_code=201)
+def manual_score(session: SessionDep, user: Manager, body: ManualScore) -> dict[str, Any]:
+    if (body.user is None) == (body.department is None):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "user 与 department 须且只能填写一个")
+    event = journal.append(
+        session,
+        actor=user.username,
+        action="assessment.manual_score",
+        target_type="user" if body.user else "department",
+        target_id=body.user or body.department or "",
+        payload={**body.model_dump(), "dimension": "distinctive"},
+    )
+    session.commit()
+    return {"event_id": event.id}
+
+
+@router.get("/clocks", summary="督办时钟（所有期限的自动监控）")
+def clocks(
+    session: SessionDep,
+    _: StaffUser,
+    state: Literal["running", "warned", "breached", "stopped", "all"] = "running",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[SupervisionClockPublic]:
+    query = select(SupervisionClock)
+    if state == "running":
+        query = query.where(col(SupervisionClock.stopped_at).is_(None), col(SupervisionClock.breached_at).is_(None))
+    elif state == "warned":
+        query = query.where(col(SupervisionClock.warned_at).is_not(None), col(SupervisionClock.stopped_at).is_(None))
+    elif state == "breached":
+        query = query.where(col(SupervisionClock.breached_at).is_not(None))
+    elif state == "stopped":
+        query = query.where(col(SupervisionClock.stopped_at).is_not(None))
+    rows = session.exec(query.order_by(col(SupervisionClock.due_at)).limit(limit)).all()
+    return [SupervisionClockPublic.model_validate(r) for r in rows]
+
+
+class DrawIn(BaseModel):
+    start: dt.datetime
+    end: dt.datetime
+    seed: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/spot-checks/draw", summary="随机抽查已办结线索与任务", status_code=201)
+def draw_now(session: SessionDep, _: Manager, body: DrawIn) -> list[SpotCheckPublic]:
+    checks = draw(session, load_supervision_rules().spot_check, body.start, body.end, seed=body.seed)
+    session.commit()
+    return [SpotCheckPublic.model_validate(c) for c in checks]
+
+
+@router.get("/spot-checks", summary="抽查记录")
+def spot_checks(session: SessionDep, _: StaffUser, pending: bool = False) -> list[SpotCheckPublic]:
+    query = select(SpotCheck)
+    if pending:
+        query = query.where(col(SpotCheck.verdict).is_(None))
+    return [SpotCheckPublic.model_validate(c) for c in session.exec(query.order_by(col(SpotCheck.id).desc()))]
+
+
+class ReviewIn(BaseModel):
+    verdict: Literal["ok", "problem"]
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/spot-checks/{check_id}/review", summary="抽查评定（发现问题生成督办线索）")
+def review_check(session: SessionDep, user: Manager, check_id: int, body: ReviewIn) -> SpotCheckPublic:
+    try:
+        check = review(session, check_id, verdict=body.verdict, note=body.note, by=user.username)
+    except ReviewError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    return SpotCheckPublic.model_validate(check)
+
+
+class CheckIn(BaseModel):
+    note: str = Field(default="", max_length=200)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+
+@router.post("/attendance/check-in", summary="考勤签到", status_code=201)
+def check_in(session: SessionDep, user: CurrentUser, body: CheckIn) -> dict[str, Any]:
+    event = journal.append(
+        session,
+        actor=user.username,
+        action=load_supervision_rules().attendance.check_in_action,
+        target_type="user",
+        target_id=user.username,
+        payload=body.model_dump(),
+    )
+    session.commit()
+    return {"event_id": event.id, "ts": event.ts}
+
+
+@router.get("/attendance", summary="考勤统计（按值班表）")
+def attendance_report(
+    session: SessionDep, _: Manager, window: PeriodDep, department: str | None = None
+) -> list[dict[str, Any]]:
+    rows = attendance(session, load_supervision_rules().attendance, *window, department=department)
+    return [dataclasses.asdict(r) for r in rows]
+
+
+@router.get("/improvement", summary="持续改进报告：各研判规则与边缘规则的线索、去向与确认率")
+def improvement(session: SessionDep, _: Manager, window: PeriodDep) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(r) for r in report(session, *window)]

@@ -1,0 +1,43 @@
+"""People helpers: user ids or usernames in event payloads → usernames; a person's department code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import Session, select
+
+from cloud.core.users import User
+
+
+def usernames(session: Session, values: Iterable[Any] | Any) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, (str, int)):
+        values = [values]
+    out: list[str] = []
+    for value in values:
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            user = session.get(User, int(value))
+            if user is not None:
+                out.append(user.username)
+        elif isinstance(value, str) and value:
+            out.append(value)
+    return list(dict.fromkeys(out))
+
+
+def departments(session: Session) -> dict[str, str]:
+    """username → department code, from the user accounts, completed by notification contacts."""
+    result: dict[str, str] = {}
+    try:
+        from cloud.notify.models import Contact
+
+        for key, dept in session.exec(select(Contact.key, Contact.department)).all():
+            if dept:
+                result[key] = dept
+    except ModuleNotFoundError:  # pragma: no cover
+        pass
+    for name, dept in session.exec(select(User.username, User.department)).all():
+        if dept:
+            result[name] = dept
+    return result

@@ -21,7 +21,7 @@ from sqlalchemy import JSON, Column, String, Text
 from sqlmodel import Field, Session, SQLModel
 
 from cloud.core.db import UTCDateTime, utcnow
-from cloud.workflow.states import ClueState
+from cloud.workflow.states import ClueState, state_type
 
 if TYPE_CHECKING:
     from cloud.alerts import Alert
@@ -77,7 +77,7 @@ class ClueBase(SQLModel):
     channel: str = Field(default="sensor", max_length=32, description="来源渠道: sensor, hotline_12345, …")
     kind: str = Field(default="alert", max_length=16, description="alert complaint report referral walk_in feedback")
     status: ClueStatus = Field(default=ClueStatus.OPEN, index=True, sa_type=String(16))
-    state: ClueState = Field(default=ClueState.NEW, index=True, sa_type=String(20))
+    state: ClueState = Field(default=ClueState.NEW, index=True, sa_type=state_type(ClueState))
     source_count: int = Field(default=1, description="folded sources counter")
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)

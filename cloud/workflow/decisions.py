@@ -144,7 +144,7 @@ def _store(
         previous.current = False
         session.add(previous)
     row = AnalysisDecision(
-        clue_id=clue.id,
+        clue_id=clue.id or 0,
         disposal=decision.disposal.value,
         rule_id=decision.rule_id,
         rule_name=decision.rule_name,

@@ -225,7 +225,7 @@ def collect(
         session.flush()
     else:
         # the counter is incremented in SQL so that two folds in parallel transactions both count
-        clue.source_count = Clue.source_count + 1  # type: ignore[assignment]
+        clue.source_count = Clue.source_count + 1
         clue.severity = more_severe(incoming.severity, clue.severity)
         if incoming.value is not None:
             clue.value = incoming.value

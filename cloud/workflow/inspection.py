@@ -443,7 +443,7 @@ def generate_documents(
     rows = {r.item_code: r for r in results(session, task.id or 0)}
     label = {"pass": "符合", "fail": "不符合", "na": "不适用"}
     items = [
-        CheckedItem(code=c, title=catalogue.item(c).title, result=label[rows[c].outcome], note=rows[c].note)  # type: ignore[arg-type]
+        CheckedItem(code=c, title=catalogue.item(c).title, result=label[rows[c].outcome], note=rows[c].note)
         for c in task.items
     ]
     failing = [d for d in assessment.disposals if not d.finding.passed]

@@ -146,7 +146,7 @@ def missing_fields(order: WorkOrderIn) -> list[str]:
     }[order.kind]
     if order.kind == "report" and order.anonymous:
         required = [f for f in required if not f.startswith("complainant_")]
-    missing = [f for f in required if not getattr(order, f)]
+    missing: list[str] = [f for f in required if not getattr(order, f)]
     if not (order.respondent_name or order.respondent_uscc or order.site_id) and "respondent_name" not in missing:
         missing.append("respondent_name")
     return missing
@@ -251,7 +251,10 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
     from cloud.workflow.grouping import resolve_subject
 
     match = resolve_subject(
-        session, uscc=order.respondent_uscc, name=order.respondent_name, address=order.respondent_address,
+        session,
+        uscc=order.respondent_uscc,
+        name=order.respondent_name,
+        address=order.respondent_address,
         site_id=order.site_id,
     ).match
     order.subject_match = match

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime, utcnow
-from cloud.workflow.states import CaseState, TaskState
+from cloud.workflow.states import CaseState, TaskState, state_type
 
 
 def _json(default: Any = None) -> Any:
@@ -143,7 +143,7 @@ class InspectionTask(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     task_no: str = Field(max_length=40, index=True)
-    state: TaskState = Field(default=TaskState.ASSIGNED, index=True, sa_type=String(16))
+    state: TaskState = Field(default=TaskState.ASSIGNED, index=True, sa_type=state_type(TaskState))
     version: int = 0
     clue_id: int | None = Field(default=None, index=True)
     plan_id: int | None = Field(default=None, index=True)
@@ -189,7 +189,7 @@ class EnforcementCase(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_no: str = Field(max_length=40, index=True)
-    state: CaseState = Field(default=CaseState.REGISTERED, index=True, sa_type=String(16))
+    state: CaseState = Field(default=CaseState.REGISTERED, index=True, sa_type=state_type(CaseState))
     version: int = 0
     source: str = Field(max_length=16, description="clue | inspection | manual")
     clue_id: int | None = Field(default=None, index=True)

@@ -313,7 +313,9 @@ def related_targets(session: Session, clue_id: int) -> list[tuple[str, str]]:
 def clue_timeline(session: Session, clue_id: int) -> list[journal.JournalEvent]:
     """Every journal event of the clue and of its work orders, tasks, cases and documents, in order."""
     targets = related_targets(session, clue_id)
-    conditions = [(journal.JournalEvent.target_type == t) & (journal.JournalEvent.target_id == i) for t, i in targets]
+    conditions: list[Any] = [
+        (journal.JournalEvent.target_type == t) & (journal.JournalEvent.target_id == i) for t, i in targets
+    ]
     return list(
         session.exec(select(journal.JournalEvent).where(or_(*conditions)).order_by(col(journal.JournalEvent.id)))
     )

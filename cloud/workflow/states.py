@@ -458,3 +458,16 @@ MACHINES: dict[str, StateMachine[Any, Any]] = {
     "task": TASK_MACHINE,
     "case": CASE_MACHINE,
 }
+
+
+def state_type(states: type[StrEnum]) -> Any:
+    """A column type storing a state enum as its string value and reading it back as the enum."""
+    from sqlalchemy import Enum
+
+    return Enum(
+        states,
+        native_enum=False,
+        create_constraint=False,
+        length=20,
+        values_callable=lambda enum: [member.value for member in enum],
+    )

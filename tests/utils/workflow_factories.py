@@ -40,18 +40,33 @@ class World:
     def h(self, name: str) -> dict[str, str]:
         return self.headers[name]
 
-    def add_user(self, name: str, role: str, *, duties: list[str] | None = None, department: bool = True,
-                 cert_no: str | None = None, full_name: str | None = None) -> int:
+    def add_user(
+        self,
+        name: str,
+        role: str,
+        *,
+        duties: list[str] | None = None,
+        department: bool = True,
+        cert_no: str | None = None,
+        full_name: str | None = None,
+    ) -> int:
         with Session(self.engine) as session:
             user = create_user(
                 session,
-                user_create=UserCreate(username=name, password="Passw0rd!long", role=Role(role),
-                                       full_name=full_name or name),
+                user_create=UserCreate(
+                    username=name, password="Passw0rd!long", role=Role(role), full_name=full_name or name
+                ),
             )
             assert user.id is not None
             if duties is not None:
-                session.add(StaffProfile(user_id=user.id, duties=duties,
-                                         department_id=self.department_id if department else None, cert_no=cert_no))
+                session.add(
+                    StaffProfile(
+                        user_id=user.id,
+                        duties=duties,
+                        department_id=self.department_id if department else None,
+                        cert_no=cert_no,
+                    )
+                )
             session.commit()
             uid = user.id
         token = create_token(subject=name, role=role, key=self.settings.jwt_key(), lifetime=timedelta(minutes=30))
@@ -61,25 +76,49 @@ class World:
 
     def add_subject(self, name: str, uscc_body: str, grade: str = "C") -> int:
         with Session(self.engine) as session:
-            subject = MarketSubject(name=name, uscc=make(uscc_body), risk_grade=RiskGrade(grade),
-                                    department_id=self.department_id, address=f"{name}地址")
+            subject = MarketSubject(
+                name=name,
+                uscc=make(uscc_body),
+                risk_grade=RiskGrade(grade),
+                department_id=self.department_id,
+                address=f"{name}地址",
+            )
             session.add(subject)
             session.commit()
             assert subject.id is not None
             return subject.id
 
-    def alert(self, phase: AlertPhase = AlertPhase.RAISE, *, category: str = "drug_storage", severity: str = "major",
-              at: datetime | None = None, rule_id: str = "fridge_high") -> int | None:
+    def alert(
+        self,
+        phase: AlertPhase = AlertPhase.RAISE,
+        *,
+        category: str = "drug_storage",
+        severity: str = "major",
+        at: datetime | None = None,
+        rule_id: str = "fridge_high",
+    ) -> int | None:
         ts = at or datetime.now(UTC)
         signal = AlertSignal(
-            site_id=self.site_id, device_id="probe-1", rule_id=rule_id, phase=phase, severity=severity,
-            category=category, message="冷藏柜温度 12.0 ℃ 超出 2–8 ℃", ts=ts, started_at=ts, agent_id="agent-1",
-            sensor_id="t1", value=12.0, limit=8.0, unit="°C",
+            site_id=self.site_id,
+            device_id="probe-1",
+            rule_id=rule_id,
+            phase=phase,
+            severity=severity,
+            category=category,
+            message="冷藏柜温度 12.0 ℃ 超出 2–8 ℃",
+            ts=ts,
+            started_at=ts,
+            agent_id="agent-1",
+            sensor_id="t1",
+            value=12.0,
+            limit=8.0,
+            unit="°C",
         )
         with session_scope(self.engine, write=True) as session:
             outcome = apply_signal(session, signal)
-            from cloud.workflow.clues import ClueSource
             from sqlmodel import select
+
+            from cloud.workflow.clues import ClueSource
 
             if outcome.alert is None or phase is AlertPhase.CLEAR:
                 return None
@@ -104,18 +143,37 @@ def make_world(tmp_path: Path) -> World:
         dep = Department(code="gusu-1", name="姑苏区市场监督管理局第一市场监督管理所")
         session.add(dep)
         session.flush()
-        subject = MarketSubject(name="示例大药房有限公司", uscc=USCC, risk_grade=RiskGrade.C, department_id=dep.id,
-                                address="苏州市姑苏区人民路 100 号", legal_representative="张三")
+        subject = MarketSubject(
+            name="示例大药房有限公司",
+            uscc=USCC,
+            risk_grade=RiskGrade.C,
+            department_id=dep.id,
+            address="苏州市姑苏区人民路 100 号",
+            legal_representative="张三",
+        )
         session.add(subject)
         session.flush()
-        session.add(Site(site_id="pharmacy-1", name="示例大药房人民路店", address="苏州市姑苏区人民路 100 号",
-                         category="drug", subject_id=subject.id, department_id=dep.id))
+        session.add(
+            Site(
+                site_id="pharmacy-1",
+                name="示例大药房人民路店",
+                address="苏州市姑苏区人民路 100 号",
+                category="drug",
+                subject_id=subject.id,
+                department_id=dep.id,
+            )
+        )
         session.commit()
         assert dep.id is not None and subject.id is not None
         world = World(TestClient(app), app, engine, settings, dep.id, subject.id, "pharmacy-1")
     world.add_user("head", "supervisor", full_name="周局长")
     world.add_user("clerk", "supervisor", duties=["intake_clerk", "dispatcher", "analyst"], full_name="受理员小陈")
     for i, name in enumerate(["insp1", "insp2", "insp3"], start=1):
-        world.add_user(name, "inspector", duties=["inspector", "enforcement_officer"], cert_no=f"3205000{i}",
-                       full_name=["李四", "王五", "赵六"][i - 1])
+        world.add_user(
+            name,
+            "inspector",
+            duties=["inspector", "enforcement_officer"],
+            cert_no=f"3205000{i}",
+            full_name=["李四", "王五", "赵六"][i - 1],
+        )
     return world

@@ -37,7 +37,7 @@ router = APIRouter(prefix="/clues", tags=["clues"], route_class=WorkflowRoute)
 
 
 def _clue(session: Any, clue_id: int) -> Clue:
-    clue = session.get(Clue, clue_id)
+    clue: Clue | None = session.get(Clue, clue_id)
     if clue is None:
         raise NotFound(f"线索 {clue_id} 不存在 / clue not found")
     return clue
@@ -59,7 +59,7 @@ def get_clues(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CluesPublic:
-    conditions = []
+    conditions: list[Any] = []
     if status_ is not None:
         conditions.append(Clue.status == status_)
     if state is not None:

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/documents", tags=["documents"], route_class=Workflow
 
 
 def _doc(session: Any, document_id: int) -> DocumentRecord:
-    doc = session.get(DocumentRecord, document_id)
+    doc: DocumentRecord | None = session.get(DocumentRecord, document_id)
     if doc is None:
         raise NotFound(f"文书 {document_id} 不存在 / document not found")
     return doc

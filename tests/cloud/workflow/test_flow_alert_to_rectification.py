@@ -23,10 +23,18 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
 
     # a 12345 work order about the same subject (by USCC) folds into the open clue
     order = {
-        "channel": "hotline_12345", "kind": "complaint", "external_no": "12345-0001", "category": "drug_storage",
-        "complainant_name": "张某", "complainant_phone": "13800001234", "complainant_address": "苏州市道前街 1 号",
-        "respondent_name": "示例大药房", "respondent_uscc": USCC, "respondent_address": "人民路 100 号",
-        "request": "要求核查冷藏药品储存条件", "facts": "冷藏柜显示 12 ℃",
+        "channel": "hotline_12345",
+        "kind": "complaint",
+        "external_no": "12345-0001",
+        "category": "drug_storage",
+        "complainant_name": "张某",
+        "complainant_phone": "13800001234",
+        "complainant_address": "苏州市道前街 1 号",
+        "respondent_name": "示例大药房",
+        "respondent_uscc": USCC,
+        "respondent_address": "人民路 100 号",
+        "request": "要求核查冷藏药品储存条件",
+        "facts": "冷藏柜显示 12 ℃",
     }
     folded = c.post(f"{API}/clues/intake", json=order, headers=world.h("clerk"))
     assert folded.status_code == 201, folded.text
@@ -50,18 +58,25 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
         return resp.json()  # type: ignore[no-any-return]
 
     # an inspector not on the task cannot accept it
-    assert c.post(f"{API}/tasks/{tid}/transitions", json={"action": "accept"},
-                  headers=world.h(other)).status_code == 403
+    assert (
+        c.post(f"{API}/tasks/{tid}/transitions", json={"action": "accept"}, headers=world.h(other)).status_code == 403
+    )
     act(lead, "accept")
     assert c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()["state"] == "in_execution"
     act(lead, "check_in", check_in={"lat": 31.3, "lon": 120.6, "note": "到达现场"})
     for code in task["items"]:
         outcome = "fail" if code == "DR-STO-01" else "pass"
-        r = c.put(f"{API}/tasks/{tid}/results/{code}", json={"outcome": outcome, "note": "冷藏柜 12.0 ℃"},
-                  headers=world.h(lead))
+        r = c.put(
+            f"{API}/tasks/{tid}/results/{code}",
+            json={"outcome": outcome, "note": "冷藏柜 12.0 ℃"},
+            headers=world.h(lead),
+        )
         assert r.status_code == 200, r.text
-    photo = c.post(f"{API}/tasks/{tid}/results/DR-STO-01/photos", files={"file": ("p.png", PNG, "image/png")},
-                   headers=world.h(lead))
+    photo = c.post(
+        f"{API}/tasks/{tid}/results/DR-STO-01/photos",
+        files={"file": ("p.png", PNG, "image/png")},
+        headers=world.h(lead),
+    )
     assert photo.status_code == 201, photo.text
     assert c.get(f"{API}/evidence/{photo.json()['sha256']}", headers=world.h("head")).content == PNG
     submitted = act(lead, "submit", findings="冷藏柜温度 12 ℃，超出 2–8 ℃")
@@ -79,8 +94,9 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
     assert ok["valid"] and ok["signatures"][0]["valid"]
     tampered = pdf.replace(b"/Producer", b"/Produces", 1) if b"/Producer" in pdf else pdf[:-10] + b"0" * 10
     assert tampered != pdf
-    bad = c.post(f"{API}/documents/{doc_id}/verify", files={"file": ("o.pdf", tampered)},
-                 headers=world.h("head")).json()
+    bad = c.post(
+        f"{API}/documents/{doc_id}/verify", files={"file": ("o.pdf", tampered)}, headers=world.h("head")
+    ).json()
     assert not bad["valid"] and bad["signatures"][0]["reason"] == "hash_mismatch"
     assert b"PUBLIC KEY" in c.get(f"{API}/documents/public-key", headers=world.h("head")).content
 
@@ -92,9 +108,18 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
 
     timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
     actions = [e["action"] for e in timeline]
-    for expected in ("clue.created", "clue.analysed", "work_order.received", "clue.folded", "task.created",
-                     "task.result_recorded", "task.photo_added", "document.generated", "document.signed",
-                     "clue.outcome"):
+    for expected in (
+        "clue.created",
+        "clue.analysed",
+        "work_order.received",
+        "clue.folded",
+        "task.created",
+        "task.result_recorded",
+        "task.photo_added",
+        "document.generated",
+        "document.signed",
+        "clue.outcome",
+    ):
         assert expected in actions, expected
     closes = [e for e in timeline if e["action"] == "clue.transition" and e["payload"]["to"] == "closed"]
     assert len(closes) == 1 and closes[0]["actor"] == "system"
@@ -113,16 +138,26 @@ def test_complaint_mandatory_fields_and_bulk_import(world: World) -> None:
     from pathlib import Path
 
     c = world.client
-    missing = c.post(f"{API}/clues/intake", json={"channel": "hotline_12315", "kind": "complaint",
-                                                   "complainant_name": "张某", "respondent_name": "某店",
-                                                   "request": "退款", "facts": "商品过期"}, headers=world.h("clerk"))
+    missing = c.post(
+        f"{API}/clues/intake",
+        json={
+            "channel": "hotline_12315",
+            "kind": "complaint",
+            "complainant_name": "张某",
+            "respondent_name": "某店",
+            "request": "退款",
+            "facts": "商品过期",
+        },
+        headers=world.h("clerk"),
+    )
     assert missing.status_code == 422
     body = missing.json()
     assert body["code"] == "missing_fields"
     assert set(body["fields"]) == {"complainant_phone", "complainant_address", "respondent_address"}
     assert "投诉人电话" in body["detail"]
-    bad_phone = c.post(f"{API}/clues/intake", json={"channel": "hotline_12315", "complainant_phone": "abc"},
-                       headers=world.h("clerk"))
+    bad_phone = c.post(
+        f"{API}/clues/intake", json={"channel": "hotline_12315", "complainant_phone": "abc"}, headers=world.h("clerk")
+    )
     assert bad_phone.status_code == 422 and "电话" in bad_phone.text
     assert c.post(f"{API}/clues/intake", json={"channel": "hotline_12315"}, headers=world.h("insp1")).status_code == 403
 

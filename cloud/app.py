@@ -87,6 +87,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from cloud.notify.lifespan import start_followers
 
         tasks += start_followers(app, settings)
+    if app.state.run_background:  # subjects' risk grades recomputed on a schedule (rules: workflow.toml)
+        from cloud.workflow.decisions import run_periodic as regrade_periodically
+
+        tasks.append(asyncio.create_task(regrade_periodically(app.state.engine), name="risk-regrade"))
     if app.state.run_background:
         from cloud.telemetry import gsp
 

@@ -141,3 +141,20 @@ from cloud.registry import cli as _records_cli  # noqa: E402 - registry and GSP 
 
 app.add_typer(_records_cli.app, name="registry")
 app.add_typer(_records_cli.records_app, name="records")
+
+workflow_app = typer.Typer(help="监管流程 (supervision workflow)", no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("regrade")
+def regrade() -> None:
+    """按历史重新评定全部市场主体风险等级 (recompute every subject's risk grade A–D now)."""
+    from cloud.core.config import get_settings
+    from cloud.core.db import init_db, make_engine
+    from cloud.workflow.decisions import recompute_all
+
+    engine = make_engine(get_settings())
+    init_db(engine)
+    typer.echo("重新评定风险等级 regrading subjects …")
+    result = recompute_all(engine, trigger="on_demand")
+    typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))

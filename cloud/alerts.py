@@ -178,10 +178,32 @@ def open_alert(session: Session, *, site_id: str, device_id: str, rule_id: str) 
     ).first()
 
 
+def _open_alert_for_change(session: Session, signal: AlertSignal) -> Alert | None:
+    """The open alert of the signal's identity, about to be changed.
+
+    SQLite writers already hold the database write lock (``BEGIN IMMEDIATE``). PostgreSQL has no such lock:
+    the row is locked (``FOR UPDATE``, re-read after the lock is granted) so concurrent updates of one alert
+    serialise instead of losing increments (read-modify-write in Python).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return open_alert(session, site_id=signal.site_id, device_id=signal.device_id, rule_id=signal.rule_id)
+    return session.exec(
+        select(Alert)
+        .where(
+            Alert.site_id == signal.site_id,
+            Alert.device_id == signal.device_id,
+            Alert.rule_id == signal.rule_id,
+            Alert.status == AlertStatus.OPEN,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
     """Apply one lifecycle step atomically. Flushes, never commits (the caller owns the transaction)."""
     if signal.phase is AlertPhase.CLEAR:
-        alert = open_alert(session, site_id=signal.site_id, device_id=signal.device_id, rule_id=signal.rule_id)
+        alert = _open_alert_for_change(session, signal)
         if alert is None or (
             signal.edge_alert_id and alert.edge_alert_id and signal.edge_alert_id != alert.edge_alert_id
         ):
@@ -207,7 +229,7 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
         _journal(session, "alert.raised", alert, clue_id=clue.id)  # followers: notifications, assessment
         return AlertOutcome(alert, created=True, cleared=False)
 
-    alert = open_alert(session, site_id=signal.site_id, device_id=signal.device_id, rule_id=signal.rule_id)
+    alert = _open_alert_for_change(session, signal)
     if alert is None:  # cleared between our insert attempt and now (another worker): retry once
         return apply_signal(session, signal)
     alert.severity = signal.severity

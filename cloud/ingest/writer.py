@@ -294,9 +294,10 @@ class IngestWriter:
         else:
             table = IngestSeq.__table__  # type: ignore[attr-defined]
             insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            # in key order: two workers claiming overlapping keys wait for each other instead of deadlocking
             values = [
                 {"agent_id": m.agent_id, "seq": m.seq, "site_id": m.site_id, "kind": m.kind, "committed_at": now}
-                for m in items
+                for m in sorted(items, key=lambda m: (m.agent_id, m.seq))
             ]
             stmt = insert(table).values(values).on_conflict_do_nothing().returning(table.c.agent_id, table.c.seq)
             claimed = {(a, s) for a, s in conn.execute(stmt).all()}

@@ -18,6 +18,7 @@ from edge.rules.engine import RuleEngine
 from edge.runtime import Runtime, build_pollers, build_rule_instances
 from edge.telemetry import Batcher
 from edge.uplink import AGENT_VERSION, Uplink
+from edge.vision.bridge import CameraBridge
 from protocols.messages import Announce, AnnouncedDevice, Heartbeat, Severity
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class Agent:
             heartbeat_interval_s=agent.heartbeat_interval_s,
             replay_rate_per_s=agent.replay_rate_per_s,
         )
+        self.cameras = CameraBridge.from_site(site.config, self.outbox, wake=self.uplink.wake)
+        self._cam_stop = asyncio.Event()
+        self._cam_task: asyncio.Task[None] | None = None
         self.batcher = Batcher(self.outbox, agent.site_id, agent.agent_id, agent.batch_max_readings, self.uplink.wake)
         self.runtime = Runtime(site, build_pollers(site, self.on_samples))
         self._overflowing = False
@@ -88,6 +92,7 @@ class Agent:
     def heartbeat(self) -> Heartbeat:
         stats = self.outbox.stats()
         drivers = self.runtime.driver_states()
+        drivers.update(self.cameras.health())
         drivers["outbox"] = "degraded" if stats.thinned_batches and self._overflowing else "ok"
         agent = self.site.config.agent
         return Heartbeat(
@@ -116,6 +121,7 @@ class Agent:
             )
             for d in site.config.devices
         ]
+        devices += self.cameras.announced_devices()
         return Announce(
             site_id=site.config.agent.site_id,
             agent_id=site.config.agent.agent_id,
@@ -126,16 +132,40 @@ class Agent:
 
     # -- configuration swap ------------------------------------------------------------------------
     async def apply(self, site: LoadedSite) -> None:
-        """Stop the pollers, swap rules and pollers to ``site``, start again (raises if it cannot start)."""
+        """Stop pollers and cameras, swap rules, pollers and cameras to ``site``, start again (raises if it cannot
+        start)."""
         await self.runtime.stop()
+        await self._stop_cameras()
         self.batcher.flush()
         agent = site.config.agent
         self.engine = RuleEngine(self.outbox, agent.site_id, agent.agent_id, build_rule_instances(site))
         self.runtime = Runtime(site, build_pollers(site, self.on_samples))
+        self.cameras = CameraBridge.from_site(site.config, self.outbox, wake=self.uplink.wake)
         self.site = site
         self.batcher.max_readings = agent.batch_max_readings
         self.runtime.start()
-        log.info("configuration applied: %d buses, %d devices", len(self.runtime.pollers), len(site.config.devices))
+        self._start_cameras()
+        log.info(
+            "configuration applied: %d buses, %d devices, %d cameras",
+            len(self.runtime.pollers),
+            len(site.config.devices),
+            len(self.cameras.cameras),
+        )
+
+    def _start_cameras(self) -> None:
+        self._cam_stop = asyncio.Event()
+        self._cam_task = asyncio.create_task(self.cameras.run(self._cam_stop), name="cameras")
+
+    async def _stop_cameras(self) -> None:
+        """Stop the camera workers and the evidence uploader (the bridge ends by itself once its event is set)."""
+        task, self._cam_task = self._cam_task, None
+        if task is None:
+            return
+        self._cam_stop.set()
+        try:
+            await task
+        except Exception:
+            log.exception("camera bridge failed while stopping")
 
     # -- life cycle --------------------------------------------------------------------------------
     async def _housekeeping(self) -> None:
@@ -157,6 +187,7 @@ class Agent:
             self.outbox.depth,
         )
         self.runtime.start()
+        self._start_cameras()
         tasks = [
             asyncio.create_task(self.uplink.run(), name="uplink"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
@@ -165,6 +196,7 @@ class Agent:
             await stop.wait()
         finally:
             await self.runtime.stop()
+            await self._stop_cameras()
             self.batcher.flush()
             for task in tasks:
                 task.cancel()

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from edge.vision.config import CameraConfig
+from edge.vision.config import CameraConfig, EvidenceConfig
 from protocols.messages import Identifier
 
 
@@ -164,6 +164,9 @@ class SiteConfig(_Section):
     devices: list[DeviceConfig] = Field(default_factory=list)
     rules: list[RuleBinding] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig, description="camera snapshots: local retention and upload to the cloud"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Self:

@@ -131,7 +131,10 @@ class CameraBridge:
     async def run(self, stop: asyncio.Event) -> None:
         """Run the cameras (worker threads) and the uploader until ``stop`` is set."""
         if not self.cameras:
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                self.queue.close()
             return
         loop = asyncio.get_running_loop()
         self.service = CameraService(

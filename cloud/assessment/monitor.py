@@ -146,10 +146,10 @@ class SupervisionMonitor:
             if any(str(p.get(k)) != v for k, v in spec.extend_match.items()):
                 return
             clock = self._running(session, spec, event.target_id)
-            due = _parse_due(p.get(spec.extend_date_field or ""), self.tz)
-            if clock is not None and due is not None:
-                clock.due_at = due
-                clock.warn_at = due - dt.timedelta(hours=spec.warn_before_hours)
+            new_due = _parse_due(p.get(spec.extend_date_field or ""), self.tz)
+            if clock is not None and new_due is not None:
+                clock.due_at = new_due
+                clock.warn_at = new_due - dt.timedelta(hours=spec.warn_before_hours)
                 clock.warned_at = None
                 session.add(clock)
         elif event.action == spec.stop and str(p.get("to")) in spec.stop_to:

@@ -376,7 +376,7 @@ class Notifier:
     @staticmethod
     def sla_met(session: Session, event: journal.JournalEvent, facts: Facts, met_by: dict[str, set[str]]) -> None:
         """Mark SLA clocks met by ``event`` (same clue or alert); also records alert clear times."""
-        conditions = []
+        conditions: list[Any] = []
         if facts.clue_id:
             conditions.append(Incident.clue_id == facts.clue_id)
         if facts.alert_id:

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, get_session, require_roles
+from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, require_roles
 from cloud.core.db import utcnow
 from cloud.core.security import TokenError, decode_token
 from cloud.core.users import Role, User, get_user_by_username
@@ -81,12 +81,8 @@ def _stream_user(request: Request, settings: SettingsDep, access_token: str | No
         claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
     except TokenError:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "登录已过期 (invalid token)") from None
-    session_gen = get_session(request)
-    session = next(session_gen)
-    try:
+    with Session(request.app.state.engine) as session:
         user = get_user_by_username(session, username=str(claims["sub"]))
-    finally:
-        session_gen.close()
     if user is None or not user.is_active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "账号不可用 (inactive)")
     return user.username

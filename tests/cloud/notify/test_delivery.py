@@ -123,6 +123,11 @@ async def test_drug_fridge_alarm_reaches_three_designated_people_on_their_channe
                 await wait_until(lambda: len(smtp_server.handler.messages) >= 2, 15, "two e-mails")
                 await wait_until(lambda: {"keeper", "owner-wecom"} <= set(webhooks.received), 15, "two webhooks")
                 await wait_until(lambda: any(r["topic"] == "ms/v1/notify/insp-a" for r in received), 15, "mqtt")
+                await wait_until(
+                    lambda: all(d.status == DeliveryStatus.SENT for _, _, d in deliveries(cloud_engine)),
+                    15,
+                    "every delivery recorded as sent",
+                )
         finally:
             listener.cancel()
 

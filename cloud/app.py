@@ -24,6 +24,7 @@ from cloud.api.deps import API_PREFIX
 from cloud.core.config import Settings, get_settings
 from cloud.core.db import init_db, make_engine
 from cloud.core.users import ensure_admin
+from cloud.security.http import install as install_security_guards
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.documents:router",
     "cloud.api.routes.notifications:router",
     "cloud.api.routes.assessment:router",
+    "cloud.api.routes.audit:router",
+    "cloud.api.routes.admin:router",
 ]
 
 
@@ -140,6 +143,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+    install_security_guards(app)  # request size and rate limits, personal-data masking (cloud.security.http)
     for target in CORE_ROUTERS:
         router = _load_router(target, optional=False)
         assert router is not None

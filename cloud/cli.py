@@ -158,3 +158,15 @@ def regrade() -> None:
     typer.echo("重新评定风险等级 regrading subjects …")
     result = recompute_all(engine, trigger="on_demand")
     typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))
+
+from cloud.security import cli as _security_cli  # noqa: E402 - audit, device, pki, backup, restore
+
+app.add_typer(_security_cli.audit_app, name="audit")
+app.add_typer(_security_cli.device_app, name="device")
+app.add_typer(_security_cli.pki_app, name="pki")
+app.add_typer(_security_cli.backup_app, name="backup")
+app.add_typer(_security_cli.restore_app, name="restore")
+
+from cloud.ingest import cli as _ingest_cli  # noqa: E402 - dead-letter sub-commands
+
+app.add_typer(_ingest_cli.app, name="dead-letters")

@@ -66,11 +66,23 @@ _UNAUTHORIZED = HTTPException(
 )
 
 
-def get_current_user(session: SessionDep, token: TokenDep, settings: SettingsDep) -> User:
+def check_session(request: Request, claims: dict[str, Any]) -> None:
+    from cloud.security.config import get_security_settings
+    from cloud.security.sessions import SessionInvalid, check_access
+
+    sec = getattr(request.app.state, "security_settings", None) or get_security_settings()
+    try:
+        check_access(get_engine(request), claims, sec)
+    except SessionInvalid:
+        raise _UNAUTHORIZED from None
+
+
+def get_current_user(request: Request, session: SessionDep, token: TokenDep, settings: SettingsDep) -> User:
     try:
         claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
     except TokenError:
         raise _UNAUTHORIZED from None
+    check_session(request, claims)  # token type, session revoked or idle; before this request's transaction
     user = get_user_by_username(session, username=str(claims["sub"]))
     if user is None or not user.is_active:
         raise _UNAUTHORIZED

@@ -34,10 +34,19 @@ class TokenError(ValueError):
 
 
 def create_token(
-    *, subject: str, role: str, key: str, lifetime: timedelta, algorithm: str = "HS256", typ: str = "access"
+    *,
+    subject: str,
+    role: str,
+    key: str,
+    lifetime: timedelta,
+    algorithm: str = "HS256",
+    typ: str = "access",
+    extra: dict[str, Any] | None = None,
 ) -> str:
+    """A signed token; ``extra`` adds claims (``sid`` session id, ``jti``, ``typ=refresh``)."""
     now = datetime.now(UTC)
     claims: dict[str, Any] = {"sub": subject, "role": role, "typ": typ, "iat": now, "exp": now + lifetime}
+    claims.update(extra or {})
     return jwt.encode(claims, key, algorithm=algorithm)
 
 

@@ -19,15 +19,17 @@ log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
-    ADMIN = "admin"  # 系统管理员
+    ADMIN = "admin"  # 系统管理员 (accounts, configuration; not roles, not the audit trail)
+    SECURITY_ADMIN = "security_admin"  # 安全管理员 (roles, lockouts, device credentials, certificates)
     SUPERVISOR = "supervisor"  # 监管负责人
     INSPECTOR = "inspector"  # 执法检查人员
-    AUDITOR = "auditor"  # 审计管理员 (read-only, audit trail)
+    AUDITOR = "auditor"  # 审计管理员 (read-only, audit trail: verify, export)
     DEVICE = "device"  # edge agents and integrations
 
 
 ROLE_LABELS: dict[Role, str] = {
     Role.ADMIN: "系统管理员",
+    Role.SECURITY_ADMIN: "安全管理员",
     Role.SUPERVISOR: "监管负责人",
     Role.INSPECTOR: "执法检查人员",
     Role.AUDITOR: "审计管理员",
@@ -53,17 +55,9 @@ class UserCreate(UserBase):
     @field_validator("password")
     @classmethod
     def _complex_enough(cls, value: str) -> str:
-        kinds = sum(
-            (
-                any(c.islower() for c in value),
-                any(c.isupper() for c in value),
-                any(c.isdigit() for c in value),
-                any(not c.isalnum() for c in value),
-            )
-        )
-        if kinds < 3:
-            raise ValueError("密码须至少包含大写字母、小写字母、数字、符号中的三类 (password too simple)")
-        return value
+        from cloud.security.passwords import check_password
+
+        return check_password(value)
 
 
 class UserUpdate(SQLModel):
@@ -151,3 +145,9 @@ def ensure_admin(engine: Engine, settings: Settings) -> str | None:
         session.commit()
         log.info("bootstrap admin %r created", settings.admin_username)
         return password if generated else None
+
+
+#: The separated administrator roles (三员分立): no account may hold two of them, and none may grant them itself.
+PRIVILEGED_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.SECURITY_ADMIN, Role.AUDITOR})
+
+from cloud.security import models as _security_models  # noqa: E402,F401 - registers the security tables

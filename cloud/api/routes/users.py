@@ -1,32 +1,115 @@
-"""User administration (admin only)."""
+"""User administration with separated administrator roles (三员分立, GB/T 22239).
+
+* system admin (``admin``): creates accounts, edits names/departments, resets passwords, deactivates;
+  may assign only ordinary roles (supervisor, inspector, device).
+* security admin (``security_admin``): assigns and changes roles (incl. the privileged ones), unlocks accounts,
+  revokes sessions. Bootstrap: while no active security admin exists, the system admin may create the first.
+* audit admin (``auditor``): reads the account list (and the journal, see ``/audit``); changes nothing.
+* Nobody changes their own role. Every change is journaled (``user.created``, ``user.updated``,
+  ``user.role_changed``, ``user.unlocked``, ``user.sessions_revoked``); a role change, password reset or
+  deactivation ends the user's sessions.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, col, select
+from typing import Annotated, Any
 
-from cloud.api.deps import AdminUser, SessionDep
-from cloud.core.users import User, UserCreate, UserPublic, UserUpdate, create_user, update_user
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, select
+
+from cloud.api.deps import SessionDep, require_roles
+from cloud.core.users import (
+    PRIVILEGED_ROLES,
+    Role,
+    User,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    create_user,
+    update_user,
+)
+from cloud.security.events import record
+from cloud.security.lockout import unlock
+from cloud.security.models import AccountSecurity
+from cloud.security.sessions import revoke_all
 
 router = APIRouter(prefix="/users", tags=["users"])
 
+ReaderUser = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN, Role.AUDITOR))]
+SecurityAdmin = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN, admin=False))]
+Manager = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN))]
+
+
+class UserSecurityPublic(UserPublic):
+    locked: bool = False
+    totp_enabled: bool = False
+
 
 class UsersPublic(SQLModel):
-    data: list[UserPublic]
+    data: list[UserSecurityPublic]
     count: int
 
 
+def _public(session: Session, user: User) -> UserSecurityPublic:
+    from cloud.core.db import utcnow
+
+    state = session.get(AccountSecurity, user.id) if user.id is not None else None
+    locked = bool(state and state.locked_until and state.locked_until > utcnow())
+    return UserSecurityPublic.model_validate(
+        user, update={"locked": locked, "totp_enabled": bool(state and state.totp_enabled)}
+    )
+
+
+def _security_admin_exists(session: Session) -> bool:
+    row = session.exec(
+        select(User.id).where(User.role == Role.SECURITY_ADMIN, User.is_active == True)  # noqa: E712
+    ).first()
+    return row is not None
+
+
+def _may_grant(session: Session, actor: User, role: Role) -> bool:
+    if actor.role == Role.SECURITY_ADMIN:
+        return True
+    if actor.role == Role.ADMIN:
+        if role not in PRIVILEGED_ROLES:
+            return True
+        return role == Role.SECURITY_ADMIN and not _security_admin_exists(session)  # bootstrap
+    return False
+
+
+def _forbid_grant(role: Role) -> HTTPException:
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"无权授予角色 {role.value}：特权角色由安全管理员分配 (privileged roles are granted by the security admin)",
+    )
+
+
 @router.get("", summary="用户列表")
-def list_users(session: SessionDep, _: AdminUser, offset: int = 0, limit: int = 100) -> UsersPublic:
+def list_users(
+    session: SessionDep,
+    _: ReaderUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> UsersPublic:
     users = session.exec(select(User).order_by(col(User.id)).offset(offset).limit(limit)).all()
-    return UsersPublic(data=[UserPublic.model_validate(u) for u in users], count=len(users))
+    return UsersPublic(data=[_public(session, u) for u in users], count=len(users))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="新建用户")
-def post_user(session: SessionDep, _: AdminUser, user_in: UserCreate) -> UserPublic:
+def post_user(session: SessionDep, actor: Manager, user_in: UserCreate) -> UserPublic:
+    if not _may_grant(session, actor, user_in.role):
+        raise _forbid_grant(user_in.role)
     try:
         user = create_user(session, user_create=user_in)
+        record(
+            session,
+            actor=actor.username,
+            action="user.created",
+            target_type="user",
+            target_id=user.id or 0,
+            payload={"username": user.username, "role": str(user.role), "department": user.department},
+        )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -34,14 +117,70 @@ def post_user(session: SessionDep, _: AdminUser, user_in: UserCreate) -> UserPub
     return UserPublic.model_validate(user)
 
 
-@router.patch("/{user_id}", summary="修改用户")
-def patch_user(session: SessionDep, _: AdminUser, user_id: int, user_in: UserUpdate) -> UserPublic:
+@router.patch("/{user_id}", summary="修改用户（角色由安全管理员修改）")
+def patch_user(session: SessionDep, actor: Manager, user_id: int, user_in: UserUpdate) -> UserPublic:
     user = session.get(User, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "用户不存在")
+    changes = user_in.model_dump(exclude_unset=True)
+    before_role = user.role
+    if "role" in changes and changes["role"] is not None and Role(changes["role"]) != before_role:
+        new_role = Role(changes["role"])
+        if user.id == actor.id:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "不能修改自己的角色 (cannot change your own role)")
+        if actor.role != Role.SECURITY_ADMIN and not (
+            _may_grant(session, actor, new_role) and before_role not in PRIVILEGED_ROLES
+        ):
+            raise _forbid_grant(new_role)
+    if actor.role == Role.SECURITY_ADMIN and set(changes) - {"role", "is_active"}:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "安全管理员只能修改角色与启用状态 (security admin: role and is_active only)"
+        )
     try:
         update_user(session, user=user, user_update=user_in)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    payload: dict[str, Any] = {"username": user.username, "fields": sorted(k for k in changes if k != "password")}
+    if "password" in changes:
+        payload["password_reset"] = True
+    if user.role != before_role:
+        record(
+            session,
+            actor=actor.username,
+            action="user.role_changed",
+            target_type="user",
+            target_id=user_id,
+            payload={"username": user.username, "from": str(before_role), "to": str(user.role)},
+        )
+    record(session, actor=actor.username, action="user.updated", target_type="user", target_id=user_id, payload=payload)
+    if user.role != before_role or "password" in changes or changes.get("is_active") is False:
+        revoke_all(session, user_id, reason="account_changed")
     session.commit()
     return UserPublic.model_validate(user)
+
+
+@router.post("/{user_id}/unlock", summary="解除登录锁定（安全管理员）")
+def post_unlock(session: SessionDep, actor: SecurityAdmin, user_id: int) -> UserSecurityPublic:
+    user = session.get(User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "用户不存在")
+    unlock(session, user, actor=actor.username)
+    session.commit()
+    return _public(session, user)
+
+
+@router.post("/{user_id}/revoke-sessions", summary="强制下线（安全管理员）")
+def post_revoke_sessions(session: SessionDep, actor: SecurityAdmin, user_id: int) -> dict[str, int]:
+    if session.get(User, user_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "用户不存在")
+    count = revoke_all(session, user_id, reason="revoked_by_security_admin")
+    record(
+        session,
+        actor=actor.username,
+        action="user.sessions_revoked",
+        target_type="user",
+        target_id=user_id,
+        payload={"sessions": count},
+    )
+    session.commit()
+    return {"revoked": count}

@@ -1,0 +1,60 @@
+"""Tables of the security mechanisms: account security state, login sessions, device MQTT credentials.
+
+Kept apart from ``app_user`` so the user table stays the plain account record and these can evolve on their
+own (created by :func:`cloud.core.db.init_db`; registered by importing this module from ``cloud.core.users``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from cloud.core.db import UTCDateTime, utcnow
+
+
+class AccountSecurity(SQLModel, table=True):
+    """Per-user lockout counter and TOTP enrolment."""
+
+    __tablename__ = "account_security"
+
+    user_id: int = Field(primary_key=True, foreign_key="app_user.id")
+    failed_count: int = Field(default=0, description="consecutive failed logins")
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    totp_secret: str | None = Field(default=None, max_length=64, description="base32; set at enrolment")
+    totp_enabled: bool = False
+    totp_last_step: int | None = Field(default=None, description="last accepted time step (no replay)")
+    password_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuthSession(SQLModel, table=True):
+    """One login: access tokens carry its id (``sid``); the refresh token is bound to ``refresh_jti``."""
+
+    __tablename__ = "auth_session"
+
+    id: str = Field(primary_key=True, max_length=43)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    username: str = Field(max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, description="refresh token expiry (absolute session end)")
+    refresh_jti: str = Field(max_length=43)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_reason: str | None = Field(default=None, max_length=32)
+    client: str | None = Field(default=None, max_length=64, description="client address at login")
+
+
+class DeviceCredential(SQLModel, table=True):
+    """MQTT credentials of one edge agent (or the cloud's own ingest user); only the hash is kept."""
+
+    __tablename__ = "device_credential"
+
+    username: str = Field(primary_key=True, max_length=160)
+    kind: str = Field(default="agent", max_length=16, description="agent | cloud")
+    site_id: str | None = Field(default=None, max_length=64, index=True)
+    agent_id: str | None = Field(default=None, max_length=64)
+    password_hash: str = Field(max_length=200, description="mosquitto $7$ PBKDF2-SHA512")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(default="system", max_length=64)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -35,6 +35,7 @@ from sqlmodel import Session
 
 from cloud.alerts import AlertSignal, apply_signal
 from cloud.core.db import utcnow, writer
+from cloud.ingest.fastpath import FastBatch, FastDecoder
 from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
 from cloud.ingest.stats import IngestStats
 from cloud.presence import record_heartbeat, record_status, touch
@@ -109,7 +110,7 @@ def _load_announce_hook() -> AnnounceHook | None:
 class _Decoded(NamedTuple):
     topic: str
     payload: bytes
-    message: BaseModel
+    message: BaseModel | FastBatch
 
 
 class IngestWriter:
@@ -120,19 +121,28 @@ class IngestWriter:
         self.store = store
         self.stats = IngestStats()
         self.sensor_touch_s = sensor_touch_s
+        self.agent_touch_s = min(1.0, sensor_touch_s)
         self._touched: dict[tuple[str, str], float] = {}
+        self._agents_touched: dict[str, float] = {}
         self._announce_hook = _load_announce_hook()
         self._sqlite = engine.dialect.name == "sqlite"
+        # telemetry decoded in one msgspec pass when the store can take it (fallback: protocols)
+        self._fast = FastDecoder() if hasattr(store, "write_decoded") else None
 
     # -- public ---------------------------------------------------------------------------------------
-    def commit(self, batch: Sequence[RawMessage]) -> CommitResult:
-        """Decode, store and commit ``batch``; return the acks to publish (after this returned)."""
+    def commit(self, batch: Sequence[RawMessage], *, retire: Sequence[int] = ()) -> CommitResult:
+        """Decode, store and commit ``batch``; return the acks to publish (after this returned).
+
+        ``retire``: ids of dead letters this batch re-submits (a replay); they are deleted in the transaction
+        that commits the batch, so a replayed message is never both stored and still dead (a message that
+        fails again is dead-lettered anew, with its new reason).
+        """
         decoded, dead = self._decode(batch)
         with self.stats._lock:
             self.stats.received += len(batch)
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         try:
-            result = self._transaction(decoded, dead)
+            result = self._transaction(decoded, dead, retire)
         except OperationalError:
             raise  # the database itself is unwell: the caller retries the whole batch later
         except Exception as exc:  # a data problem (or a bug downstream, e.g. in clue collection)
@@ -143,14 +153,22 @@ class IngestWriter:
             )
             with self.stats._lock:
                 self.stats.transaction_failures += 1
-            result = self._one_by_one(decoded, dead)
+            result = self._one_by_one(decoded, dead, retire)
         return result
 
     # -- decoding -------------------------------------------------------------------------------------
     def _decode(self, batch: Sequence[RawMessage]) -> tuple[list[_Decoded], list[_Dead]]:
         decoded: list[_Decoded] = []
         dead: list[_Dead] = []
+        fast = self._fast
         for topic, payload in batch:
+            if fast is not None and topic.endswith("/telemetry"):
+                parts = topic.split("/")
+                if len(parts) == 5 and parts[0] == "ms" and parts[1] == "v1":
+                    fast_batch = fast.decode_telemetry(parts[2], parts[3], payload)
+                    if fast_batch is not None:
+                        decoded.append(_Decoded(topic, payload, fast_batch))
+                        continue
             try:
                 _, message = decode_for_topic(topic, payload)
             except ProtocolError as exc:
@@ -174,7 +192,7 @@ class IngestWriter:
         return _Dead(topic, reason, detail[:2000], bytes(payload), agent_id, seq, site_id)
 
     # -- the transaction ------------------------------------------------------------------------------
-    def _one_by_one(self, decoded: list[_Decoded], dead: list[_Dead]) -> CommitResult:
+    def _one_by_one(self, decoded: list[_Decoded], dead: list[_Dead], retire: Sequence[int] = ()) -> CommitResult:
         total = CommitResult()
         for item in decoded:
             try:
@@ -187,20 +205,20 @@ class IngestWriter:
                 bad = self._dead(item.topic, item.payload, "store_error", f"{type(exc).__name__}: {exc}")
                 part = self._transaction([], [bad])
             _merge(total, part)
-        if dead:
-            _merge(total, self._transaction([], dead))
+        if dead or retire:
+            _merge(total, self._transaction([], dead, retire))
         return total
 
-    def _transaction(self, decoded: list[_Decoded], dead: list[_Dead]) -> CommitResult:
+    def _transaction(self, decoded: list[_Decoded], dead: list[_Dead], retire: Sequence[int] = ()) -> CommitResult:
         started = time.perf_counter()
         now = utcnow()
         result = CommitResult()
-        telemetry: list[TelemetryBatch] = []
+        telemetry: list[TelemetryBatch | FastBatch] = []
         events: list[AlertEvent] = []
         others: list[BaseModel] = []
         for item in decoded:
             msg = item.message
-            if isinstance(msg, TelemetryBatch):
+            if isinstance(msg, FastBatch | TelemetryBatch):
                 telemetry.append(msg)
             elif isinstance(msg, AlertEvent):
                 events.append(msg)
@@ -220,9 +238,7 @@ class IngestWriter:
                     if touched_now - touched.get((site, sensor_id), -1e9) >= self.sensor_touch_s:
                         sensors.add((site, sensor_id, agent))
             if new_tel:
-                result.readings = self.store.write_batches(
-                    new_tel, connection=conn if self.store.transactional else None
-                )
+                result.readings = self._store(conn, new_tel)
             if new_ev or any(isinstance(m, Announce) for m in others):
                 with Session(bind=conn) as session:
                     for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):
@@ -240,13 +256,21 @@ class IngestWriter:
                 elif not isinstance(msg, Announce):
                     with self.stats._lock:
                         self.stats.ignored += 1
-            if agents or sensors:
-                touch(conn, agents=agents.items(), sensors=sensors, now=now)
+            agents_due = {
+                a: s for a, s in agents.items() if touched_now - self._agents_touched.get(a, -1e9) >= self.agent_touch_s
+            }
+            if agents_due or sensors:
+                touch(conn, agents=agents_due.items(), sensors=sensors, now=now)
             if dead:
                 self._insert_dead(conn, dead, now)
+            if retire:
+                table = DeadLetter.__table__  # type: ignore[attr-defined]
+                conn.execute(table.delete().where(table.c.id.in_(list(retire))))
         # committed
         for _site, sensor, _agent in sensors:
             self._touched[(_site, sensor)] = touched_now
+        for agent in agents_due:
+            self._agents_touched[agent] = touched_now
         for d in dead:
             if d.agent_id and d.site_id and d.seq is not None:
                 result.ack_for(d.agent_id, d.site_id).rejected.append((d.seq, d.reason))
@@ -267,16 +291,30 @@ class IngestWriter:
             s.last_commit_ms = elapsed
         return result
 
+    def _store(self, conn: Connection, batches: list[TelemetryBatch | FastBatch]) -> int:
+        connection = conn if self.store.transactional else None
+        fast = [b for b in batches if isinstance(b, FastBatch)]
+        slow = [b for b in batches if not isinstance(b, FastBatch)]
+        n = 0
+        if fast:
+            assert self._fast is not None
+            n += self.store.write_decoded(  # type: ignore[attr-defined]
+                fast, self._fast.instant, connection=connection
+            )
+        if slow:
+            n += self.store.write_batches(slow, connection=connection)
+        return n
+
     def _claim(
         self,
         conn: Connection,
-        telemetry: list[TelemetryBatch],
+        telemetry: list[TelemetryBatch | FastBatch],
         events: list[AlertEvent],
         now: datetime,
         result: CommitResult,
-    ) -> tuple[list[TelemetryBatch], list[AlertEvent]]:
+    ) -> tuple[list[TelemetryBatch | FastBatch], list[AlertEvent]]:
         """Insert (agent, seq) into the ledger; keep the messages that were not there yet."""
-        items: list[TelemetryBatch | AlertEvent] = [*telemetry, *events]
+        items: list[TelemetryBatch | FastBatch | AlertEvent] = [*telemetry, *events]
         if not items:
             return [], []
         fresh: list[bool]
@@ -307,16 +345,16 @@ class IngestWriter:
                 key = (m.agent_id, m.seq)
                 fresh.append(key in claimed and key not in seen)
                 seen.add(key)
-        new_tel: list[TelemetryBatch] = []
+        new_tel: list[TelemetryBatch | FastBatch] = []
         new_ev: list[AlertEvent] = []
         for m, is_new in zip(items, fresh, strict=True):
             result.ack_for(m.agent_id, m.site_id).committed.append(m.seq)
             if is_new:
                 result.new += 1
-                if isinstance(m, TelemetryBatch):
-                    new_tel.append(m)
-                else:
+                if isinstance(m, AlertEvent):
                     new_ev.append(m)
+                else:
+                    new_tel.append(m)
             else:
                 result.duplicates += 1
         return new_tel, new_ev

@@ -173,7 +173,7 @@ class Agent:
             await asyncio.sleep(min(1.0, self.site.config.agent.batch_interval_s))
             self.engine.tick()
             self.uplink.wake()
-            if self.batcher.buffer:
+            if self.batcher.pending:
                 self.batcher.flush()
             self._check_overflow_cleared()
 
@@ -186,6 +186,7 @@ class Agent:
             len(self.site.config.devices),
             self.outbox.depth,
         )
+        self.batcher.flush()  # readings staged before a crash go out first
         self.runtime.start()
         self._start_cameras()
         tasks = [

@@ -8,6 +8,10 @@
   oldest tenth is dropped, repeatedly, until under the bound). Alerts are never dropped. Thinning is counted
   and reported (heartbeat driver state ``outbox: degraded`` and an ``outbox_overflow`` alert).
 * Survives ``kill -9`` (WAL, one transaction per write) and, with ``fsync="full"``, power loss.
+* Readings are durable from the moment they are read: each poll's readings are appended to the ``staging``
+  table in one transaction (:meth:`Outbox.stage`); a telemetry batch is formed from the oldest staged readings
+  and written in the same transaction that deletes them from staging (:meth:`Outbox.batch_staged`). A
+  ``kill -9`` between a poll and its batch leaves the readings staged; the next start batches them first.
 
 Other state that must change atomically with an outbox write (the alert state table) is written through
 the ``extra`` callback of :meth:`Outbox.append`, in the same transaction.
@@ -37,6 +41,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_telemetry ON outbox (is_alert, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS staging (id INTEGER PRIMARY KEY AUTOINCREMENT, reading TEXT NOT NULL);
 """
 
 
@@ -84,6 +89,7 @@ class Outbox:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from None
         row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
         self._count, self._bytes = int(row[0]), int(row[1])
+        self._staged = int(self.db.execute("SELECT COUNT(*) FROM staging").fetchone()[0])
         self._next_seq = max(self._meta("next_seq", 1), self._max_seq() + 1)
 
     # -- meta ---------------------------------------------------------------------------------------
@@ -134,6 +140,44 @@ class Outbox:
         self._bytes += len(payload)
         if self._bytes > self.max_bytes or self._count > self.max_entries:
             self._thin()
+        return seq
+
+    def stage(self, readings: list[str]) -> None:
+        """Make one poll's readings (encoded :class:`~protocols.messages.Reading` JSON) durable, in one transaction."""
+        if not readings:
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("INSERT INTO staging (reading) VALUES (?)", [(r,) for r in readings])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutboxError(f"staging readings failed: {exc}") from None
+        self._staged += len(readings)
+
+    @property
+    def staged(self) -> int:
+        """Readings staged but not yet in a batch."""
+        return self._staged
+
+    def batch_staged(self, channel: str, build: Callable[[int, list[str]], bytes], *, limit: int) -> int | None:
+        """Write the oldest ``limit`` staged readings as one entry (``build(seq, readings)``) and remove them from
+        staging in the same transaction; returns the seq, or None when nothing is staged."""
+        rows = self.db.execute("SELECT id, reading FROM staging ORDER BY id LIMIT ?", (limit,)).fetchall()
+        if not rows:
+            self._staged = 0
+            return None
+        last_id = int(rows[-1][0])
+        readings = [str(r[1]) for r in rows]
+
+        def unstage(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM staging WHERE id <= ?", (last_id,))
+
+        seq = self.append(channel, lambda s: build(s, readings), readings=len(readings), extra=unstage)
+        self._staged = max(0, self._staged - len(readings))
         return seq
 
     def write_state(self, extra: Callable[[sqlite3.Connection], None]) -> None:

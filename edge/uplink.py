@@ -281,11 +281,14 @@ class Uplink:
             if not entries:
                 await self._wait(1.0)
                 continue
-            await asyncio.gather(*(client.publish(self.topic(Channel(e.channel)), e.payload, qos=1) for e in entries))
+            # In flight BEFORE publishing: the cloud's Ack for the first entry can arrive while we still await the
+            # broker's PUBACK for the last one; an entry registered after its Ack would stay "in flight" for ever,
+            # shrink the window and force a needless re-send after ack_timeout_s.
             sent = time.monotonic()
             for e in entries:
                 inflight[e.seq] = sent
             cursor = entries[-1].seq
+            await asyncio.gather(*(client.publish(self.topic(Channel(e.channel)), e.payload, qos=1) for e in entries))
             tokens -= len(entries)
             self.published += len(entries)
 

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from edge.vision.config import CameraConfig, EvidenceConfig
 from edge.vision.evidence import EvidenceStore, EvidenceUploader, UploadQueue
-from edge.vision.lifecycle import Transition
-from edge.vision.service import CameraService
 from protocols.messages import AlertEvent, AlertPhase, AnnouncedDevice, encode
 from protocols.topics import Channel
 
 if TYPE_CHECKING:
     from edge.outbox import Outbox
+    from edge.vision.lifecycle import Transition
+    from edge.vision.service import CameraService
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,9 @@ class CameraBridge:
             finally:
                 self.queue.close()
             return
+        # OpenCV (~35 MB RSS) is imported only by an agent that has cameras
+        from edge.vision.service import CameraService
+
         loop = asyncio.get_running_loop()
         self.service = CameraService(
             self.cameras,

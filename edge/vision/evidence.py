@@ -23,11 +23,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from edge.vision.snapshot import Snapshot
 from protocols.messages import EvidenceRef
+
+if TYPE_CHECKING:
+    from edge.vision.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -124,6 +124,8 @@ def start_mosquitto(
         + "max_queued_messages 0\nmax_inflight_messages 0\nmax_keepalive 120\n"
         + "persistent_client_expiration 1d\nset_tcp_nodelay true\n"
         + (f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n" if persistence else "")
+        # as root, mosquitto drops to user 'mosquitto', which cannot write into our 0700 temp dir: no persistence
+        + ("user root\n" if persistence and os.geteuid() == 0 else "")
         + "log_dest stdout\nlog_type error\nlog_type warning\n"
         + extra_conf
     )

@@ -44,6 +44,10 @@ class CloudStandIn:
     ack: bool = True
 
     def __post_init__(self) -> None:
+        # Persistent session so the broker queues (and persists) messages for us while we or it are away.
+        # MQTT 3.1.1 clean_session=False never expires (up to the broker's persistent_client_expiration). With
+        # MQTT 5 the equivalent is clean_start=False AND a SessionExpiryInterval > 0: the default 0 ends the
+        # session at disconnect and mosquitto drops everything queued for it.
         self.lock = threading.Lock()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False, protocol=mqtt.MQTTv311

@@ -49,6 +49,7 @@ OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.assessment:router",
     "cloud.api.routes.audit:router",
     "cloud.api.routes.admin:router",
+    "cloud.api.routes.console:router",
 ]
 
 
@@ -154,4 +155,6 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             app.include_router(router, prefix=API_PREFIX)
     # tables of optional modules imported with their routers
     init_db(engine)
+    with contextlib.suppress(ModuleNotFoundError):  # the web console (cloud/web), when installed
+        importlib.import_module("cloud.web").mount_console(app)
     return app

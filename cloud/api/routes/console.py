@@ -1,0 +1,526 @@
+"""Console aggregates (控制台): read-only views the web console needs beyond the resource APIs, the live
+alert feed for the big screen and the public self-service kiosk intake.
+
+* ``GET /console/labels`` (public) Chinese labels for categories, severities, channels, states, duties, and the
+  inspection-item checklist (code → title, requirement) — static reference data, no personal data.
+* ``GET /console/overview`` counts by domain (food / drug / special equipment), sites online/offline, 24 h trend,
+  recent alerts and deadline warnings (the big screen and the supervisor's home).
+* ``GET /console/deadlines`` open inspection tasks and running case clocks with their due dates and remaining
+  working days (statutory calendar), soonest first; ``mine=true`` only the caller's.
+* ``GET /console/clues/{id}/context`` the alerts behind a clue, the reading window around the first alert and the
+  evidence (snapshots, inspection photos) to show on the clue page.
+* ``GET /console/live`` Server-Sent Events: ``alert`` (raised/cleared), ``clue`` (created) and ``task`` events
+  following the journal; token as bearer header or ``?access_token=`` (EventSource cannot set headers).
+* ``POST /console/kiosk/complaints`` (public, rate-limited per client, size-limited) a 12315-style complaint or
+  report from the self-service terminal; answers a receipt number. It calls the workflow intake as the
+  ``kiosk`` actor (duty 受理), so validation and clue collection are the same as for any work order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from cloud import journal
+from cloud.alerts import Alert, AlertStatus
+from cloud.api.deps import SessionDep, SettingsDep, StaffUser, get_session
+from cloud.core.db import utcnow, writer
+from cloud.core.security import TokenError, decode_token
+from cloud.core.users import get_user_by_username
+
+router = APIRouter(prefix="/console", tags=["console 控制台"])
+TZ = ZoneInfo("Asia/Shanghai")
+
+DOMAINS: dict[str, str] = {"food": "食品", "drug": "药品", "special_equipment": "特种设备"}
+_SPECIAL = ("elevator", "boiler", "pressure_vessel", "special_equipment", "lift", "crane", "gas_cylinder")
+
+
+def domain_of(category: str | None, site_category: str | None = None) -> str | None:
+    """food | drug | special_equipment from an alert/clue category, else from the site's category."""
+    cat = (category or "").lower()
+    if cat.startswith("drug"):
+        return "drug"
+    if cat.startswith("food"):
+        return "food"
+    if cat.startswith(_SPECIAL):
+        return "special_equipment"
+    return site_category if site_category in DOMAINS else None
+
+
+def _site_categories(session: Session) -> dict[str, str | None]:
+    try:
+        from cloud.registry.models import Site
+    except ModuleNotFoundError:  # pragma: no cover - registry not installed
+        return {}
+    return {s.site_id: s.category for s in session.exec(select(Site))}
+
+
+# ---------------------------------------------------------------- labels (public reference data)
+@router.get("/labels", summary="界面用中文标签与检查事项清单（公开参考数据）")
+def labels() -> dict[str, Any]:
+    from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, SEVERITY_LABELS
+    from cloud.workflow.intake import CHANNEL_LABELS
+    from cloud.workflow.states import MACHINES, ROLE_LABELS
+
+    checklist: list[dict[str, Any]] = []
+    try:
+        from cloud.rules.library import packaged_catalogue
+
+        checklist = [
+            {"code": i.code, "domain": i.domain, "title": i.title, "requirement": i.requirement, "key": i.key_item}
+            for i in packaged_catalogue().checklist.items
+        ]
+    except (ModuleNotFoundError, OSError, ValueError):  # pragma: no cover - catalogue missing or invalid
+        checklist = []
+    return {
+        "domains": DOMAINS,
+        "categories": CATEGORY_LABELS,
+        "severities": SEVERITY_LABELS,
+        "kinds": KIND_LABELS,
+        "channels": {"sensor": "感知设备", "video": "视频监控", **CHANNEL_LABELS},
+        "duties": {str(k): v for k, v in ROLE_LABELS.items()},
+        "states": {
+            name: {str(s): m.state_labels[s] for s in m.states} for name, m in MACHINES.items()
+        },
+        "actions": {
+            name: {str(a): m.action_labels[a] for a in m.actions} for name, m in MACHINES.items()
+        },
+        "checklist": checklist,
+    }
+
+
+# ---------------------------------------------------------------- deadlines
+def _remaining_working_days(due: dt.date, today: dt.date) -> int | None:
+    try:
+        from cloud.workflow.calendar import default_calendar
+    except ModuleNotFoundError:  # pragma: no cover
+        return None
+    if due < today:
+        return -default_calendar().working_days_between(due, today).value
+    return int(default_calendar().working_days_between(today, due).value)
+
+
+def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Open tasks and running case clocks, soonest first, with remaining working days."""
+    from cloud.workflow import enforcement, staffing
+    from cloud.workflow.models import EnforcementCase, InspectionTask
+    from cloud.workflow.states import CASE_MACHINE, TASK_MACHINE
+
+    today = dt.datetime.now(TZ).date()
+    rows: list[dict[str, Any]] = []
+    open_tasks = session.exec(
+        select(InspectionTask).where(col(InspectionTask.state).not_in(["closed", "cancelled", "declined"]))
+    )
+    for task in open_tasks:
+        people = staffing.assignees(session, "task", task.id or 0)
+        if user_id is not None and user_id not in people:
+            continue
+        left = _remaining_working_days(task.due_date, today)
+        rows.append(
+            {
+                "kind": "task",
+                "id": task.id,
+                "no": task.task_no,
+                "title": f"检查任务 {task.task_no}",
+                "state": str(task.state),
+                "state_label": TASK_MACHINE.state_label(task.state),
+                "clue_id": task.clue_id,
+                "site_id": task.site_id,
+                "deadline": "检查任务办理期限",
+                "due": task.due_date.isoformat(),
+                "remaining_working_days": left,
+                "status": "overdue" if left is not None and left < 0 else "due_soon" if left is not None and left <= 1 else "running",
+                "people": people,
+            }
+        )
+    for case in session.exec(select(EnforcementCase)):
+        people = staffing.assignees(session, "case", case.id or 0)
+        if user_id is not None and user_id not in people:
+            continue
+        for clock in enforcement.compute_clocks(case):
+            if not clock.get("running"):
+                continue
+            rows.append(
+                {
+                    "kind": "case",
+                    "id": case.id,
+                    "no": case.case_no,
+                    "title": f"案件 {case.case_no} {case.party_name or ''}".strip(),
+                    "state": str(case.state),
+                    "state_label": CASE_MACHINE.state_label(case.state),
+                    "clue_id": case.clue_id,
+                    "site_id": None,
+                    "deadline": clock["name"],
+                    "due": clock["due"],
+                    "remaining_working_days": clock["remaining_working_days"],
+                    "status": clock["status"],
+                    "people": people,
+                }
+            )
+    rows.sort(key=lambda r: (r["due"], r["kind"], r["id"] or 0))
+    return rows[:limit]
+
+
+@router.get("/deadlines", summary="期限：在办检查任务与案件法定期限（剩余工作日）")
+def get_deadlines(
+    session: SessionDep,
+    user: StaffUser,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    return deadline_rows(session, user_id=user.id if mine else None, limit=limit)
+
+
+# ---------------------------------------------------------------- overview (big screen)
+@router.get("/overview", summary="总览：按领域统计、场所在线、24 小时趋势、最新告警、期限预警")
+def get_overview(session: SessionDep, _: StaffUser) -> dict[str, Any]:
+    from cloud.presence import AgentPresence
+    from cloud.workflow.clues import Clue, ClueStatus
+
+    now = utcnow()
+    journal_id = int(session.exec(select(func.max(col(journal.JournalEvent.id)))).one() or 0)
+    sites = _site_categories(session)
+    counts = {d: {"label": label, "open_alerts": 0, "open_clues": 0, "sites": 0} for d, label in DOMAINS.items()}
+    for cat in sites.values():
+        if cat in counts:
+            counts[cat]["sites"] += 1
+    for alert in session.exec(select(Alert).where(Alert.status == AlertStatus.OPEN)):
+        d = domain_of(alert.category, sites.get(alert.site_id))
+        if d:
+            counts[d]["open_alerts"] += 1
+    for clue in session.exec(select(Clue).where(Clue.status == ClueStatus.OPEN)):
+        d = domain_of(clue.category, sites.get(clue.site_id or ""))
+        if d:
+            counts[d]["open_clues"] += 1
+
+    # presence: a site is online when any of its agents is online
+    agents = list(session.exec(select(AgentPresence)))
+    site_state: dict[str, bool] = {}
+    for agent in agents:
+        site_state[agent.site_id] = site_state.get(agent.site_id, False) or agent.state == "online"
+    online = sum(1 for v in site_state.values() if v)
+    offline = sum(1 for v in site_state.values() if not v)
+
+    # trend: alerts raised per hour over the last 24 h, per domain (Beijing hours)
+    start = (now - dt.timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+    hours = [start + dt.timedelta(hours=i) for i in range(24)]
+    series = {d: [0] * 24 for d in DOMAINS}
+    for alert in session.exec(select(Alert).where(col(Alert.started_at) >= start)):
+        d = domain_of(alert.category, sites.get(alert.site_id))
+        started = alert.started_at if alert.started_at.tzinfo else alert.started_at.replace(tzinfo=dt.UTC)
+        idx = int((started - start).total_seconds() // 3600)
+        if d and 0 <= idx < 24:
+            series[d][idx] += 1
+
+    recent = session.exec(select(Alert).order_by(col(Alert.id).desc()).limit(20))
+    total_open_clues = session.exec(
+        select(func.count()).select_from(Clue).where(Clue.status == ClueStatus.OPEN)
+    ).one()
+    warnings = [r for r in deadline_rows(session, limit=500) if r["status"] in ("overdue", "due_soon")][:20]
+    return {
+        "generated_at": now.isoformat(),
+        "journal_id": journal_id,  # pass as ?after= to /console/live: no gap between this view and the stream
+        "domains": counts,
+        "open_clues": int(total_open_clues),
+        "sites": {"known": len(sites), "reporting": len(site_state), "online": online, "offline": offline},
+        "trend": {
+            "hours": [h.astimezone(TZ).strftime("%H:00") for h in hours],
+            "series": {d: {"label": DOMAINS[d], "data": v} for d, v in series.items()},
+        },
+        "recent_alerts": [_alert_event(a, sites) for a in recent],
+        "deadline_warnings": warnings,
+    }
+
+
+def _alert_event(alert: Alert, sites: dict[str, str | None]) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "site_id": alert.site_id,
+        "sensor_id": alert.sensor_id,
+        "rule_id": alert.rule_id,
+        "status": str(alert.status),
+        "severity": alert.severity,
+        "category": alert.category,
+        "domain": domain_of(alert.category, sites.get(alert.site_id)),
+        "message": alert.message,
+        "value": alert.value,
+        "limit": alert.limit,
+        "unit": alert.unit,
+        "started_at": alert.started_at.isoformat(),
+    }
+
+
+# ---------------------------------------------------------------- clue context
+@router.get("/clues/{clue_id}/context", summary="线索上下文：告警、读数时间窗、证据")
+def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[str, Any]:
+    from cloud.workflow.clues import Clue, ClueSource
+    from cloud.workflow.models import InspectionResult, InspectionTask
+
+    clue = session.get(Clue, clue_id)
+    if clue is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
+    sources = list(session.exec(select(ClueSource).where(ClueSource.clue_id == clue_id)))
+    alert_ids = [s.alert_id for s in sources if s.alert_id is not None]
+    alerts = list(session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)).order_by(col(Alert.id)))) if alert_ids else []
+    sites = _site_categories(session)
+    evidence: list[dict[str, Any]] = []
+    for source in sources:
+        for ref in source.extra.get("evidence", []) if isinstance(source.extra.get("evidence"), list) else []:
+            if isinstance(ref, dict) and ref.get("sha256"):
+                evidence.append({"sha256": ref["sha256"], "label": ref.get("label") or "现场抓拍", "from": "alert"})
+    tasks = list(session.exec(select(InspectionTask).where(InspectionTask.clue_id == clue_id)))
+    for task in tasks:
+        for result in session.exec(select(InspectionResult).where(InspectionResult.task_id == task.id)):
+            for sha in result.photos:
+                evidence.append({"sha256": sha, "label": f"检查照片 {result.item_code}", "from": "inspection"})
+    window: dict[str, Any] | None = None
+    first = alerts[0] if alerts else None
+    if first is not None and first.sensor_id:
+        started = first.started_at if first.started_at.tzinfo else first.started_at.replace(tzinfo=dt.UTC)
+        end = (first.cleared_at or utcnow()) + dt.timedelta(minutes=30)
+        end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+        window = {
+            "site_id": first.site_id,
+            "sensor_id": first.sensor_id,
+            "start": (started - dt.timedelta(hours=2)).isoformat(),
+            "end": max(end, started + dt.timedelta(minutes=30)).isoformat(),
+            "alert_at": started.isoformat(),
+            "limit": first.limit,
+            "unit": first.unit,
+        }
+    return {
+        "clue_id": clue_id,
+        "domain": domain_of(clue.category, sites.get(clue.site_id or "")),
+        "alerts": [{**_alert_event(a, sites), "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None} for a in alerts],
+        "window": window,
+        "evidence": [{**e, "url": f"/api/v1/evidence/{e['sha256']}"} for e in evidence],
+    }
+
+
+# ---------------------------------------------------------------- live feed (SSE)
+LIVE_ACTIONS = ["alert.raised", "alert.cleared", "clue.created", "task.created", "task.transition", "clue.transition"]
+
+
+def _live_user(request: Request, settings: SettingsDep, access_token: str | None = None) -> str:
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else access_token
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "未登录 (not authenticated)")
+    try:
+        claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
+    except TokenError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "登录已过期 (invalid token)") from None
+    gen = get_session(request)
+    session = next(gen)
+    try:
+        user = get_user_by_username(session, username=str(claims["sub"]))
+    finally:
+        gen.close()
+    if user is None or not user.is_active or str(user.role) not in ("admin", "supervisor", "inspector", "auditor"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "无权限 (forbidden)")
+    return user.username
+
+
+def _last_event_id(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.max(col(journal.JournalEvent.id)))).one() or 0)
+
+
+def _events_after(engine: Engine, after: int) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        sites = None
+        out: list[dict[str, Any]] = []
+        for ev in journal.read_since(session, after, limit=200, actions=LIVE_ACTIONS):
+            payload = dict(ev.payload or {})
+            if ev.action.startswith("alert."):
+                sites = sites if sites is not None else _site_categories(session)
+                payload["domain"] = domain_of(payload.get("category"), sites.get(str(payload.get("site_id"))))
+            out.append(
+                {
+                    "id": ev.id,
+                    "type": ev.action.split(".")[0],
+                    "action": ev.action,
+                    "ts": ev.ts.isoformat(),
+                    "target_id": ev.target_id,
+                    "payload": payload,
+                }
+            )
+        return out
+
+
+async def live_frames(
+    request: Request, engine: Engine, after: int, *, poll_s: float = 0.5, keepalive_s: float = 15.0
+) -> AsyncIterator[str]:
+    import json
+
+    yield "retry: 2000\n: connected\n\n"
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        if getattr(request.app.state, "console_closing", False):
+            return
+        events = await asyncio.to_thread(_events_after, engine, after)
+        for event in events:
+            after = event["id"]
+            data = json.dumps(event, ensure_ascii=False, default=str)
+            yield f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
+        if events:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > keepalive_s:
+            quiet_since = time.monotonic()
+            yield ": keepalive\n\n"
+        await asyncio.sleep(poll_s)
+
+
+@router.get("/live", summary="实时告警与线索流 (Server-Sent Events)", response_class=StreamingResponse)
+async def live(
+    request: Request,
+    _: Annotated[str, Depends(_live_user)],
+    after: Annotated[int | None, Query(ge=0, description="从该日志编号之后开始（默认：现在）")] = None,
+) -> StreamingResponse:
+    engine: Engine = request.app.state.engine
+    last = request.headers.get("last-event-id", "")
+    if last.isdigit():  # a reconnecting EventSource resumes where it stopped
+        after = int(last)
+    elif after is None:
+        after = await asyncio.to_thread(_last_event_id, engine)
+    return StreamingResponse(
+        live_frames(request, engine, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# ---------------------------------------------------------------- self-service kiosk (public)
+KIOSK_MAX_BODY = 16 * 1024
+KIOSK_LIMIT = 5  # submissions per client per window
+KIOSK_WINDOW_S = 600.0
+KIOSK_GLOBAL_LIMIT = 120  # all clients per window (a flood from many addresses)
+
+
+class RateLimiter:
+    """Sliding-window counter per key, plus a global bound; in memory (one terminal hall per process)."""
+
+    def __init__(self, per_key: int, total: int, window_s: float) -> None:
+        self.per_key, self.total, self.window_s = per_key, total, window_s
+        self._hits: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float | None = None) -> float:
+        """0 when allowed (and counted), else seconds until the next submission is allowed."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for q in (self._all, self._hits.setdefault(key, deque())):
+                while q and now - q[0] > self.window_s:
+                    q.popleft()
+            mine = self._hits[key]
+            if len(mine) >= self.per_key:
+                return self.window_s - (now - mine[0])
+            if len(self._all) >= self.total:
+                return self.window_s - (now - self._all[0])
+            mine.append(now)
+            self._all.append(now)
+            return 0.0
+
+
+def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter | None = getattr(request.app.state, "kiosk_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(KIOSK_LIMIT, KIOSK_GLOBAL_LIMIT, KIOSK_WINDOW_S)
+        request.app.state.kiosk_limiter = limiter
+    return limiter
+
+
+class KioskComplaintIn(BaseModel):
+    """What a citizen types at the terminal (12315-style). Complaint: own dispute with a business; report: a
+    violation seen (may be anonymous)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["complaint", "report"] = "complaint"
+    category: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9_]+$")
+    complainant_name: str | None = Field(default=None, max_length=64)
+    complainant_phone: str | None = Field(default=None, max_length=32)
+    complainant_address: str | None = Field(default=None, max_length=300)
+    anonymous: bool = False
+    respondent_name: str = Field(min_length=2, max_length=200)
+    respondent_address: str | None = Field(default=None, max_length=300)
+    request: str = Field(default="", max_length=2000)
+    facts: str = Field(min_length=5, max_length=4000)
+
+
+def receipt_number(now: dt.datetime) -> str:
+    """ZZ + Beijing date + 6 random digits: printed on the receipt and stored as the work order number."""
+    return f"ZZ{now.astimezone(TZ):%Y%m%d}{secrets.randbelow(10**6):06d}"
+
+
+@router.post(
+    "/kiosk/complaints",
+    status_code=status.HTTP_201_CREATED,
+    summary="自助终端投诉举报（无需登录；限流、限大小；返回受理回执号）",
+)
+async def post_kiosk_complaint(request: Request) -> JSONResponse:
+    from cloud.workflow.intake import WorkOrderIn, intake
+    from cloud.workflow.service import Actor, WorkflowError
+    from cloud.workflow.states import Role as Duty
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > KIOSK_MAX_BODY:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "内容过长，请精简后再提交")
+    body = await request.body()
+    if len(body) > KIOSK_MAX_BODY:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "内容过长，请精简后再提交")
+    client = request.headers.get("x-kiosk-id") or (request.client.host if request.client else "unknown")
+    wait = _limiter(request).allow(client[:64])
+    if wait > 0:
+        return JSONResponse(
+            {"detail": f"提交过于频繁，请 {int(wait // 60) + 1} 分钟后再试", "code": "rate_limited"},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    try:
+        form = KioskComplaintIn.model_validate_json(body)
+    except ValidationError as exc:
+        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e.get("loc")})
+        return JSONResponse(
+            {"detail": "请检查填写内容", "code": "invalid", "fields": fields},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    now = utcnow()
+    receipt = receipt_number(now)
+    kiosk = Actor("kiosk", None, "自助终端", frozenset({Duty.INTAKE_CLERK}))
+
+    def store() -> dict[str, Any]:
+        order = WorkOrderIn(channel="walk_in", external_no=receipt, received_at=now, **form.model_dump())
+        with Session(writer(request.app.state.engine)) as session:
+            result = intake(session, order, kiosk)
+            session.commit()
+            return {
+                "receipt_no": receipt,
+                "received_at": now.astimezone(TZ).isoformat(),
+                "accept_due": result.order.accept_due.isoformat() if result.order.accept_due else None,
+                "clue_id": result.clue.id,
+                "message": "您的投诉举报已提交。市场监管部门将在 7 个工作日内决定是否受理，请妥善保存回执号。",
+            }
+
+    try:
+        answer = await asyncio.to_thread(store)
+    except ValidationError as exc:
+        fields = sorted({str(e["loc"][0]) for e in exc.errors() if e.get("loc")})
+        return JSONResponse({"detail": "请检查填写内容", "code": "invalid", "fields": fields}, status_code=422)
+    except WorkflowError as exc:
+        return JSONResponse({"detail": exc.message, "code": exc.code, **exc.extra}, status_code=exc.status)
+    return JSONResponse(answer, status_code=status.HTTP_201_CREATED)

@@ -1,0 +1,496 @@
+// Supervisor PC console: clue board, clue detail (timeline, sources, analysis, evidence, readings chart,
+// dispatch and override), tasks and cases with statutory deadlines, subjects with risk grades, scorecards.
+import {
+  api, beijingMonth, blobUrl, clear, daysLeftText, fmtDate, fmtTime, h, label, labels, liveFeed, logout, session,
+  severityBadge, toast,
+} from "./api.js";
+import { chartNotice, loadCharts } from "./charts.js";
+
+const root = document.getElementById("root");
+let me = null;
+let L = null;
+let main = null;
+let liveDot = null;
+const liveAlerts = [];
+let onLive = null; // the current page's live handler
+
+const JOURNAL_LABELS = {
+  "alert.raised": "设备告警", "alert.cleared": "告警解除", "clue.created": "生成线索", "clue.analysed": "研判",
+  "clue.transition": "状态变更", "clue.folded": "归并来源", "clue.absorbed": "并入线索", "clue.outcome": "办理结果",
+  "clue.decision_overridden": "改变研判结论", "work_order.received": "收到工单", "task.created": "生成检查任务",
+  "task.assigned": "派发人员", "task.transition": "任务状态变更", "task.result_recorded": "记录检查结果",
+  "task.photo_added": "上传检查照片", "document.generated": "生成文书", "document.signed": "电子签名",
+  "case.registered": "登记案源", "notification.sent": "发送通知", "notification.acked": "确认收到",
+};
+const DISPOSALS = { inspect: "现场检查", open_case: "登记案源", handle_directly: "直接办理", manual_analysis: "人工研判", no_action: "不予处理" };
+const GRADES = { A: "A 级（低风险）", B: "B 级（较低风险）", C: "C 级（较高风险）", D: "D 级（高风险）" };
+
+function isManager() {
+  return me.role === "admin" || me.role === "supervisor";
+}
+
+function navItems() {
+  const items = [["#/clues", "线索看板"], ["#/deadlines", "任务与案件期限"]];
+  if (me.role !== "inspector") items.push(["#/subjects", "市场主体与风险"]);
+  if (isManager()) items.push(["#/scores", "考核评分"]);
+  if (me.role === "inspector") items.push(["/m/", "移动端（我的任务）"]);
+  if (isManager()) items.push(["/screen/", "态势大屏"], ["/kiosk/", "自助投诉终端"]);
+  return items;
+}
+
+function shell() {
+  liveDot = h("span", { class: "live-dot", title: "实时连接", "aria-hidden": "true" });
+  const nav = h(
+    "nav",
+    { "aria-label": "主导航" },
+    h("div", { class: "brand" }, "市场监管数字化监管平台"),
+    navItems().map(([href, text]) => h("a", { href, dataset: { href } }, text)),
+    h(
+      "div",
+      { class: "who" },
+      h("div", {}, liveDot, h("span", { id: "live-state" }, "实时：连接中")),
+      h("div", {}, `${me.full_name || me.username}（${label({ admin: "系统管理员", supervisor: "监管负责人", inspector: "执法检查人员", auditor: "审计管理员" }, me.role)}）`),
+      h("button", { type: "button", onclick: logout }, "退出登录"),
+    ),
+  );
+  main = h("main", { id: "main", tabindex: "-1" });
+  clear(root, h("div", { class: "app" }, nav, main));
+}
+
+function markNav() {
+  const hash = location.hash || "#/clues";
+  for (const a of root.querySelectorAll("nav a")) {
+    const here = hash.startsWith(a.dataset.href) || (a.dataset.href === "#/clues" && hash.startsWith("#/clue/"));
+    if (here) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
+async function route() {
+  markNav();
+  onLive = null;
+  const hash = location.hash || "#/clues";
+  const [, page, id] = hash.split("/");
+  try {
+    if (page === "clue" && id) await clueDetail(Number(id));
+    else if (page === "deadlines") await deadlinesPage();
+    else if (page === "task" && id) await taskDetail(Number(id));
+    else if (page === "case" && id) await caseDetail(Number(id));
+    else if (page === "subjects") await subjectsPage();
+    else if (page === "scores") await scoresPage();
+    else await clueBoard();
+  } catch (ex) {
+    clear(main, h("p", { class: "error", role: "alert" }, ex.message || String(ex)));
+  }
+}
+
+// ------------------------------------------------------------------ clue board
+const boardState = { status: "open", category: "", channel: "", department: "", subject: "", since: "", until: "", group: "category" };
+
+async function clueBoard() {
+  const [departments, subjects] = await Promise.all([
+    api("registry/departments").catch(() => []),
+    api("registry/subjects?limit=1000").catch(() => []),
+  ]);
+  const depName = Object.fromEntries(departments.map((d) => [d.id, d.name]));
+  const sel = (id, text, key, options) =>
+    h("div", {}, h("label", { for: id }, text),
+      h("select", { id, onchange: (e) => { boardState[key] = e.target.value; load(); } },
+        h("option", { value: "" }, "全部"),
+        Object.entries(options).map(([v, t]) => h("option", { value: v, selected: boardState[key] === String(v) }, t))));
+  const dateInput = (id, text, key) =>
+    h("div", {}, h("label", { for: id }, text),
+      h("input", { id, type: "date", value: boardState[key], onchange: (e) => { boardState[key] = e.target.value; load(); } }));
+  const filters = h(
+    "form",
+    { class: "filters", "aria-label": "线索筛选", onsubmit: (e) => e.preventDefault() },
+    h("div", { class: "row" },
+      sel("f-status", "状态", "status", { open: "待处理", closed: "已办结" }),
+      sel("f-channel", "来源渠道", "channel", L.channels),
+      sel("f-category", "类别", "category", L.categories),
+      sel("f-department", "承办部门", "department", Object.fromEntries(departments.map((d) => [d.id, d.name]))),
+      sel("f-subject", "市场主体", "subject", Object.fromEntries(subjects.map((s) => [s.id, s.name]))),
+      dateInput("f-since", "起始日期", "since"),
+      dateInput("f-until", "截止日期", "until"),
+      h("div", {}, h("label", { for: "f-group" }, "分组"),
+        h("select", { id: "f-group", onchange: (e) => { boardState.group = e.target.value; render(); } },
+          Object.entries({ "": "不分组", category: "按类别", channel: "按渠道", subject: "按主体", department: "按部门", state: "按处理状态" })
+            .map(([v, t]) => h("option", { value: v, selected: boardState.group === v }, t)))),
+    ),
+  );
+  const live = h("section", { class: "card", "aria-label": "实时告警" }, h("h2", {}, "实时告警"), h("ul", { id: "live-list", class: "timeline" }));
+  const count = h("p", { class: "muted", id: "clue-count" });
+  const table = h("table", { id: "clue-table", "aria-label": "线索列表" });
+  clear(main, h("h1", {}, "线索看板"), live, filters, count, table);
+  renderLive();
+  let clues = [];
+  let fresh = new Set();
+
+  async function load() {
+    const q = new URLSearchParams({ limit: "500" });
+    if (boardState.status) q.set("status", boardState.status);
+    if (boardState.category) q.set("category", boardState.category);
+    if (boardState.subject) q.set("subject_id", boardState.subject);
+    if (boardState.since) q.set("since", new Date(`${boardState.since}T00:00:00+08:00`).toISOString());
+    const data = await api(`clues?${q}`);
+    clues = data.data.filter((c) =>
+      (!boardState.channel || c.channel === boardState.channel) &&
+      (!boardState.department || String(c.department_id) === boardState.department) &&
+      (!boardState.until || new Date(c.first_seen_at) < new Date(`${boardState.until}T24:00:00+08:00`)));
+    render();
+  }
+
+  function render() {
+    count.textContent = `共 ${clues.length} 条线索`;
+    const groups = new Map();
+    const keyOf = {
+      "": () => "",
+      category: (c) => label(L.categories, c.category),
+      channel: (c) => label(L.channels, c.channel),
+      subject: (c) => c.subject_name || "未关联主体",
+      department: (c) => depName[c.department_id] || "未指定部门",
+      state: (c) => label(L.states.clue, c.state),
+    }[boardState.group] || (() => "");
+    for (const c of clues) {
+      const k = keyOf(c);
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(c);
+    }
+    const rows = [];
+    for (const [k, list] of groups) {
+      if (k) rows.push(h("tr", { class: "group-head" }, h("td", { colspan: "7" }, `${k}（${list.length}）`)));
+      for (const c of list) {
+        rows.push(h("tr", {
+          class: `clickable${fresh.has(c.id) ? " new-row" : ""}`, tabindex: "0", dataset: { clueId: c.id },
+          onclick: () => { location.hash = `#/clue/${c.id}`; },
+          onkeydown: (e) => { if (e.key === "Enter") location.hash = `#/clue/${c.id}`; },
+        },
+        h("td", {}, String(c.id)),
+        h("td", {}, h("a", { href: `#/clue/${c.id}` }, c.title)),
+        h("td", {}, severityBadge(c.severity, L.severities)),
+        h("td", {}, label(L.channels, c.channel)),
+        h("td", {}, label(L.states.clue, c.state)),
+        h("td", {}, depName[c.department_id] || "—"),
+        h("td", {}, fmtTime(c.last_seen_at))));
+      }
+    }
+    clear(table,
+      h("thead", {}, h("tr", {}, ["编号", "线索", "等级", "渠道", "处理状态", "承办部门", "最近时间"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "7", class: "muted" }, "暂无符合条件的线索"))));
+  }
+
+  onLive = async (ev) => {
+    if (ev.type === "clue" || ev.action === "alert.raised") {
+      const cid = ev.payload.clue_id || (ev.type === "clue" ? Number(ev.target_id) : null);
+      if (cid) fresh.add(cid);
+      await load();
+    }
+  };
+  await load();
+}
+
+function renderLive() {
+  const list = document.getElementById("live-list");
+  if (!list) return;
+  clear(list, liveAlerts.length
+    ? liveAlerts.slice(0, 5).map((a) => h("li", {},
+      h("strong", {}, fmtTime(a.ts)), " ", severityBadge(a.payload.severity, L.severities), " ",
+      a.payload.clue_id ? h("a", { href: `#/clue/${a.payload.clue_id}` }, `${a.payload.site_id}：${a.payload.message}`) : a.payload.message))
+    : h("li", { class: "muted" }, "页面打开以来暂无新告警（新告警将实时出现在这里，无需刷新）"));
+}
+
+// ------------------------------------------------------------------ clue detail
+async function clueDetail(id) {
+  const [clue, timeline, ctx, docs] = await Promise.all([
+    api(`clues/${id}`), api(`clues/${id}/timeline`), api(`console/clues/${id}/context`), api(`documents?clue_id=${id}`).catch(() => []),
+  ]);
+  const decision = clue.decision;
+  const info = h("dl", { class: "kv" },
+    h("dt", {}, "线索编号"), h("dd", {}, String(clue.id)),
+    h("dt", {}, "类别"), h("dd", {}, label(L.categories, clue.category)),
+    h("dt", {}, "等级"), h("dd", {}, severityBadge(clue.severity, L.severities)),
+    h("dt", {}, "来源渠道"), h("dd", {}, `${label(L.channels, clue.channel)} · ${label(L.kinds, clue.kind)}`),
+    h("dt", {}, "处理状态"), h("dd", { id: "clue-state" }, clue.state_label || label(L.states.clue, clue.state)),
+    h("dt", {}, "市场主体"), h("dd", {}, clue.subject_name || "—"),
+    h("dt", {}, "场所/传感器"), h("dd", {}, [clue.site_id, clue.sensor_id].filter(Boolean).join(" / ") || "—"),
+    h("dt", {}, "读数"), h("dd", {}, clue.value != null ? `${clue.value} ${clue.unit || ""}` : "—"),
+    h("dt", {}, "首次/最近"), h("dd", {}, `${fmtTime(clue.first_seen_at)} / ${fmtTime(clue.last_seen_at)}`),
+    h("dt", {}, "归并来源数"), h("dd", {}, String(clue.source_count)),
+    clue.result ? [h("dt", {}, "办理结果"), h("dd", {}, clue.result)] : null);
+  const analysis = h("section", { class: "card", "aria-labelledby": "h-analysis" }, h("h2", { id: "h-analysis" }, "研判结论与依据"),
+    decision
+      ? [h("p", {}, h("strong", {}, DISPOSALS[decision.disposal] || decision.disposal), decision.override ? "（人工改判）" : "",
+        `　规则：${decision.rule_name || decision.rule_id}`),
+        h("p", { id: "analysis-explanation", style: "white-space:pre-wrap" }, decision.explanation || decision.reason)]
+      : h("p", { class: "muted" }, "尚未研判"));
+  const sources = h("section", { class: "card", "aria-labelledby": "h-sources" }, h("h2", { id: "h-sources" }, "线索来源"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["时间", "渠道", "类型", "摘要"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, clue.sources.map((s) => h("tr", {}, h("td", {}, fmtTime(s.added_at)), h("td", {}, label(L.channels, s.channel)),
+        h("td", {}, label(L.kinds, s.kind)), h("td", {}, s.summary || s.ref || "—"))))));
+  const tl = h("section", { class: "card", "aria-labelledby": "h-timeline" }, h("h2", { id: "h-timeline" }, "时间线"),
+    h("ol", { class: "timeline", id: "clue-timeline" }, timeline.map((e) => h("li", {},
+      h("strong", {}, fmtTime(e.ts)), "　", JOURNAL_LABELS[e.action] || e.action,
+      e.payload && e.payload.to ? `：${label(L.states.clue, e.payload.to)}` : "",
+      e.payload && e.payload.reason ? `（${e.payload.reason}）` : "",
+      h("span", { class: "muted" }, `　${e.actor}`)))));
+  const chartBox = h("div", { class: "chart", id: "readings-chart", role: "img", "aria-label": "告警前后传感器读数曲线" });
+  const chartCard = h("section", { class: "card", "aria-labelledby": "h-chart" }, h("h2", { id: "h-chart" }, "告警前后读数"), chartBox);
+  const evidence = h("section", { class: "card", "aria-labelledby": "h-evidence" }, h("h2", { id: "h-evidence" }, "证据（抓拍与检查照片）"),
+    h("div", { class: "thumbs", id: "evidence" }, ctx.evidence.length ? [] : h("p", { class: "muted" }, "暂无图片证据")));
+  const documents = h("section", { class: "card", "aria-labelledby": "h-docs" }, h("h2", { id: "h-docs" }, "文书"),
+    docs.length ? h("ul", {}, docs.map((d) => h("li", {}, `${d.title} ${d.doc_no || ""} `,
+      h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF")))) : h("p", { class: "muted" }, "暂无文书"));
+  const work = h("section", { class: "card", "aria-labelledby": "h-work" }, h("h2", { id: "h-work" }, "检查任务与案件"),
+    clue.tasks.length || clue.cases.length
+      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDate(t.due_date)}`)),
+        clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)))
+      : h("p", { class: "muted" }, "尚未派发"));
+  clear(main,
+    h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
+    h("h1", {}, clue.title),
+    h("div", { class: "grid2" }, h("section", { class: "card", "aria-label": "基本信息" }, info), actionsCard(clue)),
+    analysis, chartCard, h("div", { class: "grid2" }, sources, tl), evidence, work, documents);
+  drawReadings(chartBox, ctx);
+  for (const e of ctx.evidence) {
+    blobUrl(e.url).then((url) => document.getElementById("evidence")?.append(
+      h("figure", {}, h("img", { src: url, alt: e.label }), h("figcaption", { class: "muted" }, e.label)))).catch(() => {});
+  }
+  onLive = async (ev) => {
+    if (ev.payload && ev.payload.clue_id === id) toast("该线索有新动态，刷新查看", "info");
+  };
+}
+
+function actionsCard(clue) {
+  const allowed = new Set(clue.allowed_actions || []);
+  const msg = h("p", { class: "error", role: "alert", id: "action-error" });
+  const card = h("section", { class: "card", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "处置操作"));
+  if (allowed.has("dispatch")) {
+    const disp = h("select", { id: "dispatch-disposal" },
+      h("option", { value: "" }, `按研判结论（${DISPOSALS[clue.decision?.disposal] || "未研判"}）`),
+      h("option", { value: "inspect" }, "现场检查"), h("option", { value: "open_case" }, "登记案源"));
+    const due = h("input", { id: "dispatch-due", type: "date" });
+    const instr = h("textarea", { id: "dispatch-instructions", rows: "2", placeholder: "例如：核查冷藏柜温度记录与药品储存情况" });
+    card.append(h("form", { "aria-label": "派发", onsubmit: async (e) => {
+      e.preventDefault();
+      msg.textContent = "";
+      const body = { instructions: instr.value };
+      if (disp.value) body.disposal = disp.value;
+      if (due.value) body.due_date = due.value;
+      try {
+        const r = await api(`clues/${clue.id}/dispatch`, { method: "POST", json: body });
+        toast(r.task ? `已派发检查任务 ${r.task.task_no}` : `已登记案源 ${r.case?.case_no || ""}`);
+        route();
+      } catch (ex) { msg.textContent = ex.message; }
+    } },
+    h("h3", {}, "派发"),
+    h("label", { for: "dispatch-disposal" }, "处置方式"), disp,
+    h("label", { for: "dispatch-due" }, "办理期限（不填按规定自动计算）"), due,
+    h("label", { for: "dispatch-instructions" }, "工作要求"), instr,
+    h("button", { type: "submit", class: "primary", id: "dispatch-button", style: "margin-top:.6rem" }, "派发")));
+  }
+  const reason = h("input", { id: "action-reason", placeholder: "改判、不予处理、办结等须填写理由" });
+  const overrideSel = h("select", { id: "override-disposal" }, Object.entries(DISPOSALS).map(([v, t]) => h("option", { value: v }, t)));
+  const terminal = ["closed", "no_action", "merged"].includes(clue.state);
+  if (!terminal && me.duties.some((d) => ["analyst", "dispatcher", "supervisor", "department_head", "bureau_head"].includes(d))) {
+    card.append(h("form", { "aria-label": "改变研判结论", onsubmit: async (e) => {
+      e.preventDefault();
+      msg.textContent = "";
+      try {
+        await api(`clues/${clue.id}/decision`, { method: "POST", json: { disposal: overrideSel.value, reason: reason.value } });
+        toast("已改变研判结论");
+        route();
+      } catch (ex) { msg.textContent = ex.message; }
+    } }, h("h3", {}, "改变研判结论"), h("label", { for: "override-disposal" }, "新的处置方式"), overrideSel,
+    h("label", { for: "action-reason" }, "理由"), reason,
+    h("button", { type: "submit", style: "margin-top:.6rem" }, "改判")));
+  }
+  const others = [...allowed].filter((a) => a !== "dispatch" && a !== "merge");
+  if (others.length) {
+    card.append(h("h3", {}, "其他操作"), h("div", { class: "row" }, others.map((a) => h("button", { type: "button", onclick: async () => {
+      msg.textContent = "";
+      try {
+        await api(`clues/${clue.id}/transitions`, { method: "POST", json: { action: a, reason: reason.value || null, expected_version: clue.version } });
+        toast(`已${label(L.actions.clue, a)}`);
+        route();
+      } catch (ex) { msg.textContent = ex.message; }
+    } }, label(L.actions.clue, a)))));
+  }
+  if (card.childElementCount === 1) card.append(h("p", { class: "muted" }, "当前状态下您没有可执行的操作"));
+  card.append(msg);
+  return card;
+}
+
+async function drawReadings(box, ctx) {
+  const w = ctx.window;
+  if (!w) {
+    chartNotice(box, "该线索没有关联的传感器读数");
+    return;
+  }
+  const q = new URLSearchParams({ start: w.start, end: w.end, limit: "5000" });
+  let series;
+  try {
+    series = await api(`telemetry/sites/${encodeURIComponent(w.site_id)}/sensors/${encodeURIComponent(w.sensor_id)}/readings?${q}`);
+  } catch (ex) {
+    chartNotice(box, `读数无法加载：${ex.message}`);
+    return;
+  }
+  const points = series.readings.filter((r) => r.value != null).map((r) => [r.ts, r.value]);
+  box.dataset.points = String(points.length);
+  const { echarts, hint } = await loadCharts();
+  if (!echarts) {
+    box.style.height = "auto";
+    clear(box, h("p", { class: "notice" }, hint),
+      h("table", { "aria-label": "读数" }, h("thead", {}, h("tr", {}, h("th", {}, "时间"), h("th", {}, `读数（${w.unit || ""}）`))),
+        h("tbody", {}, points.slice(-30).map(([t, v]) => h("tr", {}, h("td", {}, fmtTime(t)), h("td", {}, String(v)))))));
+    return;
+  }
+  const chart = echarts.init(box);
+  chart.setOption({
+    animation: false,
+    tooltip: { trigger: "axis" },
+    grid: { left: 50, right: 30, top: 30, bottom: 40 },
+    xAxis: { type: "time", axisLabel: { formatter: (v) => fmtTime(new Date(v).toISOString()).slice(11) } },
+    yAxis: { type: "value", name: w.unit || "", scale: true },
+    series: [{
+      name: w.sensor_id, type: "line", showSymbol: points.length < 60, data: points,
+      markLine: {
+        symbol: "none",
+        data: [
+          ...(w.limit != null ? [{ yAxis: w.limit, name: "限值", label: { formatter: `限值 ${w.limit}` }, lineStyle: { color: "#c0262d", type: "dashed" } }] : []),
+          { xAxis: w.alert_at, name: "告警", label: { formatter: "告警" }, lineStyle: { color: "#b54708" } },
+        ],
+      },
+    }],
+  });
+  box.dataset.ready = "1";
+  addEventListener("resize", () => chart.resize());
+}
+
+async function openPdf(docId) {
+  try {
+    window.open(await blobUrl(`/api/v1/documents/${docId}/pdf`), "_blank");
+  } catch (ex) { toast(ex.message, "error"); }
+}
+
+// ------------------------------------------------------------------ deadlines, tasks, cases
+async function deadlinesPage() {
+  const rows = await api("console/deadlines");
+  clear(main, h("h1", {}, "任务与案件期限"),
+    h("p", { class: "muted" }, "按法定期限由近及远排列；剩余天数按工作日（含法定节假日调休）计算。"),
+    h("table", { "aria-label": "期限列表", id: "deadline-table" },
+      h("thead", {}, h("tr", {}, ["类型", "编号", "事项", "状态", "期限", "到期日", "剩余"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows.length ? rows.map((r) => h("tr", { class: "clickable", onclick: () => { location.hash = `#/${r.kind}/${r.id}`; } },
+        h("td", {}, r.kind === "task" ? "检查任务" : "案件"), h("td", {}, h("a", { href: `#/${r.kind}/${r.id}` }, r.no)), h("td", {}, r.title),
+        h("td", {}, r.state_label), h("td", {}, r.deadline), h("td", {}, fmtDate(r.due)),
+        h("td", {}, h("span", { class: `badge st-${r.status}` }, daysLeftText(r.remaining_working_days)))))
+        : h("tr", {}, h("td", { colspan: "7", class: "muted" }, "暂无在办任务或案件")))));
+}
+
+async function taskDetail(id) {
+  const t = await api(`tasks/${id}`);
+  const titles = Object.fromEntries(L.checklist.map((i) => [i.code, i.title]));
+  const results = Object.fromEntries(t.results.map((r) => [r.item_code, r]));
+  clear(main, h("p", {}, t.clue_id ? h("a", { href: `#/clue/${t.clue_id}` }, "← 返回线索") : h("a", { href: "#/deadlines" }, "← 返回")),
+    h("h1", {}, `检查任务 ${t.task_no}`),
+    h("dl", { class: "kv card" }, h("dt", {}, "状态"), h("dd", {}, t.state_label), h("dt", {}, "检查方式"), h("dd", {}, t.method),
+      h("dt", {}, "办理期限"), h("dd", {}, fmtDate(t.due_date)), h("dt", {}, "签到"), h("dd", {}, t.checked_in_at ? fmtTime(t.checked_in_at) : "未签到"),
+      h("dt", {}, "结论"), h("dd", {}, t.conclusion || "—"), h("dt", {}, "工作要求"), h("dd", {}, t.instructions || "—")),
+    h("h2", {}, "检查项目"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["项目", "结果", "说明", "照片"].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, t.items.map((code) => {
+        const r = results[code];
+        return h("tr", {}, h("td", {}, `${code} ${titles[code] || ""}`),
+          h("td", {}, r ? { pass: "符合", fail: "不符合", na: "不适用" }[r.outcome] : "未检查"), h("td", {}, r?.note || ""), h("td", {}, String(r?.photos?.length || 0)));
+      }))),
+    h("h2", {}, "文书"),
+    t.documents.length ? h("ul", {}, t.documents.map((d) => h("li", {}, `${d.title} ${d.doc_no || ""} `, h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF"))))
+      : h("p", { class: "muted" }, "暂无文书"));
+}
+
+async function caseDetail(id) {
+  const c = await api(`cases/${id}`);
+  clear(main, h("p", {}, c.clue_id ? h("a", { href: `#/clue/${c.clue_id}` }, "← 返回线索") : h("a", { href: "#/deadlines" }, "← 返回")),
+    h("h1", {}, `案件 ${c.case_no}`),
+    h("dl", { class: "kv card" }, h("dt", {}, "当事人"), h("dd", {}, c.party_name || "—"), h("dt", {}, "状态"), h("dd", {}, c.state_label),
+      h("dt", {}, "案情"), h("dd", {}, c.summary || "—")),
+    h("h2", {}, "法定期限"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["期限", "起算", "到期", "状态", "剩余", "依据"].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, c.clocks.map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, fmtDate(k.start)), h("td", {}, fmtDate(k.due)),
+        h("td", {}, h("span", { class: `badge st-${k.status}` }, { running: "进行中", due_soon: "即将到期", overdue: "已超期", suspended: "中止", stopped: "已停止" }[k.status] || k.status)),
+        h("td", {}, daysLeftText(k.remaining_working_days)), h("td", { class: "muted" }, Array.isArray(k.basis) ? k.basis.join("；") : k.basis || ""))))),
+    h("h2", {}, "下一步可办理"), h("p", {}, (c.allowed_actions || []).map((a) => label(L.actions.case, a)).join("、") || "当前无可办理操作"));
+}
+
+// ------------------------------------------------------------------ subjects
+async function subjectsPage() {
+  const grade = h("select", { id: "grade-filter", onchange: () => load() }, h("option", { value: "" }, "全部等级"), Object.entries(GRADES).map(([v, t]) => h("option", { value: v }, t)));
+  const q = h("input", { id: "subject-q", type: "search", placeholder: "名称或统一社会信用代码" });
+  const table = h("table", { "aria-label": "市场主体" });
+  const detail = h("div", { id: "subject-detail" });
+  clear(main, h("h1", {}, "市场主体与风险等级"),
+    h("form", { class: "filters row", role: "search", onsubmit: (e) => { e.preventDefault(); load(); } },
+      h("div", {}, h("label", { for: "subject-q" }, "搜索"), q), h("div", {}, h("label", { for: "grade-filter" }, "风险等级"), grade),
+      h("div", {}, h("button", { type: "submit", class: "primary" }, "查询"))),
+    table, detail);
+  async function load() {
+    const p = new URLSearchParams({ limit: "500" });
+    if (grade.value) p.set("risk_grade", grade.value);
+    if (q.value.trim()) p.set("q", q.value.trim());
+    const rows = await api(`registry/subjects?${p}`);
+    clear(table, h("thead", {}, h("tr", {}, ["名称", "统一社会信用代码", "风险等级", "地址"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows.map((s) => h("tr", { class: "clickable", onclick: () => showRisk(s) },
+        h("td", {}, s.name), h("td", {}, s.uscc), h("td", {}, h("span", { class: `badge grade-${s.risk_grade}` }, GRADES[s.risk_grade] || s.risk_grade || "未评级")), h("td", {}, s.address || "—")))));
+  }
+  async function showRisk(s) {
+    const recs = await api(`risk/subjects/${s.id}`).catch(() => []);
+    clear(detail, h("section", { class: "card" }, h("h2", {}, `${s.name} · 风险评级记录`),
+      recs.length ? h("ul", {}, recs.map((r) => h("li", {}, `${fmtTime(r.computed_at)}　${r.previous ? `${r.previous} → ` : ""}${r.grade} 级（${r.score} 分）　${r.explanation}`)))
+        : h("p", { class: "muted" }, "暂无评级记录")));
+  }
+  await load();
+}
+
+// ------------------------------------------------------------------ scorecards
+async function scoresPage() {
+  const month = h("input", { id: "score-month", type: "month", value: beijingMonth() });
+  const scope = h("select", { id: "score-scope" }, h("option", { value: "person" }, "个人"), h("option", { value: "department" }, "部门"));
+  const out = h("div", { id: "scores" });
+  clear(main, h("h1", {}, "考核评分"),
+    h("form", { class: "filters row", onsubmit: (e) => { e.preventDefault(); load(); } },
+      h("div", {}, h("label", { for: "score-month" }, "考核月份"), month), h("div", {}, h("label", { for: "score-scope" }, "范围"), scope),
+      h("div", {}, h("button", { type: "submit", class: "primary" }, "计算"))), out);
+  async function load() {
+    try {
+      const cards = await api(`assessment/scorecards?month=${month.value}&scope=${scope.value}`);
+      const dims = [...new Set(cards.flatMap((c) => Object.keys(c.dimensions)))];
+      clear(out, cards.length ? h("table", { "aria-label": "考核得分" },
+        h("thead", {}, h("tr", {}, h("th", {}, scope.value === "person" ? "人员" : "部门"), dims.map((d) => h("th", {}, d)), h("th", {}, "总分"))),
+        h("tbody", {}, cards.sort((a, b) => b.total - a.total).map((c) => h("tr", {}, h("td", {}, c.key),
+          dims.map((d) => h("td", {}, (c.dimensions[d] ?? 0).toFixed(1))), h("td", {}, h("strong", {}, c.total.toFixed(1)))))))
+        : h("p", { class: "muted" }, "该期间暂无考核数据"));
+    } catch (ex) { clear(out, h("p", { class: "error" }, ex.message)); }
+  }
+  await load();
+}
+
+// ------------------------------------------------------------------ start
+async function start() {
+  me = await session(root, { title: "市场监管数字化监管平台", hint: "监管控制台 · 请使用本人账号登录" });
+  L = await labels();
+  shell();
+  liveFeed((ev) => {
+    if (ev.action === "alert.raised") {
+      liveAlerts.unshift(ev);
+      renderLive();
+      toast(`新告警：${ev.payload.site_id} ${ev.payload.message}`, "alert");
+    }
+    if (onLive) onLive(ev);
+  }, (on) => {
+    liveDot.classList.toggle("on", on);
+    document.getElementById("live-state").textContent = on ? "实时：已连接" : "实时：重连中";
+  });
+  addEventListener("hashchange", route);
+  await route();
+}
+
+start();

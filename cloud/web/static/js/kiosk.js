@@ -1,0 +1,117 @@
+// Self-service kiosk (自助终端): a 12315-style complaint/report form, no login, field validation,
+// a receipt number on success. The server rate-limits and size-limits submissions.
+import { API, clear, h, labels } from "./api.js";
+
+const root = document.getElementById("root");
+const PHONE = /^\+?[0-9][0-9 \-]{4,19}$/;
+const CATEGORIES = ["consumer_dispute", "food", "drug_storage", "special_equipment", "elevator"];
+
+function field(id, text, input, help = "") {
+  return h("div", { class: "field" }, h("label", { for: id }, text), input,
+    help ? h("p", { class: "muted", id: `${id}-help` }, help) : null,
+    h("p", { class: "field-error", id: `${id}-error`, "aria-live": "polite" }));
+}
+
+async function form() {
+  const L = await labels();
+  const kind = h("select", { id: "k-kind", name: "kind" }, h("option", { value: "complaint" }, "投诉（本人与经营者的消费纠纷）"), h("option", { value: "report" }, "举报（发现违法行为，可匿名）"));
+  const category = h("select", { id: "k-category", name: "category" }, CATEGORIES.map((c) => h("option", { value: c }, L.categories[c] || c)));
+  const name = h("input", { id: "k-name", name: "complainant_name", autocomplete: "name", maxlength: "64", "aria-describedby": "k-name-error" });
+  const phone = h("input", { id: "k-phone", name: "complainant_phone", type: "tel", inputmode: "tel", autocomplete: "tel", maxlength: "20", "aria-describedby": "k-phone-error" });
+  const address = h("input", { id: "k-address", name: "complainant_address", maxlength: "300", "aria-describedby": "k-address-error" });
+  const anonymous = h("input", { id: "k-anon", name: "anonymous", type: "checkbox", style: "width:auto" });
+  const resp = h("input", { id: "k-resp", name: "respondent_name", maxlength: "200", "aria-describedby": "k-resp-error" });
+  const respAddr = h("input", { id: "k-resp-addr", name: "respondent_address", maxlength: "300", "aria-describedby": "k-resp-addr-error" });
+  const request = h("textarea", { id: "k-request", name: "request", rows: "2", maxlength: "2000", "aria-describedby": "k-request-error" });
+  const facts = h("textarea", { id: "k-facts", name: "facts", rows: "4", maxlength: "4000", "aria-describedby": "k-facts-error" });
+  const status = h("p", { class: "error", role: "alert", id: "k-status" });
+  const submit = h("button", { type: "submit", class: "primary" }, "提交");
+  const personal = h("fieldset", { style: "border:0;padding:0;margin:0" }, h("legend", { class: "muted" }, "您的信息（仅用于联系您，不会公开）"),
+    field("k-name", "姓名", name), field("k-phone", "联系电话", phone), field("k-address", "联系地址", address));
+  const f = h("form", { novalidate: true, "aria-label": "投诉举报" },
+    h("h1", {}, "市场监管投诉举报"),
+    h("p", { class: "muted", style: "text-align:center" }, "自助终端 · 无需登录 · 提交后获得受理回执号"),
+    field("k-kind", "类型", kind), field("k-category", "问题类别", category),
+    h("label", { for: "k-anon", style: "font-weight:400" }, anonymous, " 匿名举报（仅举报可匿名）"),
+    personal,
+    field("k-resp", "被投诉（举报）经营者名称", resp), field("k-resp-addr", "经营者地址", respAddr),
+    field("k-request", "您的诉求", request, "例如：要求退货退款、赔偿"),
+    field("k-facts", "事实经过", facts, "时间、地点、经过，至少 5 个字"),
+    status, h("p", { style: "text-align:center" }, submit));
+  const sync = () => {
+    const isReport = kind.value === "report";
+    anonymous.disabled = !isReport;
+    if (!isReport) anonymous.checked = false;
+    personal.hidden = anonymous.checked;
+  };
+  kind.addEventListener("change", sync);
+  anonymous.addEventListener("change", sync);
+  sync();
+
+  function check() {
+    const errors = {};
+    const complaint = kind.value === "complaint";
+    const need = (el, msg) => { if (!el.value.trim()) errors[el.id] = msg; };
+    if (!anonymous.checked) {
+      if (complaint) {
+        need(name, "请填写姓名");
+        need(address, "请填写联系地址");
+        need(phone, "请填写联系电话");
+      }
+      if (phone.value.trim() && !PHONE.test(phone.value.trim())) errors[phone.id] = "电话号码格式不正确（只能包含数字、空格和 -）";
+    }
+    if (resp.value.trim().length < 2) errors[resp.id] = "请填写经营者名称（至少 2 个字）";
+    if (complaint) {
+      need(respAddr, "请填写经营者地址");
+      need(request, "请填写您的诉求");
+    }
+    if (facts.value.trim().length < 5) errors[facts.id] = "请描述事实经过（至少 5 个字）";
+    for (const el of [name, phone, address, resp, respAddr, request, facts]) {
+      el.setAttribute("aria-invalid", errors[el.id] ? "true" : "false");
+      document.getElementById(`${el.id}-error`).textContent = errors[el.id] || "";
+    }
+    return errors;
+  }
+
+  f.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    status.textContent = "";
+    const errors = check();
+    const first = Object.keys(errors)[0];
+    if (first) {
+      status.textContent = "请按提示补充或更正标红的内容";
+      document.getElementById(first).focus();
+      return;
+    }
+    const body = {
+      kind: kind.value, category: category.value, anonymous: anonymous.checked,
+      respondent_name: resp.value.trim(), respondent_address: respAddr.value.trim() || null,
+      request: request.value.trim(), facts: facts.value.trim(),
+    };
+    if (!anonymous.checked) Object.assign(body, { complainant_name: name.value.trim() || null, complainant_phone: phone.value.trim() || null, complainant_address: address.value.trim() || null });
+    submit.disabled = true;
+    try {
+      const r = await fetch(`${API}/console/kiosk/complaints`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const data = await r.json().catch(() => ({}));
+      if (r.status === 201) return receipt(data);
+      status.textContent = typeof data.detail === "string" ? data.detail : `提交失败（${r.status}），请稍后再试`;
+    } catch {
+      status.textContent = "网络连接失败，请稍后再试或拨打 12315";
+    }
+    submit.disabled = false;
+  });
+  clear(root, f);
+}
+
+function receipt(r) {
+  const when = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", dateStyle: "long", timeStyle: "short" }).format(new Date(r.received_at));
+  clear(root, h("section", { class: "receipt", role: "status", "aria-live": "polite" },
+    h("h1", {}, "提交成功"),
+    h("p", {}, "受理回执号"), h("p", { class: "no", id: "receipt-no" }, r.receipt_no),
+    h("p", {}, `提交时间：${when}`),
+    r.accept_due ? h("p", {}, `市场监管部门将于 ${r.accept_due.replaceAll("-", "/")} 前决定是否受理。`) : null,
+    h("p", { class: "muted" }, r.message),
+    h("p", {}, h("button", { type: "button", class: "primary", onclick: form }, "返回首页"))));
+}
+
+form();

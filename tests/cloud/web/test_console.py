@@ -1,0 +1,331 @@
+"""The console end to end in headless Chromium against the real cloud app on uvicorn.
+
+* supervisor: a drug-fridge alert ingested through real mosquitto appears live (SSE) on the clue board and the big
+  screen without reload; its page shows the readings chart around the alert; it is dispatched to inspection.
+* inspector (390 px): acknowledges the notification, accepts the task, checks in, fills the checklist with a
+  photo, submits and sees the generated rectification order.
+* kiosk: field validation, a receipt number, the complaint on the supervisor's clue board, rate limiting.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocols import AlertEvent, AlertPhase, Channel, Reading, Severity, TelemetryBatch, encode, topic_for
+from sentinel_cli.servers import Server
+from tests.cloud.web.conftest import (
+    PASSWORD,
+    LiveCloud,
+    charts_built,
+    live_cloud,
+    poll,
+    screenshot,
+    seed_county,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde\x00\x00"
+    b"\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_notify(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENTINEL_NOTIFY_MQTT_ENABLED", "false")
+    monkeypatch.setenv("SENTINEL_NOTIFY_POLL_S", "0.1")
+
+
+def login(page: Any, base: str, path: str, username: str) -> None:
+    page.goto(f"{base}{path}")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+
+
+def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="web-test-agent", protocol=mqtt.MQTTv311)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            info = client.publish(topic, payload, qos=1)
+            assert info.rc == mqtt.MQTT_ERR_SUCCESS
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def fridge_readings(now: datetime) -> TelemetryBatch:
+    """An hour of a drug refrigerator (2–8 °C): steady at 5 °C, warming to 12 °C over the last 15 minutes."""
+    readings = []
+    for minute in range(60, -1, -1):
+        ts = now - timedelta(minutes=minute)
+        value = 5.0 + (0.0 if minute > 15 else (15 - minute) * 7.0 / 15)
+        readings.append(Reading(sensor_id="fridge1.temperature", ts=ts, value=round(value, 2), unit="°C"))
+    return TelemetryBatch(site_id="pharmacy-01", agent_id="agent-pharmacy-01", seq=1, sent_at=now, readings=readings)
+
+
+def fridge_alert(now: datetime) -> AlertEvent:
+    return AlertEvent(
+        site_id="pharmacy-01",
+        agent_id="agent-pharmacy-01",
+        seq=2,
+        alert_id="al-fridge1-temp-high-0001",
+        device_id="fridge1",
+        sensor_id="fridge1.temperature",
+        rule_id="gsp_fridge_temp_high",
+        phase=AlertPhase.RAISE,
+        severity=Severity.MAJOR,
+        category="drug_storage",
+        value=12.0,
+        limit=8.0,
+        unit="°C",
+        message="药品冷藏柜温度 12.0 °C 超过上限 8 °C",
+        ts=now,
+        started_at=now - timedelta(minutes=5),
+    )
+
+
+def test_supervisor_sees_live_alert_chart_and_dispatches(browser: Any, mosquitto: Server, tmp_path: Path) -> None:
+    with live_cloud(tmp_path, ingest_enabled=True, mqtt_port=mosquitto.port) as cloud:
+        seed_county(cloud)
+        poll(lambda: cloud.app.state.ingest is not None and cloud.app.state.ingest.ready.is_set(), 20, "ingest")
+        now = datetime.now(UTC)
+        batch = fridge_readings(now)
+        publish(mosquitto.port, [(topic_for("pharmacy-01", batch.agent_id, Channel.TELEMETRY), encode(batch))])
+        chief = cloud.client("chief", PASSWORD)
+        poll(lambda: chief.get("/ingest/stats").json().get("readings_stored", 0) >= 61, 20, "readings stored")
+
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        screen_ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+        try:
+            page = context.new_page()
+            login(page, cloud.base, "/", "chief")
+            page.get_by_text("实时：已连接").wait_for()
+            page.evaluate("window.__notReloaded = true")
+            board = page.get_by_role("table", name="线索列表")
+            board.get_by_text("暂无符合条件的线索").wait_for()
+
+            screen = screen_ctx.new_page()
+            login(screen, cloud.base, "/screen/", "chief")
+            screen.locator("#count-drug").filter(has_text="0").wait_for()
+            screen.get_by_text("实时：已连接").wait_for()
+            screen.evaluate("window.__notReloaded = true")
+
+            alert = fridge_alert(now)
+            publish(mosquitto.port, [(topic_for("pharmacy-01", alert.agent_id, Channel.EVENTS), encode(alert))])
+
+            # live, without reload: the live list, the board row, a toast
+            live = page.get_by_role("region", name="实时告警")
+            live.get_by_text("药品冷藏柜温度 12.0 °C").wait_for(timeout=20_000)
+            row = board.locator("tr[data-clue-id]").filter(has_text="药品储存")
+            row.first.wait_for()
+            assert page.evaluate("window.__notReloaded") is True
+            # the big screen: feed and drug count, also without reload
+            screen.locator("#feed").get_by_text("药品冷藏柜温度 12.0 °C").wait_for(timeout=20_000)
+            screen.locator("#count-drug").filter(has_text="1").wait_for(timeout=20_000)
+            assert screen.evaluate("window.__notReloaded") is True
+            if charts_built():
+                screen.locator("#trend[data-ready='1'] canvas").first.wait_for()
+            screenshot(screen, "screen")
+            screenshot(page, "console-board")
+
+            # open it: timeline, analysis, readings chart around the alert
+            live.get_by_role("link").first.click()
+            page.get_by_role("heading", name="告警前后读数").wait_for()
+            chart = page.locator("#readings-chart")
+            poll(lambda: int(chart.get_attribute("data-points") or 0) >= 50, 15, "readings in the chart")
+            if charts_built():
+                page.locator("#readings-chart[data-ready='1'] canvas").first.wait_for()
+            else:
+                page.get_by_text("npm ci").first.wait_for()
+            assert page.locator("#clue-timeline li").count() >= 2
+            assert page.locator("#analysis-explanation").inner_text().strip()
+            screenshot(page, "console-clue")
+
+            # dispatch to inspection
+            clue_id = int(page.url.rsplit("/", 1)[1])
+            page.get_by_label("工作要求").fill("核查冷藏柜温度记录与冷藏药品储存情况")
+            page.locator("#dispatch-button").click()
+            page.locator("#clue-state").filter(has_text="已派发").wait_for()
+            detail = chief.get(f"/clues/{clue_id}").json()
+            assert detail["state"] == "dispatched" and len(detail["tasks"]) == 1
+            assert sorted(detail["tasks"][0]["assignees"]) == sorted([cloud.users["insp1"], cloud.users["insp2"]])
+
+            # tasks and cases with deadlines; subjects; scorecards
+            page.get_by_role("link", name="任务与案件期限").click()
+            page.get_by_role("table", name="期限列表").get_by_role("link", name=detail["tasks"][0]["task_no"]).wait_for()
+            assert page.get_by_text(re.compile("剩余 \\d+ 个工作日|今日到期")).count() >= 1
+            screenshot(page, "console-deadlines")
+            page.get_by_role("link", name="市场主体与风险").click()
+            page.get_by_text("示例大药房有限公司").wait_for()
+            screenshot(page, "console-subjects")
+            page.get_by_role("link", name="考核评分").click()
+            page.locator("#scores table, #scores p").first.wait_for()
+            screenshot(page, "console-scores")
+        finally:
+            context.close()
+            screen_ctx.close()
+            chief.close()
+
+
+def _dispatched_task(cloud: LiveCloud) -> dict[str, Any]:
+    chief = cloud.client("chief", PASSWORD)
+    try:
+        made = chief.post(
+            "/clues",
+            json={
+                "kind": "walk_in",
+                "channel": "walk_in",
+                "category": "drug_storage",
+                "severity": "major",
+                "title": "群众来访反映冷藏药品储存温度异常",
+                "description": "来访人称药店冷藏柜显示 12 ℃",
+                "subject_id": cloud.ids["subject_id"],
+                "site_id": "pharmacy-01",
+            },
+        )
+        assert made.status_code == 201, made.text
+        clue_id = made.json()["clue"]["id"]
+        sent = chief.post(
+            f"/clues/{clue_id}/dispatch",
+            json={"disposal": "inspect", "assignees": [cloud.users["insp1"], cloud.users["insp2"]]},
+        )
+        assert sent.status_code == 200, sent.text
+        task: dict[str, Any] = sent.json()["task"]
+        return task
+    finally:
+        chief.close()
+
+
+def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(browser: Any, tmp_path: Path) -> None:
+    with live_cloud(tmp_path) as cloud:
+        seed_county(cloud)
+        task = _dispatched_task(cloud)
+        insp = cloud.client("insp1", PASSWORD)
+        poll(lambda: insp.get("/notifications?unacked=true").json(), 20, "the task notification for insp1")
+
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            geolocation={"latitude": 31.30, "longitude": 120.62},
+            permissions=["geolocation"],
+        )
+        try:
+            page = context.new_page()
+            login(page, cloud.base, "/m/", "insp1")
+            page.get_by_role("heading", name="我的通知").wait_for()
+            buttons = page.get_by_role("button", name="确认收到")
+            buttons.first.wait_for()
+            screenshot(page, "mobile-notifications")
+            open_count = buttons.count()
+            assert open_count == len(insp.get("/notifications?unacked=true").json()) >= 1
+            for left in range(open_count - 1, -1, -1):  # one tap each: 新线索 (on duty) and 检查任务 (assignee)
+                buttons.first.tap()
+                poll(lambda n=left: buttons.count() == n, 10, f"{left} unacknowledged")
+            page.get_by_text("已确认（insp1").first.wait_for()
+            assert insp.get("/notifications?unacked=true").json() == []
+
+            page.get_by_role("link", name="任务").tap()
+            page.get_by_role("link", name=re.compile(task["task_no"])).tap()
+            page.get_by_role("button", name="接收任务").tap()
+            page.get_by_role("button", name="现场签到").tap()
+            page.get_by_text("已签到").wait_for()
+            for code in task["items"]:
+                item = page.locator(f"[data-item='{code}']")
+                if code == "DR-STO-01":
+                    item.locator("label").filter(has_text="不符合").tap()
+                    item.get_by_label("说明").fill("冷藏柜温度 12 ℃，超出 2–8 ℃")
+                    item.get_by_label("现场照片").set_input_files(
+                        files=[{"name": "fridge.png", "mimeType": "image/png", "buffer": PNG}]
+                    )
+                else:
+                    item.locator("label").filter(has_text=re.compile("^符合$")).tap()
+                item.get_by_role("button", name="保存本项").tap()
+                item.get_by_text("已记录").wait_for()
+            assert "照片 1 张" in page.locator("[data-item='DR-STO-01']").inner_text()
+            screenshot(page, "mobile-task")
+            page.get_by_label("现场检查情况").fill("冷藏柜温度 12 ℃，超出 2–8 ℃，已责令整改")
+            page.get_by_role("button", name="提交检查结果").tap()
+            order = page.locator("[data-kind='rectification_order']")
+            order.wait_for()
+            order.get_by_role("button").tap()
+            order.locator("iframe").wait_for()
+            page.get_by_role("heading", name="文书").scroll_into_view_if_needed()
+            screenshot(page, "mobile-rectification-order")
+
+            docs = insp.get(f"/documents?task_id={task['id']}").json()
+            assert "rectification_order" in {d["kind"] for d in docs}
+            page.get_by_role("link", name="案件").tap()
+            page.get_by_role("heading", name="我的案件").wait_for()
+        finally:
+            context.close()
+            insp.close()
+
+
+def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_path: Path) -> None:
+    import httpx
+
+    with live_cloud(tmp_path) as cloud:
+        seed_county(cloud)
+        context = browser.new_context(viewport={"width": 1080, "height": 1400}, locale="zh-CN")
+        try:
+            page = context.new_page()
+            page.goto(f"{cloud.base}/kiosk/")
+            page.get_by_role("button", name="提交").click()
+            page.get_by_text("请填写经营者名称").wait_for()
+            assert page.get_by_label("联系电话").get_attribute("aria-invalid") == "true"
+            page.get_by_label("姓名").fill("张某")
+            page.get_by_label("联系电话").fill("abc")
+            page.get_by_role("button", name="提交").click()
+            page.get_by_text("电话号码格式不正确").wait_for()
+            page.get_by_label("联系电话").fill("138 0000 1234")
+            page.get_by_label("联系地址").fill("苏州市姑苏区道前街 1 号")
+            page.get_by_label("问题类别").select_option("food")
+            page.get_by_label("被投诉（举报）经营者名称").fill("好味道餐馆")
+            page.get_by_label("经营者地址").fill("苏州市姑苏区观前街 8 号")
+            page.get_by_label("您的诉求").fill("要求退款并赔偿")
+            page.get_by_label("事实经过").fill("11 月 25 日晚在该店就餐，菜品变质有异味，店家拒绝退款。")
+            screenshot(page, "kiosk-form")
+            page.get_by_role("button", name="提交").click()
+            receipt = page.locator("#receipt-no")
+            receipt.wait_for()
+            number = receipt.inner_text().strip()
+            assert re.fullmatch(r"ZZ\d{14}", number), number
+            screenshot(page, "kiosk-receipt")
+
+            # the supervisor finds it on the clue board (walk-in channel filter)
+            board = context.new_page()
+            login(board, cloud.base, "/", "chief")
+            board.get_by_label("来源渠道").select_option("walk_in")
+            board.get_by_role("table", name="线索列表").get_by_text("好味道餐馆").wait_for()
+            chief = cloud.client("chief", PASSWORD)
+            clues = chief.get("/clues?category=food").json()["data"]
+            assert any("好味道餐馆" in c["title"] and c["channel"] == "walk_in" for c in clues)
+            order_no = [c for c in clues if "好味道餐馆" in c["title"]][0]
+            assert order_no["kind"] == "complaint"
+            chief.close()
+        finally:
+            context.close()
+
+        # server-side: validation, size limit and per-terminal rate limit (no login needed)
+        url = f"{cloud.base}/api/v1/console/kiosk/complaints"
+        report = {"kind": "report", "anonymous": True, "respondent_name": "某商店", "facts": "销售过期食品，货架上有多件"}
+        with httpx.Client(timeout=10) as c:
+            assert c.post(url, json={"kind": "report", "respondent_name": "某"}).status_code == 422
+            too_big = {**report, "facts": "很" * 20_000}
+            assert c.post(url, json=too_big).status_code == 413
+            codes = [c.post(url, json=report, headers={"X-Kiosk-Id": "hall-2"}).status_code for _ in range(6)]
+            assert codes[:5] == [201] * 5 and codes[5] == 429, codes

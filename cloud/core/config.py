@@ -53,7 +53,9 @@ class Settings(BaseSettings):
         default="ingest", description="shared-subscription group ($share/<group>/…); empty = plain subscriptions"
     )
     mqtt_client_id: str = Field(default="sentinel-ingest-1", description="fixed id: the broker keeps the session")
-    mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    mqtt_session_expiry_s: int = Field(
+        default=7 * 86400, ge=1, description="MQTT 5 session expiry; 0 would drop queued messages on reconnect"
+    )
     mqtt_keepalive_s: int = Field(default=30, ge=5)
     ingest_enabled: bool = Field(default=True, description="run the ingest inside `sentinel cloud serve`")
     ingest_max_batch: int = Field(default=500, ge=1, description="messages per DB transaction at most")

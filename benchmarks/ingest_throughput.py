@@ -1,16 +1,22 @@
 """Ingest throughput and latency: fleet payloads → mosquitto → `sentinel cloud ingest` → SQLite → acks.
 
-Phase 1 (throughput): the same backlog of telemetry batches (50 readings each, built by the fleet
+Phase 0 (second baseline): the raw store ceiling — the same rows inserted straight into a fresh database
+with the same schema (SQLite executemany / PostgreSQL COPY, 500 batches per transaction), no MQTT, no validation.
+Phase 1 (backlog drain): the same backlog of telemetry batches (50 readings each, built by the fleet
 simulator's sites) is queued in mosquitto for two persistent sessions; then
   * a bare paho subscriber drains it (baseline: receive only), and
   * the ingest worker (a separate `sentinel cloud ingest` process) drains it through the whole path:
     validate, dedup, store, commit, ack.
 readings/s of each and the ratio ingest ÷ baseline; zero loss: stored readings = sent readings and every
-seq acknowledged. Phase 2 (latency): the live worker gets batches paced at half its measured maximum;
-publish → ack latency (an upper bound of publish → commit) p50/p99.
+seq acknowledged. Phase 2 (max sustainable live rate): a paced publisher (the fleet) sends for a few
+seconds at decreasing fractions of the drain rate; a rate is sustainable when, at the end of the step, less
+than half a second of messages is still unacknowledged and all are acked within 2 s (queue not growing).
+Phase 3 (latency): paced at half the sustainable maximum; publish → ack latency (an upper bound of
+publish → commit) p50/p99.
 Also reads $SYS/broker/publish/messages/dropped.
 
-Usage: .venv/bin/python benchmarks/ingest_throughput.py [--sites 40] [--batches 8000] [--append-docs]
+Usage: .venv/bin/python benchmarks/ingest_throughput.py [--backend sqlite|postgres] [--sites 40] [--batches 8000]
+       [--append-docs]
 """
 
 from __future__ import annotations
@@ -167,9 +173,14 @@ class AckListener:
         self.client.disconnect()
 
 
+DB_URL: str | None = None  # PostgreSQL URL when --backend postgres
+
+
 def start_ingest(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     log = workdir / f"ingest-{time.monotonic_ns()}.log"
     env = dict(os.environ)
+    if DB_URL:
+        env.update(SENTINEL_DATABASE_URL=DB_URL, SENTINEL_TELEMETRY_BACKEND="postgres")
     env.update(
         SENTINEL_DATA_DIR=str(workdir / "data"),
         SENTINEL_MQTT_PORT=str(port),
@@ -229,26 +240,137 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+def raw_store_ceiling(work: Path, messages: list[tuple[str, bytes, str, int]]) -> float:
+    """Readings/s of the bare store insert (same schema, same rows, 500 batches per transaction)."""
+    import orjson
+
+    from cloud.core.config import Settings
+    from cloud.core.db import make_engine
+    from cloud.telemetry.store import open_store
+
+    rows = []
+    for _, payload, _, _ in messages:
+        b = orjson.loads(payload)
+        ms = int(datetime.fromisoformat(b["readings"][0]["ts"]).timestamp() * 1000)
+        for r in b["readings"]:
+            rows.append((b["site_id"], r["sensor_id"], ms, r["value"], r["unit"], r["quality"], b["agent_id"]))
+    settings = Settings(data_dir=work / "raw", jwt_secret="x" * 40, database_url=DB_URL)  # type: ignore[arg-type]
+    if DB_URL:
+        settings.telemetry_backend = "postgres"
+    engine = make_engine(settings)
+    store = open_store(settings, engine)  # creates reading / reading_latest
+    if DB_URL:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE reading, reading_latest")
+    chunk = 500 * READINGS_PER_BATCH
+    started = time.perf_counter()
+    for i in range(0, len(rows), chunk):
+        part = rows[i : i + chunk]
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            if DB_URL:
+                with (
+                    raw.cursor() as cur,
+                    cur.copy(
+                        "COPY reading (site_id, sensor_id, ts, value, unit, quality, agent_id) FROM STDIN"
+                    ) as copy,
+                ):
+                    for r in part:
+                        copy.write_row((r[0], r[1], datetime.fromtimestamp(r[2] / 1000).astimezone(), *r[3:]))
+            else:
+                raw.cursor().executemany("INSERT INTO reading VALUES (?,?,?,?,?,?,?)", part)
+    elapsed = time.perf_counter() - started
+    if DB_URL:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE reading, reading_latest")
+    store.close()
+    engine.dispose()
+    return len(rows) / elapsed
+
+
+class Paced:
+    """Publishes fresh batches (new seqs) at a fixed rate; latency = publish → first ack of the seq."""
+
+    def __init__(self, port: int, sites: int, acks: AckListener) -> None:
+        self.port, self.sites, self.acks = port, sites, acks
+        self.offset = 10_000_000
+        self.pub = paho_client("bench-paced", port, clean=True, v5=False)
+        self.pub.max_inflight_messages_set(5000)
+        self.pub.connect("127.0.0.1", port)
+        self.pub.loop_start()
+        self.sent_total = 0
+
+    def run(self, batches_per_s: float, seconds: float) -> tuple[dict[tuple[str, int], float], int]:
+        """Publish for ``seconds``; returns (sent times, unacknowledged at the end of the step)."""
+        n = max(1, int(batches_per_s * seconds))
+        extra = build_payloads(self.sites, n)
+        sent: dict[tuple[str, int], float] = {}
+        start = time.perf_counter()
+        for i, (topic, payload, agent, seq) in enumerate(extra):
+            new_seq = seq + self.offset
+            payload = payload.replace(f'"seq":{seq},'.encode(), f'"seq":{new_seq},'.encode(), 1)
+            delay = start + i / batches_per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[(agent, new_seq)] = time.perf_counter()
+            info = self.pub.publish(topic, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise RuntimeError(f"publish rc={info.rc}")
+        self.offset += 10_000_000
+        with self.acks.lock:
+            backlog = sum(1 for k in sent if k not in self.acks.times)
+        self.sent_total += len(extra)
+        return sent, backlog
+
+    def settle(self, expected: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.acks.total() < expected:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self) -> None:
+        self.pub.loop_stop()
+        self.pub.disconnect()
+
+
+def latencies(sent: dict[tuple[str, int], float], acks: AckListener) -> list[float]:
+    with acks.lock:
+        return [(acks.times[k] - t) * 1000 for k, t in sent.items() if k in acks.times]
+
+
 def main() -> None:
+    global DB_URL
     ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--sites", type=int, default=40)
     ap.add_argument("--batches", type=int, default=8000)
+    ap.add_argument("--step-seconds", type=float, default=4.0, help="duration of each sustainable-rate step")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
-    ap.add_argument("--latency-fraction", type=float, default=0.5, help="paced rate as a fraction of the max")
     ap.add_argument("--append-docs", action="store_true")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     broker = start_mosquitto(work / "mosquitto", extra_conf="sys_interval 1\n")
+    pg = None
     port = broker.port
     try:
+        if args.backend == "postgres":
+            from sentinel_cli.servers import start_postgres
+
+            pg = start_postgres(work / "pg")
+            DB_URL = pg.extra["dsn"].replace("postgresql://", "postgresql+psycopg://", 1)
         messages = build_payloads(args.sites, args.batches)
         total_batches = len(messages)
         total_readings = total_batches * READINGS_PER_BATCH
         print(
-            f"{total_batches} batches × {READINGS_PER_BATCH} readings = {total_readings} readings, "
-            f"{sum(len(p) for _, p, _, _ in messages) / total_batches:.0f} bytes/batch"
+            f"{args.backend}: {total_batches} batches × {READINGS_PER_BATCH} readings = {total_readings} readings, "
+            f"{sum(len(p) for _, p, _, _ in messages) / total_batches:.0f} bytes/batch; "
+            f"load average before: {os.getloadavg()[0]:.2f}"
         )
+        raw_rate = raw_store_ceiling(work, messages)
+        print(f"raw store ceiling (insert only, no MQTT, no validation): {raw_rate:,.0f} readings/s")
 
         # persistent sessions for both consumers, then the backlog
         c = baseline_session(port, subscribe=True)
@@ -274,84 +396,94 @@ def main() -> None:
                 raise RuntimeError(f"only {acks.total()}/{total_batches} acked\n" + log.read_text()[-2000:])
             time.sleep(0.01)
         ingest_s = time.time() - t0
-        db = sqlite3.connect(work / "data" / "sentinel.db")
-        stored = db.execute("SELECT count(*) FROM reading").fetchone()[0]
         ingest_rate = total_readings / ingest_s
         ratio = ingest_rate / base_rate
         print(
-            f"ingest (validate, dedup, store, commit, ack): {ingest_s:.2f} s → {ingest_rate:,.0f} readings/s; "
-            f"ratio {ratio:.2f}; stored {stored}/{total_readings}"
+            f"backlog drain (validate, dedup, store, commit, ack): {ingest_s:.2f} s → {ingest_rate:,.0f} readings/s; "
+            f"ratio to bare paho {ratio:.2f}; to the raw store ceiling {ingest_rate / raw_rate:.2f}"
         )
 
-        # latency at half the measured maximum
-        rate = ingest_rate / READINGS_PER_BATCH * args.latency_fraction
-        n = int(rate * args.latency_seconds)
-        extra = build_payloads(args.sites, n)
-        offset = 10_000_000
-        pub = paho_client("bench-paced", port, clean=True, v5=False)
-        pub.connect("127.0.0.1", port)
-        pub.loop_start()
-        sent: dict[tuple[str, int], float] = {}
-        start = time.perf_counter()
-        for i, (topic, payload, agent, seq) in enumerate(extra):
-            # shift seqs beyond phase 1 by re-encoding the seq field in place (same payload otherwise)
-            new_seq = seq + offset
-            payload = payload.replace(f'"seq":{seq},'.encode(), f'"seq":{new_seq},'.encode(), 1)
-            target = start + i / rate
-            delay = target - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            sent[(agent, new_seq)] = time.perf_counter()
-            info = pub.publish(topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise RuntimeError(f"publish rc={info.rc}")
-        deadline = time.monotonic() + 60
-        while acks.total() < total_batches + len(extra) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        pub.loop_stop()
-        pub.disconnect()
-        lat = [(acks.times[k] - t) * 1000 for k, t in sent.items() if k in acks.times]
+        # max sustainable live rate: decreasing fractions of the drain rate until the queue does not grow
+        paced = Paced(port, args.sites, acks)
+        drain_bps = ingest_rate / READINGS_PER_BATCH
+        sustainable = 0.0
+        steps: list[str] = []
+        for fraction in (1.0, 0.8, 0.65, 0.5, 0.4, 0.3, 0.22, 0.15, 0.1):
+            rate = drain_bps * fraction
+            sent, backlog = paced.run(rate, args.step_seconds)
+            ok = backlog <= rate * 0.5 and paced.settle(total_batches + paced.sent_total, 2.0)
+            lat = latencies(sent, acks)
+            steps.append(
+                f"{rate * READINGS_PER_BATCH:,.0f} readings/s: unacked at end {backlog}, "
+                f"p99 {percentile(lat, 99) if lat else float('nan'):.0f} ms → {'sustained' if ok else 'queue grows'}"
+            )
+            print("  step " + steps[-1])
+            paced.settle(total_batches + paced.sent_total, 120)
+            if ok:
+                sustainable = rate
+                break
+        if not sustainable:
+            raise RuntimeError("no sustainable rate found")
+
+        rate = sustainable * 0.5
+        sent, _ = paced.run(rate, args.latency_seconds)
+        paced.settle(total_batches + paced.sent_total, 60)
+        lat = latencies(sent, acks)
         p50, p99 = statistics.median(lat), percentile(lat, 99)
         print(
-            f"latency at {rate * READINGS_PER_BATCH:,.0f} readings/s ({rate:,.0f} batches/s, {len(lat)}/{len(sent)} "
-            f"acked): publish→ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            f"latency at half the sustainable max ({rate * READINGS_PER_BATCH:,.0f} readings/s, {rate:,.0f} batches/s, "
+            f"{len(lat)}/{len(sent)} acked): publish→ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
-        stored2 = db.execute("SELECT count(*) FROM reading").fetchone()[0]
+        paced.stop()
+        total_sent = total_readings + paced.sent_total * READINGS_PER_BATCH
+        stored = count_stored(work)
         dropped = sys_dropped(port)
-        print(
-            f"stored after both phases {stored2}/{total_readings + len(extra) * READINGS_PER_BATCH}; "
-            f"$SYS/broker/publish/messages/dropped = {dropped}"
-        )
+        lost = total_sent - stored
+        print(f"stored {stored}/{total_sent} (lost {lost}); $SYS/broker/publish/messages/dropped = {dropped}")
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
         acks.stop()
         stop(proc)
-        lost = total_readings + len(extra) * READINGS_PER_BATCH - stored2
 
         if args.append_docs:
-            total_sent = total_readings + len(extra) * READINGS_PER_BATCH
-            paced = rate * READINGS_PER_BATCH
+            sus = sustainable * READINGS_PER_BATCH
             lines = [
                 "",
-                "## Ingest throughput and latency (benchmarks/ingest_throughput.py)",
-                f"mosquitto 2.0 → `sentinel cloud ingest` (separate process) → SQLite (WAL); {total_batches} batches",
-                f"of {READINGS_PER_BATCH} readings from {args.sites} fleet-simulator sites, queued as a backlog in",
-                "persistent sessions and drained by each consumer in turn. Whole path = validate (protocols),",
-                "dedup (agent, seq), store, commit, ack. Debian 12, 2 cores, 2026-11-26.",
+                f"### {args.backend} ({datetime.now():%Y-%m-%d %H:%M}, load average {os.getloadavg()[0]:.1f})",
                 "",
-                "| consumer | seconds | readings/s | ratio |",
-                "|---|---:|---:|---:|",
-                f"| bare paho subscriber (receive only) | {base_s:.2f} | {base_rate:,.0f} | 1.00 |",
-                f"| ingest, whole path | {ingest_s:.2f} | {ingest_rate:,.0f} | {ratio:.2f} |",
+                "| measure | readings/s | ratio |",
+                "|---|---:|---:|",
+                f"| bare paho subscriber, backlog (receive only) | {base_rate:,.0f} | 1.00 |",
+                f"| raw store insert ceiling (no MQTT, no validation) | {raw_rate:,.0f} | {raw_rate / base_rate:.2f} |",
+                f"| ingest whole path, backlog drain | {ingest_rate:,.0f} | **{ratio:.2f}** |",
+                f"| ingest whole path, max sustainable live rate | {sus:,.0f} | {sus / base_rate:.2f} |",
                 "",
-                f"Zero loss: stored {stored2} of {total_sent} readings (lost {lost});",
-                f"`$SYS/broker/publish/messages/dropped` = {dropped}. Latency at {args.latency_fraction:.0%} of the",
-                f"maximum ({paced:,.0f} readings/s, paced for {args.latency_seconds:.0f} s): publish → ack",
-                f"(≥ publish → commit) p50 **{p50:.1f} ms**, p99 **{p99:.1f} ms**.",
+                f"Latency at half the sustainable max ({sus / 2:,.0f} readings/s, {args.latency_seconds:.0f} s): "
+                f"publish → ack p50 **{p50:.1f} ms**, p99 **{p99:.1f} ms**. Stored {stored} of {total_sent} "
+                f"readings (lost {lost}); broker dropped {dropped}. Steps: " + "; ".join(steps) + ".",
                 "",
             ]
             with open(ROOT / "docs" / "benchmarks.md", "a") as fh:
                 fh.write("\n".join(lines))
     finally:
         broker.stop()
+        if pg is not None:
+            pg.stop()
+
+
+def count_stored(work: Path) -> int:
+    if DB_URL:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(DB_URL)
+        with engine.connect() as conn:
+            n = int(conn.exec_driver_sql("SELECT count(*) FROM reading").scalar_one())
+        engine.dispose()
+        return n
+    db = sqlite3.connect(work / "data" / "sentinel.db")
+    try:
+        return int(db.execute("SELECT count(*) FROM reading").fetchone()[0])
+    finally:
+        db.close()
 
 
 if __name__ == "__main__":

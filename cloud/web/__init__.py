@@ -37,9 +37,7 @@ def vendor_status(vendor: Path = VENDOR) -> dict[str, object]:
 
 
 def _page(name: str) -> FileResponse:
-    return FileResponse(
-        STATIC / name, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(STATIC / name, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
 def mount_console(app: FastAPI, *, vendor: Path = VENDOR) -> None:

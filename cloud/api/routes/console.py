@@ -36,7 +36,7 @@ from sqlmodel import Session, col, select
 
 from cloud import journal
 from cloud.alerts import Alert, AlertStatus
-from cloud.api.deps import SessionDep, SettingsDep, StaffUser, get_session
+from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.core.db import utcnow, writer
 from cloud.core.security import TokenError, decode_token
 from cloud.core.users import get_user_by_username
@@ -92,12 +92,8 @@ def labels() -> dict[str, Any]:
         "kinds": KIND_LABELS,
         "channels": {"sensor": "感知设备", "video": "视频监控", **CHANNEL_LABELS},
         "duties": {str(k): v for k, v in ROLE_LABELS.items()},
-        "states": {
-            name: {str(s): m.state_labels[s] for s in m.states} for name, m in MACHINES.items()
-        },
-        "actions": {
-            name: {str(a): m.action_labels[a] for a in m.actions} for name, m in MACHINES.items()
-        },
+        "states": {name: {str(s): m.state_labels[s] for s in m.states} for name, m in MACHINES.items()},
+        "actions": {name: {str(a): m.action_labels[a] for a in m.actions} for name, m in MACHINES.items()},
         "checklist": checklist,
     }
 
@@ -142,7 +138,11 @@ def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 
                 "deadline": "检查任务办理期限",
                 "due": task.due_date.isoformat(),
                 "remaining_working_days": left,
-                "status": "overdue" if left is not None and left < 0 else "due_soon" if left is not None and left <= 1 else "running",
+                "status": "overdue"
+                if left is not None and left < 0
+                else "due_soon"
+                if left is not None and left <= 1
+                else "running",
                 "people": people,
             }
         )
@@ -193,7 +193,9 @@ def get_overview(session: SessionDep, _: StaffUser) -> dict[str, Any]:
     now = utcnow()
     journal_id = int(session.exec(select(func.max(col(journal.JournalEvent.id)))).one() or 0)
     sites = _site_categories(session)
-    counts = {d: {"label": label, "open_alerts": 0, "open_clues": 0, "sites": 0} for d, label in DOMAINS.items()}
+    counts: dict[str, dict[str, Any]] = {
+        d: {"label": label, "open_alerts": 0, "open_clues": 0, "sites": 0} for d, label in DOMAINS.items()
+    }
     for cat in sites.values():
         if cat in counts:
             counts[cat]["sites"] += 1
@@ -226,9 +228,7 @@ def get_overview(session: SessionDep, _: StaffUser) -> dict[str, Any]:
             series[d][idx] += 1
 
     recent = session.exec(select(Alert).order_by(col(Alert.id).desc()).limit(20))
-    total_open_clues = session.exec(
-        select(func.count()).select_from(Clue).where(Clue.status == ClueStatus.OPEN)
-    ).one()
+    total_open_clues = session.exec(select(func.count()).select_from(Clue).where(Clue.status == ClueStatus.OPEN)).one()
     warnings = [r for r in deadline_rows(session, limit=500) if r["status"] in ("overdue", "due_soon")][:20]
     return {
         "generated_at": now.isoformat(),
@@ -274,11 +274,16 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
         raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
     sources = list(session.exec(select(ClueSource).where(ClueSource.clue_id == clue_id)))
     alert_ids = [s.alert_id for s in sources if s.alert_id is not None]
-    alerts = list(session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)).order_by(col(Alert.id)))) if alert_ids else []
+    alerts = (
+        list(session.exec(select(Alert).where(col(Alert.id).in_(alert_ids)).order_by(col(Alert.id))))
+        if alert_ids
+        else []
+    )
     sites = _site_categories(session)
     evidence: list[dict[str, Any]] = []
     for source in sources:
-        for ref in source.extra.get("evidence", []) if isinstance(source.extra.get("evidence"), list) else []:
+        refs = source.extra.get("evidence")
+        for ref in refs if isinstance(refs, list) else []:
             if isinstance(ref, dict) and ref.get("sha256"):
                 evidence.append({"sha256": ref["sha256"], "label": ref.get("label") or "现场抓拍", "from": "alert"})
     tasks = list(session.exec(select(InspectionTask).where(InspectionTask.clue_id == clue_id)))
@@ -304,7 +309,9 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
     return {
         "clue_id": clue_id,
         "domain": domain_of(clue.category, sites.get(clue.site_id or "")),
-        "alerts": [{**_alert_event(a, sites), "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None} for a in alerts],
+        "alerts": [
+            {**_alert_event(a, sites), "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None} for a in alerts
+        ],
         "window": window,
         "evidence": [{**e, "url": f"/api/v1/evidence/{e['sha256']}"} for e in evidence],
     }
@@ -323,12 +330,8 @@ def _live_user(request: Request, settings: SettingsDep, access_token: str | None
         claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
     except TokenError:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "登录已过期 (invalid token)") from None
-    gen = get_session(request)
-    session = next(gen)
-    try:
+    with Session(request.app.state.engine) as session:
         user = get_user_by_username(session, username=str(claims["sub"]))
-    finally:
-        gen.close()
     if user is None or not user.is_active or str(user.role) not in ("admin", "supervisor", "inspector", "auditor"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "无权限 (forbidden)")
     return user.username

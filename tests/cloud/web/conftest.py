@@ -32,12 +32,24 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--lang=zh-CN",  # Chinese date pickers and number formats
 ]
 ADMIN_PASSWORD = "Admin-Passw0rd!"
 PASSWORD = "Passw0rd!long"
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 # a valid USCC (check character computed by the registry)
 USCC_BODY = "91320508MA1WF0001"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Any]:
+    """The workflow test world (in-process app + TestClient) for the console's API tests."""
+    from tests.utils.workflow_factories import make_world
+
+    w = make_world(tmp_path)
+    with w.client:
+        yield w
+    w.engine.dispose()
 
 
 def _need(condition: bool, reason: str) -> None:
@@ -168,9 +180,7 @@ def seed_county(cloud: LiveCloud) -> None:
         r.raise_for_status()
         uid = r.json()["id"]
         cloud.users[username] = uid
-        r = admin.put(
-            f"/staff/{uid}", json={"duties": duties, "department_id": dep_id, "cert_no": f"3205000{i}"}
-        )
+        r = admin.put(f"/staff/{uid}", json={"duties": duties, "department_id": dep_id, "cert_no": f"3205000{i}"})
         r.raise_for_status()
         rank = "supervisor" if role == "supervisor" else "inspector"
         admin.post(
@@ -208,11 +218,13 @@ def poll(fn: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
     """Save a screenshot of ``page`` to docs/screenshots/<name>.png (checked in, linked from docs/console.md)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    path.write_bytes(page.screenshot(full_page=False))  # bytes, not path=: Playwright would write from a thread pool
+    path.write_bytes(
+        page.screenshot(full_page=full_page)
+    )  # bytes, not path=: Playwright would write from a thread pool
     return path
 
 

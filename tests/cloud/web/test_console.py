@@ -150,7 +150,7 @@ def test_supervisor_sees_live_alert_chart_and_dispatches(browser: Any, mosquitto
                 page.get_by_text("npm ci").first.wait_for()
             assert page.locator("#clue-timeline li").count() >= 2
             assert page.locator("#analysis-explanation").inner_text().strip()
-            screenshot(page, "console-clue")
+            screenshot(page, "console-clue", full_page=True)
 
             # dispatch to inspection
             clue_id = int(page.url.rsplit("/", 1)[1])
@@ -163,7 +163,9 @@ def test_supervisor_sees_live_alert_chart_and_dispatches(browser: Any, mosquitto
 
             # tasks and cases with deadlines; subjects; scorecards
             page.get_by_role("link", name="任务与案件期限").click()
-            page.get_by_role("table", name="期限列表").get_by_role("link", name=detail["tasks"][0]["task_no"]).wait_for()
+            page.get_by_role("table", name="期限列表").get_by_role(
+                "link", name=detail["tasks"][0]["task_no"]
+            ).wait_for()
             assert page.get_by_text(re.compile("剩余 \\d+ 个工作日|今日到期")).count() >= 1
             screenshot(page, "console-deadlines")
             page.get_by_role("link", name="市场主体与风险").click()
@@ -261,10 +263,12 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
             page.get_by_role("button", name="提交检查结果").tap()
             order = page.locator("[data-kind='rectification_order']")
             order.wait_for()
-            order.get_by_role("button").tap()
-            order.locator("iframe").wait_for()
-            page.get_by_role("heading", name="文书").scroll_into_view_if_needed()
+            order.get_by_text("前改正").wait_for()
+            order.scroll_into_view_if_needed()
+            assert "冷藏柜温度 12" in order.inner_text()
             screenshot(page, "mobile-rectification-order")
+            order.get_by_role("button").tap()
+            order.locator("iframe").wait_for()  # the signed PDF, fetched with the token
 
             docs = insp.get(f"/documents?task_id={task['id']}").json()
             assert "rectification_order" in {d["kind"] for d in docs}
@@ -298,6 +302,8 @@ def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_p
             page.get_by_label("经营者地址").fill("苏州市姑苏区观前街 8 号")
             page.get_by_label("您的诉求").fill("要求退款并赔偿")
             page.get_by_label("事实经过").fill("11 月 25 日晚在该店就餐，菜品变质有异味，店家拒绝退款。")
+            assert page.locator("[aria-invalid='true']").count() == 0  # errors clear as the fields are corrected
+            page.evaluate("scrollTo(0, 0)")
             screenshot(page, "kiosk-form")
             page.get_by_role("button", name="提交").click()
             receipt = page.locator("#receipt-no")
@@ -314,7 +320,7 @@ def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_p
             chief = cloud.client("chief", PASSWORD)
             clues = chief.get("/clues?category=food").json()["data"]
             assert any("好味道餐馆" in c["title"] and c["channel"] == "walk_in" for c in clues)
-            order_no = [c for c in clues if "好味道餐馆" in c["title"]][0]
+            order_no = next(c for c in clues if "好味道餐馆" in c["title"])
             assert order_no["kind"] == "complaint"
             chief.close()
         finally:
@@ -322,7 +328,12 @@ def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_p
 
         # server-side: validation, size limit and per-terminal rate limit (no login needed)
         url = f"{cloud.base}/api/v1/console/kiosk/complaints"
-        report = {"kind": "report", "anonymous": True, "respondent_name": "某商店", "facts": "销售过期食品，货架上有多件"}
+        report = {
+            "kind": "report",
+            "anonymous": True,
+            "respondent_name": "某商店",
+            "facts": "销售过期食品，货架上有多件",
+        }
         with httpx.Client(timeout=10) as c:
             assert c.post(url, json={"kind": "report", "respondent_name": "某"}).status_code == 422
             too_big = {**report, "facts": "很" * 20_000}

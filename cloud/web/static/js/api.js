@@ -141,7 +141,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c == null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -149,7 +149,7 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export function clear(el, ...children) {
-  el.replaceChildren(...children.flat().filter((c) => c != null));
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c != null && c !== false));
   return el;
 }
 
@@ -161,7 +161,7 @@ export function toast(message, kind = "info") {
   }
   const item = h("div", { class: `toast ${kind}` }, message);
   box.append(item);
-  setTimeout(() => item.remove(), 6000);
+  setTimeout(() => item.remove(), kind === "error" ? 6000 : 3500);
 }
 
 /** Fetch a protected file (evidence, PDF) with the token and return an object URL. */

@@ -248,8 +248,8 @@ async function clueDetail(id) {
   clear(main,
     h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
     h("h1", {}, clue.title),
-    h("div", { class: "grid2" }, h("section", { class: "card", "aria-label": "基本信息" }, info), actionsCard(clue)),
-    analysis, chartCard, h("div", { class: "grid2" }, sources, tl), evidence, work, documents);
+    h("div", { class: "grid2" }, h("div", {}, h("section", { class: "card", "aria-label": "基本信息" }, info), analysis), h("div", {}, chartCard, actionsCard(clue))),
+    h("div", { class: "grid2" }, sources, tl), evidence, work, documents);
   drawReadings(chartBox, ctx);
   for (const e of ctx.evidence) {
     blobUrl(e.url).then((url) => document.getElementById("evidence")?.append(

@@ -73,8 +73,11 @@ async function form() {
     return errors;
   }
 
+  let tried = false;
+  f.addEventListener("input", () => { if (tried) check(); });
   f.addEventListener("submit", async (e) => {
     e.preventDefault();
+    tried = true;
     status.textContent = "";
     const errors = check();
     const first = Object.keys(errors)[0];

@@ -81,6 +81,7 @@ async function taskPage(id) {
     try {
       await api(`tasks/${id}/transitions`, { method: "POST", json: { action, expected_version: t.version, ...extra } });
       await taskPage(id);
+      scrollTo(0, 0);
     } catch (ex) { err.textContent = ex.message; }
   };
   const head = h("section", { class: "item" },
@@ -103,10 +104,32 @@ async function taskPage(id) {
   const docs = t.documents.length
     ? h("section", { class: "item", "aria-label": "文书" }, h("h2", {}, "文书"),
       t.documents.map((d) => h("div", { class: "doc", dataset: { kind: d.kind } }, h("p", {}, h("strong", {}, d.title), " ", d.doc_no || ""),
-        h("button", { type: "button", class: "wide", onclick: (e) => showPdf(d, e.target.parentElement) }, `查看${d.title}`))))
+        h("div", { class: "doc-body" }),
+        h("button", { type: "button", class: "wide", onclick: (e) => showPdf(d, e.target.parentElement) }, `查看${d.title} PDF`))))
     : null;
-  clear(body, h("p", {}, h("a", { href: "#/tasks" }, "← 我的任务")), head, err,
-    h("h2", {}, "检查项目"), items, submit, docs);
+  // submitted: documents first (the rectification order is what the inspector hands over)
+  const parts = t.state === "checked_in" || t.state === "assigned" || t.state === "accepted"
+    ? [head, err, h("h2", {}, "检查项目"), items, submit, docs] : [head, err, docs, h("h2", {}, "检查项目"), items];
+  clear(body, h("p", {}, h("a", { href: "#/tasks" }, "← 我的任务")), parts);
+  for (const d of t.documents) {
+    if (d.kind === "rectification_order") {
+      api(`documents/${d.id}`).then((full) => {
+        const box = body.querySelector(`[data-kind="${d.kind}"] .doc-body`);
+        if (box) box.replaceWith(orderSummary(full));
+      }).catch(() => {});
+    }
+  }
+}
+
+function orderSummary(doc) {
+  const o = doc.data || {};
+  const signed = (doc.signatures || []).map((s) => s.signer?.name || s.signer?.username || "").filter(Boolean);
+  return h("div", { class: "doc-body order", "aria-label": "责令改正通知书内容" },
+    h("p", {}, h("strong", {}, (o.party && o.party.name) || ""), "："),
+    (o.violations || []).map((v) => h("p", {}, `经检查，${v.fact}，违反了${(v.violated || []).join("、")}的规定。`)),
+    (o.requirements || []).length ? h("ul", {}, o.requirements.map((r) => h("li", {}, r))) : null,
+    o.deadline ? h("p", {}, "请于 ", h("strong", {}, fmtDate(o.deadline)), " 前改正。") : null,
+    h("p", { class: "muted" }, `签发日期 ${fmtDate(o.issued_on)}　电子签名：${signed.join("、") || "—"}`));
 }
 
 function checkIn(act) {

@@ -393,7 +393,7 @@ class Notifier:
             if (
                 incident.sla_due_at is not None
                 and incident.sla_met_at is None
-                and event.action in met_by.get(incident.policy, set())
+                and any(sla_trigger_matches(event, spec) for spec in met_by.get(incident.policy, set()))
             ):
                 incident.sla_met_at = event.ts
                 journal.append(
@@ -405,6 +405,15 @@ class Notifier:
                     payload={"sla": incident.sla_name, "by_event": event.id, "breached": incident.sla_breached},
                 )
             session.add(incident)
+
+
+def sla_trigger_matches(event: journal.JournalEvent, spec: str) -> bool:
+    """``met_by`` entries are journal actions (``sla.on_site``), optionally narrowed to one workflow action of a
+    transition: ``task.transition:check_in`` is met when an inspector checks in on site for the clue's task."""
+    action, _, sub_action = spec.partition(":")
+    if event.action != action:
+        return False
+    return not sub_action or str((event.payload or {}).get("action")) == sub_action
 
 
 def _summary_title(count: int) -> str:

@@ -26,7 +26,7 @@ from cloud.notify.channels.mqtt import MqttChannel
 from cloud.notify.channels.webhook import WebhookChannel
 from cloud.notify.config import NotifyRules, NotifySettings, load_rules
 from cloud.notify.dispatcher import ChannelWorker
-from cloud.notify.incidents import Effects, Notifier
+from cloud.notify.incidents import Effects, Notifier, sla_trigger_matches
 from cloud.notify.models import FollowerCursor
 from cloud.notify.routing import department_for, facts_from_event, resolve_recipients
 
@@ -91,7 +91,9 @@ class NotifyService:
             name: set(p.sla.met_by) for name, p in self.rules.escalation.policies.items() if p.sla is not None
         }
         self.actions = sorted(
-            set(self.rules.routing.events) | {a for s in self.met_by.values() for a in s} | {"alert.cleared"}
+            set(self.rules.routing.events)
+            | {spec.partition(":")[0] for s in self.met_by.values() for spec in s}
+            | {"alert.cleared"}
         )
 
     # ------------------------------------------------------------------ synchronous steps (run in a thread)
@@ -115,7 +117,9 @@ class NotifyService:
 
     def _handle(self, session: Session, event: journal.JournalEvent, now: dt.datetime) -> Effects:
         facts = facts_from_event(event)
-        if any(event.action in s for s in self.met_by.values()) or event.action == "alert.cleared":
+        if event.action == "alert.cleared" or any(
+            sla_trigger_matches(event, spec) for s in self.met_by.values() for spec in s
+        ):
             self.notifier.sla_met(session, event, facts, self.met_by)
         if event.action not in self.rules.routing.events:
             return Effects()

@@ -240,7 +240,7 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
             page.get_by_text("已确认（insp1").first.wait_for()
             assert insp.get("/notifications?unacked=true").json() == []
 
-            page.get_by_role("link", name="任务").tap()
+            page.get_by_role("link", name="任务", exact=True).tap()
             page.get_by_role("link", name=re.compile(task["task_no"])).tap()
             page.get_by_role("button", name="接收任务").tap()
             page.get_by_role("button", name="现场签到").tap()
@@ -272,7 +272,7 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
 
             docs = insp.get(f"/documents?task_id={task['id']}").json()
             assert "rectification_order" in {d["kind"] for d in docs}
-            page.get_by_role("link", name="案件").tap()
+            page.get_by_role("link", name="案件", exact=True).tap()
             page.get_by_role("heading", name="我的案件").wait_for()
         finally:
             context.close()

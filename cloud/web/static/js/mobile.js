@@ -9,6 +9,14 @@ let body = null;
 
 const TABS = [["#/notices", "通知"], ["#/tasks", "任务"], ["#/cases", "案件"]];
 const OUTCOMES = { pass: "符合", fail: "不符合", na: "不适用" };
+// event names some notification titles still carry (notify routes without a Chinese template)
+const EVENT_NAMES = { "task.created": "新检查任务", "task.assigned": "检查任务改派", "clue.created": "新线索", "alert.raised": "设备告警" };
+
+function noticeTitle(inc) {
+  return inc.title
+    .replace(/【([a-z_]+\.[a-z_]+)】/, (m, ev) => `【${EVENT_NAMES[ev] || ev}】`)
+    .replace(/\btask (\d+)$/, "检查任务 #$1");
+}
 
 function shell() {
   body = h("div", { id: "view" });
@@ -44,8 +52,10 @@ async function noticesPage() {
     list.length ? list.map((n) => {
       const inc = n.incident;
       const open = inc.status === "open";
-      return h("article", { class: `item${open ? " unacked" : ""}`, "aria-label": inc.title, dataset: { incident: inc.id } },
-        h("div", {}, severityBadge(inc.severity, L.severities), " ", h("strong", {}, inc.title)),
+      const title = noticeTitle(inc);
+      return h("article", { class: `item${open ? " unacked" : ""}`, "aria-label": title, dataset: { incident: inc.id } },
+        h("div", {}, severityBadge(inc.severity, L.severities), " ", h("strong", {}, title)),
+        inc.target_type === "task" && inc.target_id ? h("p", {}, h("a", { href: `#/task/${inc.target_id}` }, "打开任务 →")) : null,
         inc.body ? h("p", {}, inc.body) : null,
         h("p", { class: "muted" }, fmtTime(n.created_at), inc.count > 1 ? `　共 ${inc.count} 次` : ""),
         open

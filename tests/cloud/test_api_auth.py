@@ -21,6 +21,8 @@ ANONYMOUS = {
     "/api/v1/auth/token",
     "/api/v1/documents/public-key",  # the signing public key: anyone may verify a signed document
     "/api/v1/notifications/ack",  # one-time signed link from a notification (the link is the credential)
+    "/api/v1/console/labels",  # Chinese labels and the checklist catalogue: reference data for the kiosk (no login)
+    "/api/v1/console/kiosk/complaints",  # self-service terminal: public, rate- and size-limited (tests/cloud/web)
 }
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, String, text
+from sqlalchemy import JSON, Index, String, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -54,6 +54,9 @@ class AlertBase(SQLModel):
     updated_at: datetime = Field(sa_type=UTCDateTime, description="time of the last lifecycle step")
     cleared_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     update_count: int = 0
+    evidence: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=JSON, description="snapshots referenced by SHA-256 (GET /evidence/{sha256})"
+    )
 
 
 class Alert(AlertBase, table=True):
@@ -103,6 +106,7 @@ class AlertSignal:
     limit: float | None = None
     unit: str | None = None
     source: AlertSource = AlertSource.EDGE
+    evidence: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_event(cls, event: AlertEvent) -> AlertSignal:
@@ -122,6 +126,7 @@ class AlertSignal:
             value=event.value,
             limit=event.limit,
             unit=event.unit,
+            evidence=tuple(ref.model_dump() for ref in event.evidence),
         )
 
 
@@ -152,6 +157,7 @@ def _insert_if_absent(session: Session, signal: AlertSignal) -> int | None:
         "started_at": signal.started_at,
         "updated_at": signal.ts,
         "update_count": 0,
+        "evidence": list(signal.evidence),
         "created_at": utcnow(),
     }
     table = Alert.__table__  # type: ignore[attr-defined]
@@ -213,6 +219,7 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
         alert.updated_at = signal.ts
         if signal.value is not None:
             alert.value = signal.value
+        alert.evidence = _merge_evidence(alert.evidence, signal.evidence)
         alert.update_count += 1
         session.add(alert)
         session.flush()
@@ -238,10 +245,20 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
     alert.limit = signal.limit if signal.limit is not None else alert.limit
     alert.edge_alert_id = signal.edge_alert_id or alert.edge_alert_id
     alert.updated_at = max(alert.updated_at, signal.ts)
+    alert.evidence = _merge_evidence(alert.evidence, signal.evidence)
     alert.update_count += 1
     session.add(alert)
     session.flush()
     return AlertOutcome(alert, created=False, cleared=False)
+
+
+MAX_EVIDENCE = 50  # evidence references kept per alert (the newest)
+
+
+def _merge_evidence(kept: list[dict[str, Any]], new: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Evidence of every lifecycle step, once per SHA-256, in arrival order (a new list: JSON columns need it)."""
+    seen = {ref.get("sha256") for ref in kept}
+    return [*kept, *(ref for ref in new if ref.get("sha256") not in seen)][-MAX_EVIDENCE:]
 
 
 def _journal(session: Session, action: str, alert: Alert, *, clue_id: int | None = None) -> None:
@@ -269,6 +286,7 @@ def _journal(session: Session, action: str, alert: Alert, *, clue_id: int | None
             "limit": alert.limit,
             "unit": alert.unit,
             "started_at": alert.started_at,
+            "evidence": [ref.get("sha256") for ref in alert.evidence],
         },
     )
 

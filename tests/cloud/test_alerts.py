@@ -78,3 +78,22 @@ def test_lifecycle_raise_update_clear_then_a_new_instance(cloud_engine: Engine) 
     # the second alert of the same identity folded into the still-open clue
     assert count(cloud_engine, "SELECT count(*) FROM clue") == 1
     assert count(cloud_engine, "SELECT source_count FROM clue") == 2
+
+
+def test_evidence_of_each_step_is_kept_once_per_hash(cloud_engine: Engine) -> None:
+    from dataclasses import replace
+
+    from sqlmodel import select
+
+    from cloud.alerts import Alert
+
+    snap = {"sha256": "a" * 64, "content_type": "image/jpeg", "size": 1234, "label": "person"}
+    later = {"sha256": "b" * 64, "content_type": "image/jpeg", "size": 999, "label": None}
+    with Session(writer(cloud_engine)) as session:
+        apply_signal(session, replace(signal(AlertPhase.RAISE, 9.0), evidence=(snap,)))
+        apply_signal(session, replace(signal(AlertPhase.UPDATE, 9.5, minutes=1), evidence=(snap, later)))
+        session.commit()
+    with Session(cloud_engine) as session:
+        alert = session.exec(select(Alert)).one()
+    assert [ref["sha256"] for ref in alert.evidence] == ["a" * 64, "b" * 64]
+    assert alert.evidence[0]["label"] == "person"

@@ -280,7 +280,12 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
         else []
     )
     sites = _site_categories(session)
-    evidence: list[dict[str, Any]] = []
+    evidence: list[dict[str, Any]] = [
+        {"sha256": ref["sha256"], "label": ref.get("label") or "现场抓拍", "from": "alert"}
+        for alert in alerts
+        for ref in alert.evidence
+        if isinstance(ref, dict) and ref.get("sha256")
+    ]
     for source in sources:
         refs = source.extra.get("evidence")
         for ref in refs if isinstance(refs, list) else []:

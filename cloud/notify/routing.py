@@ -100,7 +100,7 @@ def facts_from_event(event: JournalEvent) -> Facts:
         severity = str(p.get("severity") or ("major" if action.endswith("clue_created") else "warning"))
     else:
         key = f"{event.target_type}:{event.target_id}:{action}"
-        title = str(p.get("title") or f"【{action}】{event.target_type} {event.target_id}")
+        title = str(p.get("title") or workflow_title(event))
         body = str(p.get("message") or p.get("summary") or "")
         kind = event.target_type
     return Facts(
@@ -122,6 +122,38 @@ def facts_from_event(event: JournalEvent) -> Facts:
         target_id=event.target_id,
         assignees=list(dict.fromkeys(assignees)),
     )
+
+
+#: Chinese wording of workflow events that have no title of their own (verbs after the dot of the action).
+EVENT_VERBS: dict[str, str] = {
+    "created": "已创建",
+    "assigned": "已指派给您",
+    "registered": "已登记",
+    "approved": "已批准",
+    "extended": "已延期",
+    "analysed": "研判完成",
+    "decision_overridden": "研判结论已改判",
+    "submitted": "已提交",
+}
+
+
+def workflow_title(event: JournalEvent) -> str:
+    """``【检查任务】JC-2026-0001 已指派给您`` / ``【案件】AJ-… 状态变为 已立案`` from the workflow's own labels."""
+    from cloud.workflow.states import MACHINES
+
+    p = event.payload or {}
+    machine = MACHINES.get(event.target_type)
+    noun = {"task": "检查任务"}.get(event.target_type, machine.label if machine else event.target_type)
+    ident = p.get("task_no") or p.get("case_no") or p.get("clue_no") or f"#{event.target_id}"
+    verb = event.action.partition(".")[2]
+    if verb == "transition" and machine is not None and p.get("to"):
+        try:
+            what = f"状态变为“{machine.state_label(machine.states(p['to']))}”"
+        except (ValueError, KeyError):
+            what = f"状态变为 {p['to']}"
+    else:
+        what = EVENT_VERBS.get(verb, verb)
+    return f"【{noun}】{ident} {what}"
 
 
 def site_department(session: Session, site_id: str | None) -> str | None:

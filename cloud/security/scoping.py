@@ -143,3 +143,59 @@ def site_department(session: Session, site_id: str | None) -> int | None:
         if subject is not None and subject.department_id is not None:
             return int(subject.department_id)
     return None
+
+
+def _department_of(session: Session, name: str, value: str) -> tuple[bool, int | None]:
+    """(row exists, its department) for a known path parameter; (True, None) when the parameter is not scoped."""
+    try:
+        if name == "clue_id":
+            from cloud.workflow.clues import Clue
+
+            clue = session.get(Clue, int(value))
+            return (clue is not None, clue.department_id if clue else None)
+        if name == "order_id":
+            from cloud.workflow.clues import Clue
+            from cloud.workflow.models import WorkOrder
+
+            order = session.get(WorkOrder, int(value))
+            if order is None:
+                return (False, None)
+            clue = session.get(Clue, order.clue_id) if order.clue_id else None
+            return (True, clue.department_id if clue else None)
+        if name == "task_id":
+            from cloud.workflow.models import InspectionTask
+
+            task = session.get(InspectionTask, int(value))
+            return (task is not None, task.department_id if task else None)
+        if name == "case_id":
+            from cloud.workflow.models import EnforcementCase
+
+            case = session.get(EnforcementCase, int(value))
+            return (case is not None, getattr(case, "department_id", None) if case else None)
+        registry = _registry()
+        if registry is not None and name == "subject_id":
+            subject = session.get(registry.MarketSubject, int(value))
+            return (subject is not None, subject.department_id if subject else None)
+        if registry is not None and name == "site_id":
+            return (session.get(registry.Site, value) is not None, site_department(session, value))
+    except (ValueError, ModuleNotFoundError):
+        return (True, None)
+    return (True, None)
+
+
+#: path parameters the guard resolves to a department
+SCOPED_PARAMS = ("clue_id", "order_id", "task_id", "case_id", "subject_id", "site_id")
+
+
+def scope_guard(request: Request, session: SessionDep, scope: Annotated[Scope, Depends(get_scope)]) -> None:
+    """Router dependency: a path naming a clue, work order, task, case, subject or site outside the caller's
+    jurisdiction answers 404. Add to a router with ``dependencies=[Depends(scope_guard)]``."""
+    if scope.county:
+        return
+    for name in SCOPED_PARAMS:
+        value = request.path_params.get(name)
+        if value is None:
+            continue
+        exists, department = _department_of(session, name, str(value))
+        if exists:
+            scope.ensure(department)

@@ -15,7 +15,7 @@ import datetime as dt
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, dump, require, task_view
 from cloud.core.db import utcnow
+from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import decisions
 from cloud.workflow.analysis import Disposal
 from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus
@@ -33,7 +34,12 @@ from cloud.workflow.service import Conflict, NotFound, apply_transition, clue_ti
 from cloud.workflow.states import CLUE_MACHINE, ClueState
 from cloud.workflow.states import Role as Duty
 
-router = APIRouter(prefix="/clues", tags=["clues"], route_class=WorkflowRoute)
+router = APIRouter(
+    prefix="/clues",
+    tags=["clues"],
+    route_class=WorkflowRoute,
+    dependencies=[Depends(scope_guard)],  # jurisdiction
+)
 
 
 def _clue(session: Any, clue_id: int) -> Clue:
@@ -47,6 +53,7 @@ def _clue(session: Any, clue_id: int) -> Clue:
 def get_clues(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     status_: Annotated[ClueStatus | None, Query(alias="status")] = None,
     state: ClueState | None = None,
     kind: str | None = None,
@@ -78,6 +85,8 @@ def get_clues(
         conditions.append(Clue.sensor_id == sensor_id)
     if since is not None:
         conditions.append(col(Clue.last_seen_at) >= since)
+    if (in_scope := scope.where(Clue.department_id)) is not None:
+        conditions.append(in_scope)
     total = session.exec(select(func.count()).select_from(Clue).where(*conditions)).one()
     rows = session.exec(select(Clue).where(*conditions).order_by(col(Clue.id).desc()).offset(offset).limit(limit))
     return CluesPublic(data=[CluePublic.model_validate(c) for c in rows], count=int(total))

@@ -37,8 +37,9 @@ from cloud.registry.models import (
     SubjectUpdate,
 )
 from cloud.registry.uscc import InvalidUSCC
+from cloud.security.scoping import ScopeDep, scope_guard, site_department
 
-router = APIRouter(prefix="/registry", tags=["registry 登记"])
+router = APIRouter(prefix="/registry", tags=["registry 登记"], dependencies=[Depends(scope_guard)])  # jurisdiction
 EditorUser = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
 
 
@@ -69,6 +70,7 @@ def post_department(session: SessionDep, _: EditorUser, data: DepartmentCreate) 
 def get_subjects(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     q: str | None = None,
     risk_grade: RiskGrade | None = None,
     department_id: int | None = None,
@@ -78,7 +80,7 @@ def get_subjects(
     rows = service.list_subjects(
         session, q=q, risk_grade=risk_grade, department_id=department_id, offset=offset, limit=limit
     )
-    return [SubjectPublic.model_validate(s) for s in rows]
+    return [SubjectPublic.model_validate(s) for s in rows if scope.allows(s.department_id)]
 
 
 @router.post("/subjects", status_code=201, summary="登记市场主体 (USCC check character validated)")
@@ -183,10 +185,14 @@ def get_expired(session: SessionDep, _: StaffUser) -> list[LicencePublic]:
 # ---------------------------------------------------------------- sites, points, devices, sensors
 @router.get("/sites", summary="场所列表")
 def get_sites(
-    session: SessionDep, _: StaffUser, department_id: int | None = None, subject_id: int | None = None
+    session: SessionDep,
+    _: StaffUser,
+    scope: ScopeDep,
+    department_id: int | None = None,
+    subject_id: int | None = None,
 ) -> list[SitePublic]:
     rows = service.list_sites(session, department_id=department_id, subject_id=subject_id)
-    return [SitePublic.model_validate(s) for s in rows]
+    return [SitePublic.model_validate(s) for s in rows if scope.allows(site_department(session, s.site_id))]
 
 
 @router.post("/sites", status_code=201, summary="登记场所")

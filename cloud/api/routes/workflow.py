@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser
 from cloud.core.users import User
 from cloud.registry.models import MarketSubject
+from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import enforcement, inspection, random_inspection, staffing
 from cloud.workflow.decisions import recompute_all, recompute_risk
 from cloud.workflow.models import (
@@ -61,7 +62,7 @@ def get_actor(session: SessionDep, user: CurrentUser) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
-router = APIRouter(tags=["workflow"], route_class=WorkflowRoute)
+router = APIRouter(tags=["workflow"], route_class=WorkflowRoute, dependencies=[Depends(scope_guard)])  # jurisdiction
 
 
 def require(actor: Actor, *duties: Duty, what: str) -> None:
@@ -259,6 +260,7 @@ def get_tasks(
     session: SessionDep,
     actor: ActorDep,
     _: StaffUser,
+    scope: ScopeDep,
     state: str | None = None,
     clue_id: int | None = None,
     plan_id: int | None = None,
@@ -272,6 +274,8 @@ def get_tasks(
         query = query.where(InspectionTask.clue_id == clue_id)
     if plan_id is not None:
         query = query.where(InspectionTask.plan_id == plan_id)
+    if (in_scope := scope.where(InspectionTask.department_id)) is not None:
+        query = query.where(in_scope)
     tasks = list(session.exec(query.order_by(col(InspectionTask.id).desc()).limit(limit)))
     if mine:
         tasks = [t for t in tasks if actor.user_id in staffing.assignees(session, "task", t.id or 0)]

@@ -194,10 +194,33 @@ class PiiMaskingMiddleware:
         await self.app(scope, receive, masking_send)
 
 
+async def _out_of_range(_request: Any, exc: Exception) -> Any:
+    """An overflow (an id beyond 64 bits, a day count beyond ``timedelta``) always comes from input: 422."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"detail": f"数值超出范围 (value out of range): {exc}"[:300]}, status_code=422)
+
+
+async def _integrity(_request: Any, exc: Exception) -> Any:
+    """A constraint the input broke (unknown referenced id, duplicate key) that a route did not check: 409."""
+    from fastapi.responses import JSONResponse
+
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+    return JSONResponse(
+        {"detail": f"引用的记录不存在或与现有记录冲突 (integrity constraint): {reason}", "code": "integrity"},
+        status_code=409,
+    )
+
+
 def install(app: Any, settings: SecuritySettings | None = None) -> None:
-    """Add the guards to a FastAPI app (outermost first: rate limit, size limit, masking)."""
+    """Add the guards to a FastAPI app (outermost first: rate limit, size limit, masking) and the handlers that
+    turn input-caused overflows and constraint violations into 422/409 instead of 500."""
+    from sqlalchemy.exc import IntegrityError
+
     sec = settings or getattr(app.state, "security_settings", None) or get_security_settings()
     app.state.security_settings = sec
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(IntegrityError, _integrity)
     app.add_middleware(PiiMaskingMiddleware)
     app.add_middleware(BodySizeLimit, settings=sec)
     app.add_middleware(RateLimit, settings=sec)

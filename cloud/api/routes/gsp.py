@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from cloud.api.deps import EngineDep, SessionDep, StaffUser, StoreDep, require_roles
 from cloud.core.users import Role, User
 from cloud.telemetry import gsp, gsp_export
+from protocols.topics import ID_PATTERN
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 router = APIRouter(prefix="/gsp", tags=["gsp 温湿度合规记录"])
@@ -98,7 +99,7 @@ def get_records(
 def export_records(
     session: SessionDep,
     _: StaffUser,
-    site_id: str,
+    site_id: Annotated[str, Query(pattern=ID_PATTERN)],  # also keeps the file name and worksheet valid
     start: datetime,
     end: datetime,
     format: Literal["csv", "xlsx"] = "xlsx",

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
@@ -349,6 +349,14 @@ class CaseIn(BaseModel):
     received_at: AwareDatetime | None = None
     officers: list[int] = Field(default_factory=list)
     clue_id: int | None = None
+
+    @field_validator("received_at")
+    @classmethod
+    def _plausible(cls, value: dt.datetime | None) -> dt.datetime | None:  # deadlines are computed from it
+        now = dt.datetime.now(dt.UTC)
+        if value is not None and not now - dt.timedelta(days=3 * 365) <= value <= now + dt.timedelta(days=1):
+            raise ValueError("received_at 须在近三年内且不晚于当前时间 (within the last three years)")
+        return value
 
 
 class CaseActionIn(BaseModel):

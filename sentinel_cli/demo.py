@@ -100,17 +100,25 @@ class Api:
         self.token: str | None = None
 
     def login(self, username: str, password: str) -> None:
+        self._credentials = (username, password)  # access tokens live 15 minutes: log in again on 401
         body = urllib.parse.urlencode({"username": username, "password": password}).encode()
         request = urllib.request.Request(f"{self.base}/api/v1/auth/token", data=body, method="POST")
         with urllib.request.urlopen(request, timeout=5) as response:
             self.token = json.load(response)["access_token"]
 
-    def get(self, path: str) -> Any:
+    def get(self, path: str, *, retry: bool = True) -> Any:
         request = urllib.request.Request(f"{self.base}{path}")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            credentials = getattr(self, "_credentials", None)
+            if exc.code != 401 or not retry or credentials is None:
+                raise
+        self.login(*credentials)
+        return self.get(path, retry=False)
 
 
 def wait_http(url: str, timeout: float, procs: Processes) -> None:

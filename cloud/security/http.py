@@ -217,7 +217,8 @@ def install(app: Any, settings: SecuritySettings | None = None) -> None:
     turn input-caused overflows and constraint violations into 422/409 instead of 500."""
     from sqlalchemy.exc import IntegrityError
 
-    sec = settings or getattr(app.state, "security_settings", None) or get_security_settings()
+    # a copy per app: tests and embedders tune app.state.security_settings without touching other apps
+    sec = settings or getattr(app.state, "security_settings", None) or get_security_settings().model_copy(deep=True)
     app.state.security_settings = sec
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(IntegrityError, _integrity)

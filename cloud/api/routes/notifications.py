@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, require_roles
+from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, check_session, require_roles
 from cloud.core.db import utcnow
 from cloud.core.security import TokenError, decode_token
 from cloud.core.users import Role, User, get_user_by_username
@@ -81,6 +81,7 @@ def _stream_user(request: Request, settings: SettingsDep, access_token: str | No
         claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
     except TokenError:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "登录已过期 (invalid token)") from None
+    check_session(request, claims)  # access tokens only; session not revoked or idle (cloud.security.sessions)
     with Session(request.app.state.engine) as session:
         user = get_user_by_username(session, username=str(claims["sub"]))
     if user is None or not user.is_active:

@@ -37,8 +37,8 @@ SENSOR_STALE = "sensor_stale"
 class AgentPresence(SQLModel, table=True):
     __tablename__ = "agent_presence"
 
+    site_id: str = Field(primary_key=True, max_length=64)
     agent_id: str = Field(primary_key=True, max_length=64)
-    site_id: str = Field(index=True, max_length=64)
     state: str = Field(default=SiteState.ONLINE.value, max_length=16)
     reason: str | None = Field(default=None, max_length=200)
     agent_version: str = Field(default="", max_length=32)
@@ -86,10 +86,10 @@ def record_status(conn: Connection, msg: Status, now: datetime) -> None:
         "last_seen_at": now,
     }
     stmt = _insert(conn)(table).values(**values)
-    update = {k: stmt.excluded[k] for k in ("site_id", "state", "reason", "agent_version", "status_at")}
+    update = {k: stmt.excluded[k] for k in ("state", "reason", "agent_version", "status_at")}
     if msg.state is SiteState.ONLINE:
         update["last_seen_at"] = stmt.excluded.last_seen_at
-    conn.execute(stmt.on_conflict_do_update(index_elements=["agent_id"], set_=update))
+    conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 
 
 def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime) -> None:
@@ -107,9 +107,9 @@ def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime) -> None:
     stmt = _insert(conn)(table).values(**values)
     update = {
         k: stmt.excluded[k]
-        for k in ("site_id", "state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")
+        for k in ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")
     }
-    conn.execute(stmt.on_conflict_do_update(index_elements=["agent_id"], set_=update))
+    conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 
 
 def touch(
@@ -121,7 +121,9 @@ def touch(
         table = AgentPresence.__table__  # type: ignore[attr-defined]
         stmt = _insert(conn)(table)
         conn.execute(
-            stmt.on_conflict_do_update(index_elements=["agent_id"], set_={"last_seen_at": stmt.excluded.last_seen_at}),
+            stmt.on_conflict_do_update(
+                index_elements=["site_id", "agent_id"], set_={"last_seen_at": stmt.excluded.last_seen_at}
+            ),
             agent_rows,
         )
     sensor_rows = [{"site_id": s, "sensor_id": n, "agent_id": a, "last_received_at": now} for s, n, a in sensors]

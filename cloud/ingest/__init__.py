@@ -1,1 +1,1 @@
-"""Lossless MQTT ingest: validate → dedup (agent, seq) → store → commit → ack (see :mod:`cloud.ingest.service`)."""
+"""Lossless MQTT ingest: validate → dedup (site, agent, seq) → store → commit → ack (:mod:`cloud.ingest.service`)."""

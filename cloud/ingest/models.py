@@ -11,14 +11,18 @@ from cloud.core.db import UTCDateTime, utcnow
 
 
 class IngestSeq(SQLModel, table=True):
-    """One committed (agent, seq): the dedup ledger, written in the same transaction as the data."""
+    """One committed (site, agent, seq): the dedup ledger, written in the same transaction as the data.
+
+    An agent is identified by its site *and* its id (the topic carries both): two sites may each have an
+    ``edge-1`` without their sequence numbers colliding.
+    """
 
     __tablename__ = "ingest_seq"
     __table_args__ = {"sqlite_with_rowid": False}
 
+    site_id: str = Field(primary_key=True, max_length=64)
     agent_id: str = Field(primary_key=True, max_length=64)
     seq: int = Field(primary_key=True)
-    site_id: str = Field(max_length=64)
     kind: str = Field(max_length=16, description="telemetry | alert")
     committed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -1,7 +1,7 @@
 """Re-submit kept dead letters through the normal validation path (after fixing a registry, a bug, a limit).
 
 Each dead letter's topic and raw bytes go through :meth:`IngestWriter.commit` exactly like a message from
-the broker: validated, deduplicated by (agent, seq), stored, committed. The replayed dead-letter rows are
+the broker: validated, deduplicated by (site, agent, seq), stored, committed. The replayed dead-letter rows are
 deleted in the same transaction, so a message is never both stored and still dead; one that fails again is
 dead-lettered anew with its (possibly new) reason. Replaying twice is harmless (dedup). No acks are sent: the
 edge dropped a rejected entry already.

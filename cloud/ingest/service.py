@@ -267,7 +267,7 @@ class IngestService:
     # -- acknowledging (after commit) -----------------------------------------------------------------
     async def _publish_acks(self, client: aiomqtt.Client, result: CommitResult) -> None:
         now = utcnow()
-        for agent_id, pending in result.acks.items():
+        for (_site, agent_id), pending in result.acks.items():
             ack = Ack(
                 agent_id=agent_id,
                 committed=[AckRange(first=a, last=b) for a, b in seq_ranges(pending.committed)],

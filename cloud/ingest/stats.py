@@ -15,7 +15,7 @@ log = logging.getLogger("cloud.ingest")
 class IngestStats:
     received: int = 0
     committed: int = 0  # messages newly committed (telemetry + alert events)
-    duplicates: int = 0  # (agent, seq) seen before: not stored again, acked again
+    duplicates: int = 0  # (site, agent, seq) seen before: not stored again, acked again
     readings: int = 0
     alert_events: int = 0
     statuses: int = 0

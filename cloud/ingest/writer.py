@@ -4,7 +4,7 @@
 
 1. decode and validate every payload with :func:`protocols.messages.decode_for_topic` (type for the
    channel, topic identity = payload identity); failures become dead letters with their reason;
-2. in ONE transaction (SQLite: ``BEGIN IMMEDIATE``): claim each ``(agent_id, seq)`` in ``ingest_seq``
+2. in ONE transaction (SQLite: ``BEGIN IMMEDIATE``): claim each ``(site_id, agent_id, seq)`` in ``ingest_seq``
    (already present → duplicate, not stored again), write the readings of new batches through the
    telemetry store, apply new alert events (atomic upsert → clue), record status/heartbeats/presence,
    hand announcements to the registry, insert dead letters;
@@ -63,16 +63,16 @@ class AgentAck:
 
 @dataclass
 class CommitResult:
-    acks: dict[str, AgentAck] = field(default_factory=dict)  # agent_id → what to acknowledge
+    acks: dict[tuple[str, str], AgentAck] = field(default_factory=dict)  # (site_id, agent_id) → what to ack
     new: int = 0
     duplicates: int = 0
     readings: int = 0
     dead: int = 0
 
     def ack_for(self, agent_id: str, site_id: str) -> AgentAck:
-        ack = self.acks.get(agent_id)
+        ack = self.acks.get((site_id, agent_id))
         if ack is None:
-            ack = self.acks[agent_id] = AgentAck(site_id)
+            ack = self.acks[(site_id, agent_id)] = AgentAck(site_id)
         return ack
 
 
@@ -123,7 +123,7 @@ class IngestWriter:
         self.sensor_touch_s = sensor_touch_s
         self.agent_touch_s = min(1.0, sensor_touch_s)
         self._touched: dict[tuple[str, str], float] = {}
-        self._agents_touched: dict[str, float] = {}
+        self._agents_touched: dict[tuple[str, str], float] = {}  # (agent_id, site_id)
         self._announce_hook = _load_announce_hook()
         self._sqlite = engine.dialect.name == "sqlite"
         # telemetry decoded in one msgspec pass when the store can take it (fallback: protocols)
@@ -224,7 +224,7 @@ class IngestWriter:
                 events.append(msg)
             else:
                 others.append(msg)
-        agents: dict[str, str] = {}
+        agents: set[tuple[str, str]] = set()  # (agent_id, site_id)
         sensors: set[tuple[str, str, str]] = set()
         touched_now = time.monotonic()
 
@@ -233,7 +233,7 @@ class IngestWriter:
             touched = self._touched
             for batch in new_tel:
                 agent, site = batch.agent_id, batch.site_id
-                agents[agent] = site
+                agents.add((agent, site))
                 for sensor_id in {r.sensor_id for r in batch.readings}:
                     if touched_now - touched.get((site, sensor_id), -1e9) >= self.sensor_touch_s:
                         sensors.add((site, sensor_id, agent))
@@ -242,7 +242,7 @@ class IngestWriter:
             if new_ev or any(isinstance(m, Announce) for m in others):
                 with Session(bind=conn) as session:
                     for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):
-                        agents[event.agent_id] = event.site_id
+                        agents.add((event.agent_id, event.site_id))
                         apply_signal(session, AlertSignal.from_event(event))
                     for msg in others:
                         if isinstance(msg, Announce):
@@ -256,11 +256,9 @@ class IngestWriter:
                 elif not isinstance(msg, Announce):
                     with self.stats._lock:
                         self.stats.ignored += 1
-            agents_due = {
-                a: s for a, s in agents.items() if touched_now - self._agents_touched.get(a, -1e9) >= self.agent_touch_s
-            }
+            agents_due = {a for a in agents if touched_now - self._agents_touched.get(a, -1e9) >= self.agent_touch_s}
             if agents_due or sensors:
-                touch(conn, agents=agents_due.items(), sensors=sensors, now=now)
+                touch(conn, agents=agents_due, sensors=sensors, now=now)
             if dead:
                 self._insert_dead(conn, dead, now)
             if retire:
@@ -269,8 +267,8 @@ class IngestWriter:
         # committed
         for _site, sensor, _agent in sensors:
             self._touched[(_site, sensor)] = touched_now
-        for agent in agents_due:
-            self._agents_touched[agent] = touched_now
+        for agent_key in agents_due:
+            self._agents_touched[agent_key] = touched_now
         for d in dead:
             if d.agent_id and d.site_id and d.seq is not None:
                 result.ack_for(d.agent_id, d.site_id).rejected.append((d.seq, d.reason))
@@ -313,7 +311,7 @@ class IngestWriter:
         now: datetime,
         result: CommitResult,
     ) -> tuple[list[TelemetryBatch | FastBatch], list[AlertEvent]]:
-        """Insert (agent, seq) into the ledger; keep the messages that were not there yet."""
+        """Insert (site, agent, seq) into the ledger; keep the messages that were not there yet."""
         items: list[TelemetryBatch | FastBatch | AlertEvent] = [*telemetry, *events]
         if not items:
             return [], []
@@ -335,14 +333,19 @@ class IngestWriter:
             # in key order: two workers claiming overlapping keys wait for each other instead of deadlocking
             values = [
                 {"agent_id": m.agent_id, "seq": m.seq, "site_id": m.site_id, "kind": m.kind, "committed_at": now}
-                for m in sorted(items, key=lambda m: (m.agent_id, m.seq))
+                for m in sorted(items, key=lambda m: (m.site_id, m.agent_id, m.seq))
             ]
-            stmt = insert(table).values(values).on_conflict_do_nothing().returning(table.c.agent_id, table.c.seq)
-            claimed = {(a, s) for a, s in conn.execute(stmt).all()}
-            seen: set[tuple[str, int]] = set()
+            stmt = (
+                insert(table)
+                .values(values)
+                .on_conflict_do_nothing()
+                .returning(table.c.site_id, table.c.agent_id, table.c.seq)
+            )
+            claimed = {(site, a, s) for site, a, s in conn.execute(stmt).all()}
+            seen: set[tuple[str, str, int]] = set()
             fresh = []
             for m in items:
-                key = (m.agent_id, m.seq)
+                key = (m.site_id, m.agent_id, m.seq)
                 fresh.append(key in claimed and key not in seen)
                 seen.add(key)
         new_tel: list[TelemetryBatch | FastBatch] = []
@@ -386,7 +389,7 @@ class IngestWriter:
 
 
 def _merge(total: CommitResult, part: CommitResult) -> None:
-    for agent, ack in part.acks.items():
+    for (_site, agent), ack in part.acks.items():
         into = total.ack_for(agent, ack.site_id)
         into.committed.extend(ack.committed)
         into.rejected.extend(ack.rejected)

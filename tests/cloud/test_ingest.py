@@ -271,3 +271,32 @@ async def test_falls_back_to_mqtt_311_plain_subscriptions_on_amqtt(
             await wait_until(lambda: cloud_store.count() == 40, 30, "40 readings via amqtt")
     finally:
         broker.stop()
+
+
+async def test_two_sites_whose_agents_share_an_id_do_not_collide(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    """An agent is (site, agent id): pharmacy-01/edge-1 seq 1 and restaurant-01/edge-1 seq 1 are both new."""
+    cloud_settings.mqtt_port = mosquitto.port
+    sites = ("pharmacy-01", "restaurant-01")
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store):
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="edge-two-sites") as edge:
+            for site in sites:
+                await edge.subscribe(topic_for(site, "edge-1", Channel.ACK), qos=1)
+            await publish_all(
+                mosquitto.port,
+                [
+                    (topic_for(site, "edge-1", Channel.TELEMETRY), encode(batch(site, "edge-1", s)))
+                    for s in range(1, 51)
+                    for site in sites
+                ],
+            )
+            acked: dict[str, set[int]] = {site: set() for site in sites}
+            async with asyncio.timeout(30):
+                async for m in edge.messages:
+                    acked[m.topic.value.split("/")[2]] |= decode(m.payload, Ack).seqs()  # type: ignore[arg-type]
+                    if all(len(v) == 50 for v in acked.values()):
+                        break
+    assert acked == {site: set(range(1, 51)) for site in sites}
+    assert scalar(cloud_engine, "SELECT COUNT(*) FROM ingest_seq WHERE agent_id='edge-1'") == 100
+    assert cloud_store.count() == 2 * 50 * 2

@@ -63,7 +63,10 @@ def test_drug_fridge_excursion_becomes_a_clue(tmp_path: Path) -> None:
         assert high[0]["sensor_id"] == "fridge1.temperature"
         assert high[0]["value"] > 8.0
         assert high[0]["limit"] == pytest.approx(8.0)
-        # readings flowed and were acked: the edge outbox drains
+        # readings of BOTH sites flowed (their agents are separate identities) and were stored
         stats = api.get("/api/v1/ingest/stats")
         assert stats["readings_stored"] > 0
+        for site in ("pharmacy-01", "restaurant-01"):
+            latest = _poll(lambda site=site: api.get(f"/api/v1/telemetry/sites/{site}/latest"), 60, f"{site} readings")
+            assert {r["unit"] for r in latest} >= {"°C"}
         assert not county.procs.check_alive(), "a demo process died"

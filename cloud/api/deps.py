@@ -112,3 +112,27 @@ def require_roles(*roles: Role | str, admin: bool = True) -> Callable[..., Any]:
 STAFF_ROLES: tuple[Role, ...] = (Role.SUPERVISOR, Role.INSPECTOR, Role.AUDITOR)
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
 StaffUser = Annotated[User, Depends(require_roles(*STAFF_ROLES))]
+
+
+def get_stream_user(request: Request, settings: SettingsDep, access_token: str | None = None) -> User:
+    """The user of a Server-Sent-Events request: a bearer header, or ``?access_token=`` (browsers' EventSource
+    cannot set headers). Same checks as :func:`get_current_user`: access tokens only, session not revoked or idle."""
+    from sqlmodel import Session as _Session
+
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else access_token
+    if not token:
+        raise _UNAUTHORIZED
+    try:
+        claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
+    except TokenError:
+        raise _UNAUTHORIZED from None
+    check_session(request, claims)
+    with _Session(request.app.state.engine) as session:
+        user = get_user_by_username(session, username=str(claims["sub"]))
+    if user is None or not user.is_active:
+        raise _UNAUTHORIZED
+    return user
+
+
+StreamUser = Annotated[User, Depends(get_stream_user)]

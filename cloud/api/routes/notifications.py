@@ -10,12 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, check_session, require_roles
+from cloud.api.deps import CurrentUser, SessionDep, StaffUser, StreamUser, require_roles
 from cloud.core.db import utcnow
-from cloud.core.security import TokenError, decode_token
-from cloud.core.users import Role, User, get_user_by_username
+from cloud.core.users import Role, User
 from cloud.notify.config import NotifySettings, load_rules
 from cloud.notify.incidents import AckError, acknowledge
 from cloud.notify.links import LinkError, consume, verify
@@ -71,26 +70,9 @@ def my_notifications(
     return [_public(n, i) for n, i in rows]
 
 
-def _stream_user(request: Request, settings: SettingsDep, access_token: str | None = None) -> str:
-    """Bearer header, or ``?access_token=`` (browsers' EventSource cannot set headers)."""
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else access_token
-    if not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "未登录 (not authenticated)")
-    try:
-        claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
-    except TokenError:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "登录已过期 (invalid token)") from None
-    check_session(request, claims)  # access tokens only; session not revoked or idle (cloud.security.sessions)
-    with Session(request.app.state.engine) as session:
-        user = get_user_by_username(session, username=str(claims["sub"]))
-    if user is None or not user.is_active:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "账号不可用 (inactive)")
-    return user.username
-
-
 @router.get("/stream", summary="实时通知流 (Server-Sent Events)", response_class=StreamingResponse)
-async def stream(request: Request, username: Annotated[str, Depends(_stream_user)]) -> StreamingResponse:
+async def stream(request: Request, user: StreamUser) -> StreamingResponse:
+    username = user.username
     service = getattr(request.app.state, "notify", None)
     if service is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "通知服务未在本进程运行 (notify service not running)")

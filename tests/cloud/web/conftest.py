@@ -66,7 +66,7 @@ def _need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # not session: sync Playwright runs a loop that must end before async tests
 def browser() -> Iterator[Any]:
     _need(os.path.exists(CHROMIUM), f"Chromium not found at {CHROMIUM}")
     try:

@@ -49,7 +49,7 @@ port = {modbus_port}
 """
     for n in range(1, PROBES + 1):
         out += f'[[devices]]\ntype = "modbus_probe"\nid = "p{n}"\nbus = "gw"\naddress = {n}\npoll_interval_s = 1\n'
-    out += f"[[rules]]\npack = \"gsp\"\nprofile = \"refrigerated\"\ndevices = {[f'p{n}' for n in range(1, PROBES + 1)]}\n"
+    out += f'[[rules]]\npack = "gsp"\nprofile = "refrigerated"\ndevices = {[f"p{n}" for n in range(1, PROBES + 1)]}\n'
     return out.replace("'", '"').replace(f'data_dir = "{data_dir}"', f"data_dir = '{data_dir}'")
 
 
@@ -73,7 +73,16 @@ def main() -> None:
     try:
         procs.append(
             subprocess.Popen(
-                [py, "-m", "sentinel_cli.main", "sim", "site", str(work / "scenario.toml"), "--modbus-port", str(modbus_port)],
+                [
+                    py,
+                    "-m",
+                    "sentinel_cli.main",
+                    "sim",
+                    "site",
+                    str(work / "scenario.toml"),
+                    "--modbus-port",
+                    str(modbus_port),
+                ],
                 cwd=REPO,
                 stdout=subprocess.DEVNULL,
             )
@@ -83,9 +92,7 @@ def main() -> None:
             [py, "-m", "sentinel_cli.main", "edge", "run", str(work / "site.toml"), "--log-level", "WARNING"], cwd=REPO
         )
         procs.append(agent)
-        idle = subprocess.Popen(
-            [py, "-c", "import edge.agent, time\nwhile True: time.sleep(1)"], cwd=REPO
-        )
+        idle = subprocess.Popen([py, "-c", "import edge.agent, time\nwhile True: time.sleep(1)"], cwd=REPO)
         procs.append(idle)
         time.sleep(8)  # warm-up
         cpu, rss = measure(agent.pid, seconds)

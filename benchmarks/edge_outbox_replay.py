@@ -19,12 +19,12 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.config.models import MqttConfig  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
-from edge.uplink import Uplink  # noqa: E402
-from protocols.messages import Announce, Heartbeat, Reading, TelemetryBatch, encode  # noqa: E402
-from sentinel_cli import servers  # noqa: E402
-from tests.edge.cloud_standin import CloudStandIn  # noqa: E402
+from edge.config.models import MqttConfig
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from protocols.messages import Announce, Heartbeat, Reading, TelemetryBatch, encode
+from sentinel_cli import servers
+from tests.edge.cloud_standin import CloudStandIn
 
 BATCH = 50
 
@@ -121,15 +121,19 @@ def main() -> None:
         box = Outbox(work / "edge.db", fsync="normal")
         t = time.perf_counter()
         size = fill(box, readings)
-        print(f"filled {readings:,} readings in {box.depth:,} batches of {size} bytes in {time.perf_counter() - t:.1f}s")
+        print(
+            f"filled {readings:,} readings in {box.depth:,} batches of {size} bytes in {time.perf_counter() - t:.1f}s"
+        )
         elapsed = asyncio.run(replay(broker.port, box))
         batches = readings // BATCH
         rate = readings / elapsed
         print(f"replay: {readings:,} readings ({batches:,} batches) acked in {elapsed:.1f}s = {rate:,.0f} readings/s")
         baseline = raw_paho(broker.port, batches, size)
         print(f"baseline raw paho QoS 1 pub→sub, same {batches:,} messages: {baseline:,.0f} msg/s")
-        print(f"ratio replay/raw (messages): {batches / elapsed / baseline:.2f}  aim ≥ 20,000 readings/s: "
-              f"{'met' if rate >= 20_000 else 'NOT met'}")
+        print(
+            f"ratio replay/raw (messages): {batches / elapsed / baseline:.2f}  aim ≥ 20,000 readings/s: "
+            f"{'met' if rate >= 20_000 else 'NOT met'}"
+        )
     finally:
         broker.stop()
 

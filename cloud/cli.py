@@ -159,6 +159,7 @@ def regrade() -> None:
     result = recompute_all(engine, trigger="on_demand")
     typer.echo(" ".join(f"{k}={v}" for k, v in result.items()))
 
+
 from cloud.security import cli as _security_cli  # noqa: E402 - audit, device, pki, backup, restore
 
 app.add_typer(_security_cli.audit_app, name="audit")

@@ -105,10 +105,7 @@ def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime) -> None:
         "agent_version": "",
     }
     stmt = _insert(conn)(table).values(**values)
-    update = {
-        k: stmt.excluded[k]
-        for k in ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")
-    }
+    update = {k: stmt.excluded[k] for k in ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")}
     conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 
 

@@ -28,9 +28,7 @@ def _closure(dist_name: str, extras: set[str]) -> set[str]:
             continue
         for raw in dist.requires or []:
             req = Requirement(raw)
-            markers_ok = req.marker is None or any(
-                req.marker.evaluate({"extra": e}) for e in (wanted or {""})
-            )
+            markers_ok = req.marker is None or any(req.marker.evaluate({"extra": e}) for e in (wanted or {""}))
             if not markers_ok:
                 continue
             key = re.sub(r"[-_.]+", "-", req.name).lower()

@@ -165,7 +165,7 @@ class DemoCounty:
         password: str | None = None,
         echo: Any = typer.echo,
     ) -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()
         self.api_port = api_port
         self.time_scale = time_scale
         self.broker = broker

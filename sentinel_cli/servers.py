@@ -116,6 +116,7 @@ def start_mosquitto(
     if binary is None:
         raise ServerUnavailable("mosquitto is not installed (apt-get install mosquitto)")
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()  # servers get absolute paths: they run with cwd=workdir
     port = port or free_port()
     auth = f"allow_anonymous false\npassword_file {password_file}\n" if password_file else "allow_anonymous true\n"
     conf = (
@@ -137,6 +138,7 @@ def start_mosquitto(
 def start_embedded_broker(workdir: Path, port: int | None = None) -> Server:
     """The pure-Python amqtt broker in a child process (MQTT 3.1.1 only, no shared subscriptions)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()  # servers get absolute paths: they run with cwd=workdir
     port = port or free_port()
     conf_path = workdir / "amqtt.yaml"
     conf_path.write_text(
@@ -167,6 +169,7 @@ def start_postgres(workdir: Path, port: int | None = None) -> Server:
     if not initdb or not postgres or not Path(initdb).exists():
         raise ServerUnavailable("PostgreSQL server is not installed (apt-get install postgresql)")
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()  # servers get absolute paths: they run with cwd=workdir
     port = port or free_port()
     run_as: list[str] = []
     cleanup: list[Path] = []
@@ -239,6 +242,7 @@ def start_victoriametrics(workdir: Path, port: int | None = None) -> Server:
     if binary is None:
         raise ServerUnavailable("VictoriaMetrics is not installed (apt-get install victoria-metrics)")
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()  # servers get absolute paths: they run with cwd=workdir
     port = port or free_port()
     argv = [
         binary,
@@ -254,6 +258,7 @@ def start_influxdb1(workdir: Path, port: int | None = None) -> Server:
     if binary is None:
         raise ServerUnavailable("InfluxDB 1.x is not installed (apt-get install influxdb)")
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()  # servers get absolute paths: they run with cwd=workdir
     port = port or free_port()
     bind_port = free_port()
     conf = workdir / "influxdb.conf"

@@ -12,7 +12,7 @@ from tests.conftest import start_or_skip
 
 
 def test_broker_starts_from_a_relative_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`make demo` passes the relative `demo-data/broker`; the broker runs with its own cwd, so paths must be absolute."""
+    """`make demo` passes the relative `demo-data/broker`; the broker runs with its own cwd: paths must be absolute."""
     monkeypatch.chdir(tmp_path)
     server = start_or_skip(lambda d: servers.start_mosquitto(d, persistence=True), Path("demo-data") / "broker")
     try:

@@ -226,6 +226,8 @@ def collect(
     else:
         # the counter is incremented in SQL so that two folds in parallel transactions both count
         clue.source_count = Clue.source_count + 1
+        if incoming.severity != clue.severity and more_severe(incoming.severity, clue.severity) == incoming.severity:
+            clue.title = incoming.title[:300]  # the most severe source describes the clue (and its 【级别】)
         clue.severity = more_severe(incoming.severity, clue.severity)
         if incoming.value is not None:
             clue.value = incoming.value

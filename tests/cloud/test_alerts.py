@@ -97,3 +97,24 @@ def test_evidence_of_each_step_is_kept_once_per_hash(cloud_engine: Engine) -> No
         alert = session.exec(select(Alert)).one()
     assert [ref["sha256"] for ref in alert.evidence] == ["a" * 64, "b" * 64]
     assert alert.evidence[0]["label"] == "person"
+
+
+def test_a_more_severe_alert_folding_in_retitles_the_clue(cloud_engine: Engine) -> None:
+    from dataclasses import replace
+
+    from sqlmodel import select
+
+    from cloud.workflow.clues import Clue
+
+    rate = replace(
+        signal(AlertPhase.RAISE, 6.0), rule_id="gsp.rate_of_change", severity="warning", message="温度上升过快"
+    )
+    high = replace(signal(AlertPhase.RAISE, 12.0, minutes=2), severity="critical", message="温度 12 °C 超过上限 8 °C")
+    with Session(writer(cloud_engine)) as session:
+        apply_signal(session, rate)
+        apply_signal(session, high)
+        session.commit()
+    with Session(cloud_engine) as session:
+        clue = session.exec(select(Clue)).one()
+    assert clue.source_count == 2 and clue.severity == "critical"
+    assert clue.title.startswith("【紧急】") and "超过上限" in clue.title

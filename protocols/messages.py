@@ -103,7 +103,7 @@ class Reading(BaseModel):
 
 
 class TelemetryBatch(_FromAgent):
-    """A batch of readings; the unit of storage, dedup (agent_id, seq) and acknowledgement."""
+    """A batch of readings; the unit of storage, dedup (site_id, agent_id, seq) and acknowledgement."""
 
     kind: Literal["telemetry"] = "telemetry"
     seq: Seq

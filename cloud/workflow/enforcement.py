@@ -22,7 +22,9 @@ from cloud.documents.models import CaseApproval
 from cloud.workflow import feedback, paperwork, staffing
 from cloud.workflow.config import workflow_rules
 from cloud.workflow.deadlines import (
+    Deadline,
     DeadlineError,
+    DeadlineSpec,
     Extension,
     ExtensionKind,
     Pause,
@@ -54,8 +56,13 @@ def _extensions(rows: list[dict[str, Any]]) -> list[Extension]:
 
 
 def _pauses(rows: list[dict[str, Any]]) -> list[Pause]:
+    """Stored pauses as engine pauses (the engine's ``reason`` is the pause kind: testing, appraisal...)."""
     return [
-        Pause(dt.date.fromisoformat(r["start"]), dt.date.fromisoformat(r["end"]) if r.get("end") else None, r["reason"])
+        Pause(
+            dt.date.fromisoformat(r["start"]),
+            dt.date.fromisoformat(r["end"]) if r.get("end") else None,
+            r.get("kind") or r["reason"],
+        )
         for r in rows
     ]
 
@@ -97,6 +104,8 @@ def compute_clocks(case: EnforcementCase, as_of: dt.date | None = None) -> list[
                 "unit": d.unit.value,
                 "total_days": d.total_days,
                 "extension_days": d.extension_days,
+                "paused_days": d.paused_days,
+                "suspended": d.suspended,
                 "running": running,
                 "status": deadline_status(d, as_of).value if running else "stopped",
                 "remaining_working_days": remaining_working_days(d, as_of).value if running else None,
@@ -291,23 +300,36 @@ def case_action(
     return case
 
 
-def extend(
-    session: Session, case: EnforcementCase, actor: Actor, *, clock: str, kind: str, days: int | None, reason: str
-) -> EnforcementCase:
-    """Approve an extension of a clock (the approver named in deadlines.toml; collective decisions: bureau head)."""
-    deadline_id = {"verify": "report_verify", "decision": "case_decision"}.get(clock)
+CLOCKS = {"verify": "report_verify", "decision": "case_decision"}
+
+
+def _clock_approver(actor: Actor, clock: str, *, what: str, what_en: str) -> tuple[str, DeadlineSpec]:
+    """The clock's deadline id and spec, after checking that ``actor`` is its approver (deadlines.toml)."""
+    deadline_id = CLOCKS.get(clock)
     if deadline_id is None:
         raise Invalid(f"未知期限 {clock} / unknown clock (verify | decision)")
     spec = load_deadline_rules().spec(deadline_id)
     approver = Duty(spec.extension_approver or "bureau_head")
     if approver not in actor.duties:
-        raise Forbidden(f"延长{spec.name}期限须经{approver.value}批准 / extension needs {approver.value}")
+        raise Forbidden(f"{what}{spec.name}期限须经{approver.value}批准 / {what_en} needs {approver.value}")
+    return deadline_id, spec
+
+
+def _clock_running(case: EnforcementCase, clock: str, *, what: str, what_en: str) -> None:
+    if clock == "verify" and case.state != CaseState.REGISTERED:
+        raise Conflict(f"案件已作出立案决定，核查期限不能再{what} / verification is over, cannot be {what_en}")
+    if clock == "decision" and (case.opened_on is None or case.decided_on is not None or case.closed_at is not None):
+        raise Conflict(f"案件未立案或已作出决定，处理期限不能{what} / decision clock not running, cannot be {what_en}")
+
+
+def extend(
+    session: Session, case: EnforcementCase, actor: Actor, *, clock: str, kind: str, days: int | None, reason: str
+) -> EnforcementCase:
+    """Approve an extension of a clock (the approver named in deadlines.toml; collective decisions: bureau head)."""
+    deadline_id, _ = _clock_approver(actor, clock, what="延长", what_en="extension")
     if not reason or not reason.strip():
         raise Invalid("延期必须填写理由 / an extension needs a reason", code="reason_required")
-    if clock == "verify" and case.state != CaseState.REGISTERED:
-        raise Conflict("案件已作出立案决定，核查期限不能再延长 / verification is over")
-    if clock == "decision" and (case.opened_on is None or case.decided_on is not None or case.closed_at is not None):
-        raise Conflict("案件未立案或已作出决定，处理期限不能延长 / decision clock not running")
+    _clock_running(case, clock, what="延长", what_en="extended")
     rows = list(case.verify_extensions if clock == "verify" else case.decision_extensions)
     rows.append(
         {
@@ -320,8 +342,11 @@ def extend(
     )
     start = case.received_at if clock == "verify" else case.opened_on
     assert start is not None
+    pauses = case.verify_pauses if clock == "verify" else case.decision_pauses
     try:
-        d = compute_deadline(deadline_id, start, extensions=_extensions(rows))
+        d = compute_deadline(
+            deadline_id, start, extensions=_extensions(rows), pauses=_pauses(pauses), as_of=paperwork.today()
+        )
     except DeadlineError as exc:
         raise Conflict(str(exc), code="extension_not_allowed") from None
     except ValueError as exc:
@@ -349,6 +374,166 @@ def extend(
         },
     )
     return case
+
+
+def _overlapping(rows: list[dict[str, Any]], start: dt.date, end: dt.date | None, skip: int | None = None) -> bool:
+    """Whether [start, end] (``end=None``: open) meets a stored pause other than ``skip`` (both ends inclusive)."""
+    for r in rows:
+        if r.get("id") == skip:
+            continue
+        r_start = dt.date.fromisoformat(r["start"])
+        r_end = dt.date.fromisoformat(r["end"]) if r.get("end") else None
+        if (end is None or r_start <= end) and (r_end is None or start <= r_end):
+            return True
+    return False
+
+
+def _pause_rows(case: EnforcementCase, clock: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in (case.verify_pauses if clock == "verify" else case.decision_pauses)]
+
+
+def _store_pauses(
+    session: Session, case: EnforcementCase, clock: str, deadline_id: str, rows: list[dict[str, Any]]
+) -> Deadline:
+    start = case.received_at if clock == "verify" else case.opened_on
+    assert start is not None
+    try:
+        d = compute_deadline(
+            deadline_id,
+            start,
+            extensions=_extensions(case.verify_extensions if clock == "verify" else case.decision_extensions),
+            pauses=_pauses(rows),
+            as_of=paperwork.today(),
+        )
+    except DeadlineError as exc:
+        raise Conflict(str(exc), code="pause_not_allowed") from None
+    if clock == "verify":
+        case.verify_pauses = rows
+    else:
+        case.decision_pauses = rows
+    _refresh_dues(case)
+    session.add(case)
+    session.flush()
+    return d
+
+
+def pause(
+    session: Session,
+    case: EnforcementCase,
+    actor: Actor,
+    *,
+    clock: str,
+    kind: str,
+    reason: str,
+    start: dt.date | None = None,
+) -> dict[str, Any]:
+    """Start a pause of a clock (检测、检验、检疫、鉴定等期间不计入): the approver of the clock's extensions, a
+    kind the deadline allows (``pausable`` in deadlines.toml), no overlap with another pause of the clock."""
+    deadline_id, spec = _clock_approver(actor, clock, what="中止", what_en="a pause")
+    if not reason or not reason.strip():
+        raise Invalid("中止计算必须填写理由 / a pause needs a reason", code="reason_required")
+    _clock_running(case, clock, what="中止", what_en="paused")
+    if kind not in spec.pausable:
+        raise Conflict(
+            f"{spec.name}不因“{kind}”中止计算 / {deadline_id}: pause kind {kind!r} not allowed "
+            f"(allowed: {spec.pausable})",
+            code="pause_not_allowed",
+        )
+    today = paperwork.today()
+    start = start or today
+    clock_start = case.received_at if clock == "verify" else case.opened_on
+    assert clock_start is not None
+    trigger = compute_deadline(deadline_id, clock_start).start
+    if start > today:
+        raise Invalid("中止开始日不能晚于今天 / a pause cannot start in the future", code="pause_in_future")
+    if start <= trigger:
+        raise Invalid(
+            f"中止开始日须晚于起算日 {trigger.isoformat()} / a pause starts after the trigger day",
+            code="pause_before_start",
+        )
+    rows = _pause_rows(case, clock)
+    if _overlapping(rows, start, None):
+        raise Conflict(
+            "与该期限已有的中止期间重叠（或尚有未结束的中止） / overlaps another pause of this clock",
+            code="pause_overlap",
+        )
+    row: dict[str, Any] = {
+        "id": 1 + max((int(r.get("id") or 0) for r in case.verify_pauses + case.decision_pauses), default=0),
+        "kind": kind,
+        "start": start.isoformat(),
+        "end": None,
+        "reason": reason.strip(),
+        "started_by": actor.username,
+        "at": utcnow().isoformat(),
+    }
+    rows.append(row)
+    d = _store_pauses(session, case, clock, deadline_id, rows)
+    record(
+        session,
+        actor,
+        "case.paused",
+        "case",
+        case.id or 0,
+        {
+            "clock": clock,
+            "pause_id": row["id"],
+            "kind": kind,
+            "start": row["start"],
+            "reason": row["reason"],
+            "due": d.due.isoformat(),  # provisional while the pause is open
+            "warnings": list(d.warnings),
+        },
+    )
+    return row
+
+
+def end_pause(
+    session: Session, case: EnforcementCase, actor: Actor, pause_id: int, *, end: dt.date | None = None
+) -> dict[str, Any]:
+    """End an open pause on ``end`` (inclusive, default today); the clock resumes the next day."""
+    clock = next(
+        (c for c in CLOCKS if any(r.get("id") == pause_id for r in _pause_rows(case, c))),
+        None,
+    )
+    if clock is None:
+        raise NotFound(f"案件 {case.case_no} 没有中止记录 {pause_id} / pause not found")
+    deadline_id, _ = _clock_approver(actor, clock, what="中止", what_en="a pause")
+    rows = _pause_rows(case, clock)
+    row = next(r for r in rows if r.get("id") == pause_id)
+    if row.get("end"):
+        raise Conflict(f"中止 {pause_id} 已于 {row['end']} 结束 / pause already ended", code="pause_ended")
+    today = paperwork.today()
+    end = end or today
+    start = dt.date.fromisoformat(row["start"])
+    if end < start:
+        raise Invalid(
+            f"中止结束日 {end.isoformat()} 早于开始日 {row['start']} / a pause cannot end before it starts",
+            code="pause_end_before_start",
+        )
+    if end > today:
+        raise Invalid("中止结束日不能晚于今天 / a pause cannot end in the future", code="pause_in_future")
+    if _overlapping(rows, start, end, skip=pause_id):
+        raise Conflict("与该期限已有的中止期间重叠 / overlaps another pause of this clock", code="pause_overlap")
+    row.update(end=end.isoformat(), ended_by=actor.username, ended_at=utcnow().isoformat())
+    d = _store_pauses(session, case, clock, deadline_id, rows)
+    record(
+        session,
+        actor,
+        "case.pause_ended",
+        "case",
+        case.id or 0,
+        {
+            "clock": clock,
+            "pause_id": pause_id,
+            "kind": row.get("kind"),
+            "start": row["start"],
+            "end": row["end"],
+            "paused_days": d.paused_days,
+            "due": d.due.isoformat(),
+            "warnings": list(d.warnings),
+        },
+    )
+    return row
 
 
 def add_payment(
@@ -456,4 +641,14 @@ def publications(session: Session, case_id: int) -> list[PenaltyPublication]:
     return list(session.exec(select(PenaltyPublication).where(PenaltyPublication.case_id == case_id)))
 
 
-__all__ = ["add_payment", "case_action", "compute_clocks", "extend", "get_case", "publish", "register_case"]
+__all__ = [
+    "add_payment",
+    "case_action",
+    "compute_clocks",
+    "end_pause",
+    "extend",
+    "get_case",
+    "pause",
+    "publish",
+    "register_case",
+]

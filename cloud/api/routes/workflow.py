@@ -391,6 +391,19 @@ class ExtensionIn(BaseModel):
     reason: str = Field(min_length=2, max_length=1000)
 
 
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    clock: Literal["verify", "decision"]
+    kind: str = Field(min_length=1, max_length=64, description="testing | inspection | quarantine | appraisal …")
+    reason: str = Field(min_length=2, max_length=1000)
+    start: dt.date | None = Field(default=None, description="第一个不计入的日期（默认今天）")
+
+
+class PauseEndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    end: dt.date | None = Field(default=None, description="最后一个不计入的日期（默认今天）")
+
+
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: float = Field(gt=0)
@@ -498,6 +511,26 @@ def post_case_extension(session: SessionDep, actor: ActorDep, case_id: int, body
     enforcement.extend(session, case, actor, clock=body.clock, kind=body.kind, days=body.days, reason=body.reason)
     session.commit()
     return case_view(session, case, actor)
+
+
+@router.post("/cases/{case_id}/pauses", status_code=201, summary="中止计算期限（检测、检验、检疫、鉴定等）")
+def post_case_pause(session: SessionDep, actor: ActorDep, case_id: int, body: PauseIn) -> dict[str, Any]:
+    case = enforcement.get_case(session, case_id)
+    row = enforcement.pause(
+        session, case, actor, clock=body.clock, kind=body.kind, reason=body.reason, start=body.start
+    )
+    session.commit()
+    return {**case_view(session, case, actor), "pause": row}
+
+
+@router.post("/cases/{case_id}/pauses/{pause_id}/end", summary="结束中止，恢复计算期限")
+def post_case_pause_end(
+    session: SessionDep, actor: ActorDep, case_id: int, pause_id: int, body: PauseEndIn | None = None
+) -> dict[str, Any]:
+    case = enforcement.get_case(session, case_id)
+    row = enforcement.end_pause(session, case, actor, pause_id, end=body.end if body else None)
+    session.commit()
+    return {**case_view(session, case, actor), "pause": row}
 
 
 @router.post("/cases/{case_id}/payments", status_code=201, summary="登记缴款")

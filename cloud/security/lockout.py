@@ -39,20 +39,27 @@ def security_state(session: Session, user: User) -> AccountSecurity:
     return state
 
 
+def _login_failed(
+    session: Session, user: User | None, reason: str, *, outcome: str = "denied", **facts: object
+) -> None:
+    """Journal one refused login (``auth.login_failed``) with its reason; ``user`` None = unknown username."""
+    username = str(facts.pop("username", "")) if user is None else user.username
+    record(
+        session,
+        actor=username[:64] or "anonymous",
+        action="auth.login_failed",
+        target_type="user",
+        target_id=(user.id or 0) if user is not None else (username[:64] or "-"),
+        outcome=outcome,
+        payload={"reason": reason, **facts},
+    )
+
+
 def _fail(session: Session, user: User, state: AccountSecurity, sec: SecuritySettings, reason: str) -> LoginRefused:
     now = utcnow()
     state.failed_count += 1
     state.last_failed_at = now
-    payload = {"reason": reason, "failed_count": state.failed_count}
-    record(
-        session,
-        actor=user.username,
-        action="auth.login_failed",
-        target_type="user",
-        target_id=user.id or 0,
-        outcome="failed",
-        payload=payload,
-    )
+    _login_failed(session, user, reason, outcome="failed", failed_count=state.failed_count)
     if state.failed_count >= sec.lockout_threshold:
         state.locked_until = now + timedelta(minutes=sec.lockout_minutes)
         state.failed_count = 0
@@ -75,56 +82,24 @@ def attempt_login(
     user = get_user_by_username(session, username=username)
     if user is None:
         verify_password(password, None)  # same cost as a real check
-        record(
-            session,
-            actor=username[:64] or "anonymous",
-            action="auth.login_failed",
-            target_type="user",
-            target_id=username[:64] or "-",
-            outcome="failed",
-            payload={"reason": "unknown_user", "client": client},
-        )
+        _login_failed(session, None, "unknown_user", outcome="failed", username=username, client=client)
         raise LoginRefused(401, "bad_credentials", "用户名或密码错误 (incorrect username or password)")
     state = security_state(session, user)
     now = utcnow()
     if state.locked_until is not None and state.locked_until > now:
         minutes = max(1, int((state.locked_until - now).total_seconds() // 60) + 1)
-        record(
-            session,
-            actor=user.username,
-            action="auth.login_failed",
-            target_type="user",
-            target_id=user.id or 0,
-            outcome="denied",
-            payload={"reason": "locked", "client": client},
-        )
+        _login_failed(session, user, "locked", outcome="denied", client=client)
         raise LoginRefused(423, "locked", f"账号已锁定，请 {minutes} 分钟后再试或联系安全管理员 (account locked)")
     if not user.is_active:
         verify_password(password, None)
-        record(
-            session,
-            actor=user.username,
-            action="auth.login_failed",
-            target_type="user",
-            target_id=user.id or 0,
-            outcome="denied",
-            payload={"reason": "inactive", "client": client},
-        )
+        _login_failed(session, user, "inactive", outcome="denied", client=client)
         raise LoginRefused(401, "bad_credentials", "用户名或密码错误 (incorrect username or password)")
     if not verify_password(password, user.password_hash):
         raise _fail(session, user, state, sec, "bad_password")
     second = False
     if state.totp_enabled and state.totp_secret:
         if not code:
-            record(
-                session,
-                actor=user.username,
-                action="auth.login_failed",
-                target_type="user",
-                target_id=user.id or 0,
-                outcome="failed",
-                payload={"reason": "totp_missing", "client": client},
-            )
+            _login_failed(session, user, "totp_missing", outcome="failed", client=client)
             raise LoginRefused(401, "totp_required", "请输入动态口令 (TOTP code required)")
         step = totp.accepted_step(state.totp_secret, code, last_step=state.totp_last_step)
         if step is None:
@@ -132,15 +107,7 @@ def attempt_login(
         state.totp_last_step = step
         second = True
     elif user.role in sec.totp_required_roles and user.role != "device":
-        record(
-            session,
-            actor=user.username,
-            action="auth.login_failed",
-            target_type="user",
-            target_id=user.id or 0,
-            outcome="denied",
-            payload={"reason": "totp_not_enrolled", "client": client},
-        )
+        _login_failed(session, user, "totp_not_enrolled", outcome="denied", client=client)
         raise LoginRefused(403, "totp_enrolment_required", "该角色须先绑定动态口令 (TOTP enrolment required)")
     state.failed_count = 0
     state.locked_until = None

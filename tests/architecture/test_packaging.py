@@ -86,7 +86,7 @@ def test_import_contract_catches_violation(tree_copy: Path, package: str, forbid
     assert "BROKEN" in result.stdout or "broken" in result.stdout.lower()
 
 
-@pytest.mark.parametrize("group", ["", "demo", "cloud", "edge", "sim"])
+@pytest.mark.parametrize("group", ["", "demo", "cloud", "edge", "sim", "audit", "device", "pki", "backup", "restore"])
 def test_cli_help(group: str) -> None:
     argv = [str(BIN / "sentinel"), *([group] if group else []), "--help"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)

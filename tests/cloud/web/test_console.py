@@ -5,6 +5,7 @@
 * inspector (390 px): acknowledges the notification, accepts the task, checks in, fills the checklist with a
   photo, submits and sees the generated rectification order.
 * kiosk: field validation, a receipt number, the complaint on the supervisor's clue board, rate limiting.
+* case page: the head approves opening a case from the browser; a missing reason shows the API's Chinese 422.
 """
 
 from __future__ import annotations
@@ -277,6 +278,53 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
         finally:
             context.close()
             insp.close()
+
+
+def test_head_approves_case_opening_from_case_page(browser: Any, tmp_path: Path) -> None:
+    with live_cloud(tmp_path) as cloud:
+        seed_county(cloud)
+        admin = cloud.client()
+        admin.put(
+            f"/staff/{cloud.users['chief']}",
+            json={
+                "duties": ["dispatcher", "supervisor", "department_head", "bureau_head"],
+                "department_id": cloud.ids["department_id"],
+            },
+        ).raise_for_status()
+        admin.close()
+        chief = cloud.client("chief", PASSWORD)
+        created = chief.post(
+            "/cases",
+            json={
+                "subject_id": cloud.ids["subject_id"],
+                "summary": "冷藏药品储存温度不符合要求",
+                "officers": [cloud.users["insp1"], cloud.users["insp2"]],
+            },
+        )
+        created.raise_for_status()
+        case = created.json()
+        assert case["state"] == "registered" and "approve_opening" in case["allowed_actions"]
+        context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        try:
+            page = context.new_page()
+            login(page, cloud.base, f"/#/case/{case['id']}", "chief")
+            page.locator("#case-state").filter(has_text="案源登记").wait_for()
+            page.evaluate("window.__noReload = 1")
+            # a refusal without a reason: the API's 422 detail in Chinese, the state unchanged
+            page.get_by_role("button", name="不予立案").click()
+            page.locator("#case-action-error").filter(has_text="必须填写理由").wait_for()
+            assert chief.get(f"/cases/{case['id']}").json()["state"] == "registered"
+            page.get_by_role("button", name="批准立案").click()
+            page.locator("#case-state").filter(has_text="已立案").wait_for()
+            assert page.evaluate("window.__noReload") == 1
+            page.get_by_role("button", name="终止案件").wait_for()  # the next steps of the new state
+            assert page.get_by_role("button", name="批准立案").count() == 0
+            after = chief.get(f"/cases/{case['id']}").json()
+            assert after["state"] == "approved" and after["version"] > case["version"]
+            screenshot(page, "console-case")
+        finally:
+            context.close()
+            chief.close()
 
 
 def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_path: Path) -> None:

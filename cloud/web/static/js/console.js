@@ -306,18 +306,43 @@ function actionsCard(clue) {
   }
   const others = [...allowed].filter((a) => a !== "dispatch" && a !== "merge");
   if (others.length) {
-    card.append(h("h3", {}, "其他操作"), h("div", { class: "row" }, others.map((a) => h("button", { type: "button", onclick: async () => {
-      msg.textContent = "";
-      try {
-        await api(`clues/${clue.id}/transitions`, { method: "POST", json: { action: a, reason: reason.value || null, expected_version: clue.version } });
-        toast(`已${label(L.actions.clue, a)}`);
-        route();
-      } catch (ex) { msg.textContent = ex.message; }
-    } }, label(L.actions.clue, a)))));
+    card.append(h("h3", {}, "其他操作"), transitionButtons("clue", "clues", clue, others, { reason, msg }));
   }
   if (card.childElementCount === 1) card.append(h("p", { class: "muted" }, "当前状态下您没有可执行的操作"));
   card.append(msg);
   return card;
+}
+
+/** One button per state-machine action of `kind` ("clue" | "case"), each POSTing `<path>/<id>/transitions` with the
+ * reason and the version it was shown at; on success the page is rendered again (state, clocks, timeline), on
+ * failure the server's Chinese detail (409 conflict, 403 wrong duty, 422 missing reason) goes to `msg`. */
+function transitionButtons(kind, path, obj, actions, { reason, msg, needsReason = new Set() }) {
+  return h("div", { class: "row", id: `${kind}-actions` }, actions.map((a) => h("button", {
+    type: "button", dataset: { action: a },
+    title: needsReason.has(a) ? "须填写理由" : null,
+    onclick: async (e) => {
+      const button = e.currentTarget;
+      msg.textContent = "";
+      button.disabled = true;
+      try {
+        await api(`${path}/${obj.id}/transitions`, {
+          method: "POST", json: { action: a, reason: reason?.value.trim() || null, expected_version: obj.version },
+        });
+        toast(`已${label(L.actions[kind], a)}`);
+        await route();
+      } catch (ex) {
+        msg.textContent = ex.message;
+        button.disabled = false;
+      }
+    },
+  }, label(L.actions[kind], a))));
+}
+
+let machinesPromise = null;
+/** The state machines with their transitions (`/workflow/machines`), fetched once: which actions need a reason. */
+function machines() {
+  machinesPromise ??= api("workflow/machines").catch(() => { machinesPromise = null; return {}; });
+  return machinesPromise;
 }
 
 async function drawReadings(box, ctx) {
@@ -408,17 +433,27 @@ async function taskDetail(id) {
 }
 
 async function caseDetail(id) {
-  const c = await api(`cases/${id}`);
+  const [c, defs] = await Promise.all([api(`cases/${id}`), machines()]);
+  const needsReason = new Set((defs.case?.transitions || []).filter((t) => t.requires_reason && t.from.includes(c.state)).map((t) => t.action));
+  const allowed = c.allowed_actions || [];
+  const msg = h("p", { class: "error", role: "alert", id: "case-action-error" });
+  const reason = h("textarea", { id: "case-reason", rows: "2", placeholder: "不予立案、退回补充调查、终止案件等须填写理由" });
+  const actions = h("section", { class: "card", "aria-labelledby": "h-case-actions" }, h("h2", { id: "h-case-actions" }, "下一步可办理"),
+    allowed.length
+      ? [allowed.some((a) => needsReason.has(a)) ? [h("label", { for: "case-reason" }, "理由 / 意见"), reason] : null,
+        transitionButtons("case", "cases", c, allowed, { reason, msg, needsReason })]
+      : h("p", { class: "muted" }, "当前状态下您没有可办理的操作"),
+    msg);
   clear(main, h("p", {}, c.clue_id ? h("a", { href: `#/clue/${c.clue_id}` }, "← 返回线索") : h("a", { href: "#/deadlines" }, "← 返回")),
     h("h1", {}, `案件 ${c.case_no}`),
-    h("dl", { class: "kv card" }, h("dt", {}, "当事人"), h("dd", {}, c.party_name || "—"), h("dt", {}, "状态"), h("dd", {}, c.state_label),
+    h("dl", { class: "kv card" }, h("dt", {}, "当事人"), h("dd", {}, c.party_name || "—"), h("dt", {}, "状态"), h("dd", { id: "case-state" }, c.state_label),
       h("dt", {}, "案情"), h("dd", {}, c.summary || "—")),
     h("h2", {}, "法定期限"),
     h("table", {}, h("thead", {}, h("tr", {}, ["期限", "起算", "到期", "状态", "剩余", "依据"].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, c.clocks.map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, fmtDate(k.start)), h("td", {}, fmtDate(k.due)),
         h("td", {}, h("span", { class: `badge st-${k.status}` }, { running: "进行中", due_soon: "即将到期", overdue: "已超期", suspended: "中止", stopped: "已停止" }[k.status] || k.status)),
         h("td", {}, daysLeftText(k.remaining_working_days)), h("td", { class: "muted" }, Array.isArray(k.basis) ? k.basis.join("；") : k.basis || ""))))),
-    h("h2", {}, "下一步可办理"), h("p", {}, (c.allowed_actions || []).map((a) => label(L.actions.case, a)).join("、") || "当前无可办理操作"));
+    actions);
 }
 
 // ------------------------------------------------------------------ subjects

@@ -3,6 +3,7 @@ sensors, CSV import, and approval of devices announced by edge agents."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated
 
@@ -39,14 +40,23 @@ from cloud.registry.models import (
 from cloud.registry.uscc import InvalidUSCC
 from cloud.security.scoping import ScopeDep, scope_guard, site_department
 
-router = APIRouter(prefix="/registry", tags=["registry 登记"], dependencies=[Depends(scope_guard)])  # jurisdiction
+
+def _registry_errors() -> Iterator[None]:
+    """Every route: a refused registry operation answers with its status and Chinese message (USCC errors 422)."""
+    try:
+        yield
+    except InvalidUSCC as exc:
+        raise HTTPException(422, str(exc)) from None
+    except service.RegistryError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+
+
+router = APIRouter(
+    prefix="/registry",
+    tags=["registry 登记"],
+    dependencies=[Depends(scope_guard), Depends(_registry_errors)],  # jurisdiction; error mapping
+)
 EditorUser = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
-
-
-def _fail(exc: service.RegistryError | InvalidUSCC) -> HTTPException:
-    if isinstance(exc, InvalidUSCC):
-        return HTTPException(422, str(exc))
-    return HTTPException(exc.status, exc.message)
 
 
 # ---------------------------------------------------------------- departments
@@ -57,10 +67,7 @@ def get_departments(session: SessionDep, _: StaffUser) -> list[DepartmentPublic]
 
 @router.post("/departments", status_code=201, summary="新增部门 (create department)")
 def post_department(session: SessionDep, _: EditorUser, data: DepartmentCreate) -> DepartmentPublic:
-    try:
-        dep = service.create_department(session, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    dep = service.create_department(session, data=data)
     session.commit()
     return DepartmentPublic.model_validate(dep)
 
@@ -85,38 +92,26 @@ def get_subjects(
 
 @router.post("/subjects", status_code=201, summary="登记市场主体 (USCC check character validated)")
 def post_subject(session: SessionDep, _: EditorUser, data: SubjectCreate) -> SubjectPublic:
-    try:
-        subject = service.create_subject(session, data=data)
-    except (service.RegistryError, InvalidUSCC) as exc:
-        raise _fail(exc) from None
+    subject = service.create_subject(session, data=data)
     session.commit()
     return SubjectPublic.model_validate(subject)
 
 
 @router.get("/subjects/{subject_id}", summary="市场主体详情")
 def get_subject(session: SessionDep, _: StaffUser, subject_id: int) -> SubjectPublic:
-    try:
-        return SubjectPublic.model_validate(service.get_subject(session, subject_id=subject_id))
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    return SubjectPublic.model_validate(service.get_subject(session, subject_id=subject_id))
 
 
 @router.patch("/subjects/{subject_id}", summary="修改市场主体（含风险等级 A–D）")
 def patch_subject(session: SessionDep, _: EditorUser, subject_id: int, data: SubjectUpdate) -> SubjectPublic:
-    try:
-        subject = service.update_subject(session, subject_id=subject_id, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    subject = service.update_subject(session, subject_id=subject_id, data=data)
     session.commit()
     return SubjectPublic.model_validate(subject)
 
 
 @router.get("/subjects/{subject_id}/licences", summary="市场主体的许可证")
 def get_subject_licences(session: SessionDep, _: StaffUser, subject_id: int) -> list[LicencePublic]:
-    try:
-        return service.subject_licences(session, subject_id=subject_id, today=date.today())
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    return service.subject_licences(session, subject_id=subject_id, today=date.today())
 
 
 class RowErrorPublic(BaseModel):
@@ -162,10 +157,7 @@ async def import_subjects(
 # ---------------------------------------------------------------- licences
 @router.post("/licences", status_code=201, summary="登记许可证")
 def post_licence(session: SessionDep, _: EditorUser, data: LicenceCreate) -> LicencePublic:
-    try:
-        licence = service.create_licence(session, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    licence = service.create_licence(session, data=data)
     session.commit()
     return service.licence_public(licence, None, date.today())
 
@@ -197,28 +189,19 @@ def get_sites(
 
 @router.post("/sites", status_code=201, summary="登记场所")
 def post_site(session: SessionDep, _: EditorUser, data: SiteCreate) -> SitePublic:
-    try:
-        site = service.create_site(session, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    site = service.create_site(session, data=data)
     session.commit()
     return SitePublic.model_validate(site)
 
 
 @router.get("/sites/{site_id}", summary="场所详情")
 def get_site(session: SessionDep, _: StaffUser, site_id: str) -> SitePublic:
-    try:
-        return SitePublic.model_validate(service.get_site(session, site_id=site_id))
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    return SitePublic.model_validate(service.get_site(session, site_id=site_id))
 
 
 @router.patch("/sites/{site_id}", summary="修改场所")
 def patch_site(session: SessionDep, _: EditorUser, site_id: str, data: SiteUpdate) -> SitePublic:
-    try:
-        site = service.update_site(session, site_id=site_id, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    site = service.update_site(session, site_id=site_id, data=data)
     session.commit()
     return SitePublic.model_validate(site)
 
@@ -230,10 +213,7 @@ def get_points(session: SessionDep, _: StaffUser, site_id: str) -> list[Measurin
 
 @router.post("/points", status_code=201, summary="登记测点（位置、库区/车型、仓储/运输、GSP 配置档）")
 def post_point(session: SessionDep, _: EditorUser, data: MeasuringPointCreate) -> MeasuringPointPublic:
-    try:
-        point = service.create_measuring_point(session, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    point = service.create_measuring_point(session, data=data)
     session.commit()
     return MeasuringPointPublic.model_validate(point)
 
@@ -245,10 +225,7 @@ def get_devices(session: SessionDep, _: StaffUser, site_id: str) -> list[DeviceP
 
 @router.post("/devices", status_code=201, summary="登记设备")
 def post_device(session: SessionDep, _: EditorUser, data: DeviceCreate) -> DevicePublic:
-    try:
-        device = service.create_device(session, data=Device.model_validate(data))
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    device = service.create_device(session, data=Device.model_validate(data))
     session.commit()
     return DevicePublic.model_validate(device)
 
@@ -260,20 +237,14 @@ def get_sensors(session: SessionDep, _: StaffUser, site_id: str) -> list[SensorP
 
 @router.post("/sensors", status_code=201, summary="登记传感器（测点、预期上报间隔）")
 def post_sensor(session: SessionDep, _: EditorUser, data: SensorCreate) -> SensorPublic:
-    try:
-        sensor = service.create_sensor(session, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    sensor = service.create_sensor(session, data=data)
     session.commit()
     return SensorPublic.model_validate(sensor)
 
 
 @router.patch("/sites/{site_id}/sensors/{sensor_id}", summary="修改传感器")
 def patch_sensor(session: SessionDep, _: EditorUser, site_id: str, sensor_id: str, data: SensorUpdate) -> SensorPublic:
-    try:
-        sensor = service.update_sensor(session, site_id=site_id, sensor_id=sensor_id, data=data)
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    sensor = service.update_sensor(session, site_id=site_id, sensor_id=sensor_id, data=data)
     session.commit()
     return SensorPublic.model_validate(sensor)
 
@@ -290,12 +261,9 @@ def get_pending(
 def approve(
     session: SessionDep, user: EditorUser, pending_id: int, decision: Decision | None = None
 ) -> PendingDevicePublic:
-    try:
-        item = service.approve_pending(
-            session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
-        )
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    item = service.approve_pending(
+        session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
+    )
     session.commit()
     return PendingDevicePublic.model_validate(item)
 
@@ -304,11 +272,8 @@ def approve(
 def reject(
     session: SessionDep, user: EditorUser, pending_id: int, decision: Decision | None = None
 ) -> PendingDevicePublic:
-    try:
-        item = service.reject_pending(
-            session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
-        )
-    except service.RegistryError as exc:
-        raise _fail(exc) from None
+    item = service.reject_pending(
+        session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
+    )
     session.commit()
     return PendingDevicePublic.model_validate(item)

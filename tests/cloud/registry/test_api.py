@@ -79,3 +79,11 @@ def test_announced_device_pending_until_approved_via_api(api: tuple[Any, Any, An
     sensors = client.get("/api/v1/registry/sites/pharmacy-1/sensors", headers=sup).json()
     assert [s["sensor_id"] for s in sensors] == ["t9"]
     assert client.post(f"/api/v1/registry/pending/{pid}/reject", headers=sup).status_code == 409
+
+
+def test_refused_registry_operations_answer_with_their_status(api: tuple[Any, Any, Any]) -> None:
+    client, token, _ = api
+    sup = token("supervisor")
+    missing = client.get("/api/v1/registry/subjects/999999", headers=sup)
+    assert missing.status_code == 404 and missing.json()["detail"]
+    assert client.get("/api/v1/registry/sites/no-such-site", headers=sup).status_code == 404

@@ -10,16 +10,19 @@ This module only orchestrates processes; it imports none of edge/cloud/simulator
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,12 @@ class Processes:
         return [f"{name} (exit {p.returncode})" for name, p in self.procs if p.poll() is not None]
 
     def stop(self) -> None:
+        """Stop every child (reverse start order), then the servers. A second SIGINT/SIGTERM arriving while this
+        runs is ignored, so that an impatient Ctrl-C cannot leave half of the county running."""
+        with _signals_ignored():
+            self._stop()
+
+    def _stop(self) -> None:
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -88,6 +97,39 @@ class Processes:
                 proc.wait()
         for server in reversed(self.servers):
             server.stop()
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised in the main thread when the demo receives SIGTERM or SIGHUP: unwinds like Ctrl-C, so that every
+    ``finally`` and ``__exit__`` stops the processes it started."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM and SIGHUP behave as SIGINT does (children run in their own sessions, so a terminal's or a service
+    manager's signal reaches only us: we must pass it on)."""
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGHUP, _raise_stopped)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def sentinel(*args: str) -> list[str]:
@@ -254,6 +296,7 @@ def demo(
 ) -> None:
     """启动演示县：broker、云端、模拟设备与边缘代理。Start broker, cloud, simulators and edge agents."""
     ok = False
+    install_stop_handlers()
     try:
         with DemoCounty(data_dir, api_port=api_port, time_scale=time_scale, broker=broker) as county:
             api, base = county.api, county.base

@@ -148,37 +148,137 @@ class PestConfig(_Section):
 
 
 class LabelRule(_Section):
-    """What to do when a model reports a label."""
+    """What to do when a model reports some class: a behaviour event of the vocabulary or a free rule.
 
-    label: str = Field(max_length=64)
-    rule_id: Identifier
-    min_score: float = Field(default=0.5, ge=0, le=1)
-    severity: Severity = Severity.MINOR
-    category: Identifier = "food_safety"
-    message: str = Field(max_length=200, description="Chinese text; {zone} and {score} are substituted")
+    With ``event`` (``no_hat``, ``smoking``, ``rodent``… see ``edge/vision/behaviours.toml``) the rule
+    inherits the event's name, severity, category, message and cool-down, matches model classes named
+    like the event unless ``labels`` says otherwise, and alerts per zone (rule id ``<event>.<zone>``).
+    Without ``event``, ``label``/``labels``, ``rule_id`` and ``message`` are required.
+    """
+
+    event: Identifier | None = Field(default=None, description="behaviour event of the vocabulary")
+    label: str | None = Field(default=None, max_length=64, description="one model class (shorthand)")
+    labels: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, description="model classes that mean this event"
+    )
+    rule_id: Identifier | None = Field(default=None, description="default: <event>.<zone>")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="confidence a box needs to count")
+    severity: Severity | None = None
+    category: Identifier | None = None
+    message: str | None = Field(
+        default=None, max_length=200, description="Chinese text; {zone} {score} {camera} {event} are substituted"
+    )
     when: Literal["always", "working_hours", "after_hours"] = "always"
+    schedule: Schedule | None = Field(default=None, description="working hours for `when`; default: the camera's")
     zones: list[Identifier] = Field(default_factory=list, description="empty = anywhere in the frame")
+    dwell_k: int = Field(default=1, ge=1, le=100, description="hits needed among the last dwell_n inferences")
+    dwell_n: int = Field(default=1, ge=1, le=100)
     raise_after_s: float = Field(default=1, ge=0, le=600)
-    clear_after_s: float = Field(default=5, ge=0, le=600)
+    clear_after_s: float = Field(default=5, ge=0, le=600, description="not seen this long → the incident ends")
+    cooldown_s: float | None = Field(
+        default=None, ge=0, le=86_400, description="no new alert this long after a clear; default: the event's"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        from edge.vision.behaviour import vocabulary
+
+        if self.dwell_k > self.dwell_n:
+            raise ValueError(f"dwell_k ({self.dwell_k}) cannot exceed dwell_n ({self.dwell_n})")
+        if self.event is not None:
+            events = vocabulary().events
+            if self.event not in events:
+                raise ValueError(f"unknown behaviour event {self.event!r}; known: {', '.join(sorted(events))}")
+        else:
+            missing = [k for k in ("rule_id", "message") if getattr(self, k) is None]
+            if not (self.label or self.labels):
+                missing.append("label")
+            if missing:
+                raise ValueError(f"a rule without `event` needs {', '.join(missing)}")
+        try:
+            self.resolved()[2].format(zone="", score="", camera="", event="")
+        except (KeyError, IndexError, ValueError) as exc:
+            hint = "use {zone} {score} {camera} {event}"
+            raise ValueError(f"message: unknown placeholder {exc}; {hint}") from None
+        return self
+
+    @property
+    def classes(self) -> frozenset[str]:
+        names = set(self.labels) | ({self.label} if self.label else set())
+        return frozenset(names or {self.event or ""})
+
+    def alert_rule_id(self, zone_id: str | None) -> str:
+        if self.rule_id is not None:
+            return self.rule_id
+        return f"{self.event}.{zone_id or 'frame'}"
+
+    def resolved(self) -> tuple[Severity, str, str, float]:
+        """severity, category, message template, cool-down (the vocabulary's defaults filled in)."""
+        from edge.vision.behaviour import vocabulary
+
+        ev = vocabulary().events.get(self.event or "")
+        severity = self.severity or (ev.severity if ev else Severity.MINOR)
+        category = self.category or (ev.category if ev else "food_safety")
+        message = self.message or (ev.message if ev else "")
+        cooldown = self.cooldown_s if self.cooldown_s is not None else (ev.cooldown_s if ev else 0.0)
+        return severity, category, message, cooldown
+
+
+ModelFormat = Literal["yolov5", "yolov8", "yolo_nms", "ssd", "boxes", "scores"]
 
 
 class ModelConfig(_Section):
-    """A site's own ONNX model (needs the ``vision-onnx`` extra)."""
+    """A site's own ONNX model (``onnxruntime``, extra ``vision-onnx``); see docs/camera.md "Bring a model"."""
 
     model_id: Identifier
     path: Path
-    labels: Path = Field(description="text file, one label per line, index = class id")
-    input_width: int = Field(default=320, ge=8, le=2048)
-    input_height: int = Field(default=320, ge=8, le=2048)
-    rgb: bool = True
-    scale: float = Field(default=1 / 255, gt=0)
-    output: Literal["boxes", "scores"] = Field(
-        default="boxes",
-        description="boxes: [N,6] x1,y1,x2,y2,score,class (0..1 of the input); scores: [1,C] per label",
+    labels: Path | None = Field(
+        default=None,
+        description="text file, one class per line, line index = class id; default: the names an ultralytics "
+        "export embeds in the model's metadata",
     )
+    output: ModelFormat = Field(
+        default="boxes",
+        description="yolov5 [1,N,5+C]; yolov8 (also v11) [1,4+C,N]; yolo_nms (export nms=True) [1,K,6] px; "
+        "ssd (TF OD API boxes/classes/scores/num); boxes [N,6] 0..1; scores [1,C] classifier",
+    )
+    input_width: int | None = Field(default=None, ge=8, le=4096, description="default: the model's input shape")
+    input_height: int | None = Field(default=None, ge=8, le=4096)
+    letterbox: bool | None = Field(
+        default=None, description="keep aspect ratio and pad (ultralytics); default: on for yolo formats"
+    )
+    stride: int = Field(default=32, ge=1, le=128, description="input sides must be multiples of this (yolo)")
+    rgb: bool = True
+    scale: float = Field(default=1 / 255, gt=0, description="pixel multiplier for float inputs")
+    class_offset: int = Field(
+        default=0, ge=-1, le=1, description="added to the model's class id before the labels lookup (ssd: -1)"
+    )
+    conf_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="boxes below are dropped before NMS; default: the lowest min_score"
+    )
+    nms_iou: float = Field(default=0.45, gt=0, le=1)
+    max_detections: int = Field(default=300, ge=1, le=10_000)
     run: Literal["on_motion", "always"] = "on_motion"
     interval_s: float = Field(default=1, ge=0, le=3600, description="at most one inference per interval")
     rules: list[LabelRule] = Field(min_length=1)
+
+    @property
+    def keeps_ratio(self) -> bool:
+        return self.letterbox if self.letterbox is not None else self.output in ("yolov5", "yolov8", "yolo_nms")
+
+    @property
+    def min_confidence(self) -> float:
+        if self.conf_threshold is not None:
+            return self.conf_threshold
+        return min(r.min_score for r in self.rules)
+
+    @model_validator(mode="after")
+    def _stride(self) -> Self:
+        if self.output in ("yolov5", "yolov8", "yolo_nms"):
+            for side in (self.input_width, self.input_height):
+                if side is not None and side % self.stride:
+                    raise ValueError(f"input size {side} is not a multiple of the model stride {self.stride}")
+        return self
 
 
 class SnapshotConfig(_Section):

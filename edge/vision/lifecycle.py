@@ -37,6 +37,8 @@ class Observation:
     zone_id: str | None = None
     boxes: tuple[Box, ...] = ()
     box_labels: tuple[str, ...] = ()
+    cooldown_s: float = 0.0
+    """After this alert clears, the same rule cannot raise again for this long (one alert per incident)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,7 @@ class _RuleState:
     started_at: datetime | None = None
     last: Observation | None = None
     last_update: float = 0.0
+    quiet_until: float = -1e18
 
 
 @dataclass(slots=True)
@@ -133,6 +136,8 @@ class AlertLifecycle:
             state = self._rules.setdefault(rule_id, _RuleState())
             state.last_active = now
             if state.alert_id is None:
+                if now < state.quiet_until:
+                    continue  # cooling down after the last incident of this rule
                 state.pending_since = state.pending_since if state.pending_since is not None else now
                 if now - state.pending_since >= obs.raise_after_s:
                     state.alert_id = uuid.uuid4().hex
@@ -162,6 +167,7 @@ class AlertLifecycle:
                     )
                     out.append(self._transition(AlertPhase.CLEAR, state, cleared, wall))
                     state.alert_id, state.started_at, state.last = None, None, None
+                    state.quiet_until = now + last.cooldown_s
         return out
 
     def _transition(self, phase: AlertPhase, state: _RuleState, obs: Observation, wall: datetime) -> Transition:

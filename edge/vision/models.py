@@ -1,20 +1,16 @@
 """Model plug-ins: a detector interface and an ONNX implementation (extra ``vision-onnx``).
 
-A site points a :class:`~edge.vision.config.ModelConfig` at its own model file and a labels file
-(e.g. chef hat, mask, smoking, phone, rodent) and says per label what to alert on. Two output
-conventions are supported, chosen by ``output``:
-
-- ``boxes``: a float tensor ``[N, 6]`` (or ``[1, N, 6]``) of ``x1, y1, x2, y2, score, class_id`` with
-  coordinates as fractions (0..1) of the model input — the usual post-NMS detector export;
-- ``scores``: a float tensor ``[1, C]`` of per-label scores for the whole image (a classifier); its
-  detections cover the whole frame.
-
-The input is the frame resized to ``input_width × input_height``, RGB (or BGR) planes, NCHW float32
-multiplied by ``scale``.
+A site points a :class:`~edge.vision.config.ModelConfig` at its own model file (an ultralytics
+YOLOv5/v8/v11 export, with or without embedded NMS, an SSD-style TF OD API export, or our own
+``boxes``/``scores`` conventions; see :mod:`edge.vision.decoders`) and a labels file, and maps classes
+to behaviour events. The detector prepares the input as the model was trained (letterbox with
+ultralytics' grey padding for YOLO, plain resize otherwise; NCHW float × ``scale`` or NHWC uint8 as the
+model's input declares) and maps the decoded boxes back to full-frame pixels.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,8 +19,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.vision.config import ModelConfig
+from edge.vision.decoders import DecodeError, Letterbox, decode
 from edge.vision.geometry import Box
 from edge.vision.people import Detection
+
+DEFAULT_SIDE = 640
 
 
 class ModelUnavailable(RuntimeError):
@@ -47,6 +46,26 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def labels_from_metadata(meta: dict[str, str]) -> list[str]:
+    """The class names an ultralytics export stores in its metadata (``names``: ``{0: 'person', …}``)."""
+    raw = meta.get("names")
+    if not raw:
+        return []
+    try:
+        names = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return []
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names)]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    return []
+
+
+def _side(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
 class OnnxDetector:
     def __init__(self, config: ModelConfig) -> None:
         try:
@@ -57,46 +76,77 @@ class OnnxDetector:
             raise ModelUnavailable(f"model file {config.path} does not exist")
         self.model_id = config.model_id
         self._cfg = config
-        self.labels = read_labels(config.labels)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        options.log_severity_level = 3
         try:
             self._session: Any = ort.InferenceSession(
                 str(config.path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelUnavailable(f"cannot load ONNX model {config.path}: {exc}") from exc
-        self._input = self._session.get_inputs()[0].name
+        if config.labels is not None:
+            self.labels = read_labels(config.labels)
+        else:
+            self.labels = labels_from_metadata(self._session.get_modelmeta().custom_metadata_map)
+            if not self.labels:
+                raise ModelUnavailable(f"{config.path}: no labels file configured and no class names in its metadata")
+        inp = self._session.get_inputs()[0]
+        self._input = inp.name
+        shape = list(inp.shape)
+        self._nhwc = len(shape) == 4 and shape[-1] == 3 and shape[1] != 3
+        self._uint8 = "uint8" in str(inp.type)
+        h_dim, w_dim = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3]) if len(shape) == 4 else (0, 0)
+        width = config.input_width or _side(w_dim) or DEFAULT_SIDE
+        height = config.input_height or _side(h_dim) or DEFAULT_SIDE
+        if config.keeps_ratio and (width % config.stride or height % config.stride):
+            raise ModelUnavailable(f"{config.path}: input {width}×{height} is not a multiple of stride {config.stride}")
+        self.input_size = (width, height)
+        self._outputs = [o.name for o in self._session.get_outputs()]
 
-    def _tensor(self, frame: NDArray[Any]) -> NDArray[Any]:
-        img = cv2.resize(frame, (self._cfg.input_width, self._cfg.input_height), interpolation=cv2.INTER_AREA)
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    def _tensor(self, frame: NDArray[Any], lb: Letterbox) -> NDArray[Any]:
+        img = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        img = lb.apply(img, *self.input_size)
         if self._cfg.rgb:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        tensor = img.astype(np.float32).transpose(2, 0, 1)[None] * np.float32(self._cfg.scale)
+        if self._uint8:
+            tensor = img[None] if self._nhwc else img.transpose(2, 0, 1)[None]
+        else:
+            planes = img[None] if self._nhwc else img.transpose(2, 0, 1)[None]
+            tensor = planes.astype(np.float32) * np.float32(self._cfg.scale)
         return np.ascontiguousarray(tensor)
 
     def detect(self, frame: NDArray[Any]) -> list[Detection]:
         height, width = frame.shape[:2]
-        (raw, *_) = self._session.run(None, {self._input: self._tensor(frame)})
-        out = np.asarray(raw, dtype=np.float32)
+        cfg = self._cfg
+        in_w, in_h = self.input_size
+        lb = Letterbox.fit(width, height, in_w, in_h, keep_ratio=cfg.keeps_ratio)
+        outputs = self._session.run(None, {self._input: self._tensor(frame, lb)})
+        if cfg.output == "scores":
+            scores = np.asarray(outputs[0], dtype=np.float32).reshape(-1)
+            return [
+                Detection(self.labels[i], float(s), Box(0, 0, width, height))
+                for i, s in enumerate(scores)
+                if i < len(self.labels) and s >= cfg.min_confidence
+            ]
+        try:
+            raw = decode(
+                cfg.output,
+                outputs,
+                self._outputs,
+                conf=cfg.min_confidence,
+                iou=cfg.nms_iou,
+                max_det=cfg.max_detections,
+                input_w=in_w,
+                input_h=in_h,
+            )
+        except DecodeError as exc:
+            raise ModelUnavailable(f"model {cfg.model_id}: {exc}") from exc
         detections: list[Detection] = []
-        if self._cfg.output == "scores":
-            for class_id, score in enumerate(out.reshape(-1)):
-                if class_id < len(self.labels):
-                    detections.append(Detection(self.labels[class_id], float(score), Box(0, 0, width, height)))
-            return detections
-        for x1, y1, x2, y2, score, class_id in out.reshape(-1, 6):
-            idx = round(float(class_id))
+        for b in raw:
+            idx = b.class_id + cfg.class_offset
             if not 0 <= idx < len(self.labels):
                 continue
-            box = Box(
-                int(np.clip(x1, 0, 1) * width),
-                int(np.clip(y1, 0, 1) * height),
-                int(np.clip(x2, 0, 1) * width),
-                int(np.clip(y2, 0, 1) * height),
-            )
-            detections.append(Detection(self.labels[idx], float(score), box))
+            detections.append(Detection(self.labels[idx], b.score, Box(*lb.to_frame(b))))
         return detections

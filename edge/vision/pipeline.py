@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.vision.config import CameraConfig, ZoneConfig
+from edge.vision.behaviour import DwellWindow, vocabulary
+from edge.vision.config import CameraConfig, LabelRule, ZoneConfig
 from edge.vision.geometry import Box, Mask, polygon_mask
 from edge.vision.lifecycle import AlertLifecycle, Observation, Transition
 from edge.vision.models import Detector, ModelUnavailable, OnnxDetector
@@ -105,6 +106,8 @@ class CameraPipeline:
         self._detectors: list[Detector] = detectors if detectors is not None else self._load_models()
         self._model_last_run: dict[str, float] = {}
         self._model_cfg = {m.model_id: m for m in config.models}
+        self._dwell: dict[tuple[str, int, str | None], DwellWindow] = {}
+        self._model_held: dict[tuple[str, int, str | None], Observation] = {}
         self._person_seen: dict[str, tuple[float, int, list[Box]]] = {}
         self._last_person_boxes: list[Box] = []
         self._prev_small: Frame | None = None
@@ -364,8 +367,13 @@ class CameraPipeline:
         )
 
     def _model_observations(self, frame: Frame, motion: MotionResult, now: float, working: bool) -> list[Observation]:
-        out: list[Observation] = []
-        for det in self._detectors:
+        """Run the due models; per (rule, zone) a k-of-n dwell window decides whether the event holds.
+
+        Between inferences (``interval_s``) the last verdict holds, so an event seen at 1 inference/s is
+        a continuous condition for the lifecycle, not a blink every fifth frame.
+        """
+        wall = self.last_frame_wall
+        for det in list(self._detectors):
             mc = self._model_cfg.get(det.model_id)
             if mc is None:
                 continue
@@ -374,36 +382,66 @@ class CameraPipeline:
             if now - self._model_last_run.get(det.model_id, -1e18) < mc.interval_s:
                 continue
             self._model_last_run[det.model_id] = now
-            detections = det.detect(frame)
-            for rule in mc.rules:
-                if (rule.when == "working_hours" and not working) or (rule.when == "after_hours" and working):
-                    continue
-                hits: list[tuple[Detection, ZoneConfig | None]] = []
-                for d in detections:
-                    if d.label != rule.label or d.score < rule.min_score:
-                        continue
-                    zone = self._geo.zone_at(*d.box.centre, self._zones) if self._geo else None
-                    if rule.zones and (zone is None or zone.zone_id not in rule.zones):
-                        continue
-                    hits.append((d, zone))
-                if not hits:
-                    continue
-                best, zone = max(hits, key=lambda h: h[0].score)
-                out.append(
-                    Observation(
-                        rule.rule_id,
-                        rule.severity,
-                        rule.category,
-                        rule.message.format(zone=zone.label if zone else "全画面", score=f"{best.score:.2f}"),
-                        raise_after_s=rule.raise_after_s,
-                        clear_after_s=rule.clear_after_s,
-                        value=round(best.score, 3),
-                        zone_id=zone.zone_id if zone else None,
-                        boxes=tuple(d.box for d, _ in hits),
-                        box_labels=tuple(f"{d.label} {d.score:.2f}" for d, _ in hits),
-                    )
-                )
+            try:
+                detections = det.detect(frame)
+            except ModelUnavailable as exc:
+                log.error("camera %s: model %s disabled: %s", self.config.camera_id, det.model_id, exc)
+                self._detectors.remove(det)
+                continue
+            for index, rule in enumerate(mc.rules):
+                self._judge_rule(mc.model_id, index, rule, detections)
+        out: list[Observation] = []
+        for (model_id, index, _zone), obs in self._model_held.items():
+            rule = self._model_cfg[model_id].rules[index]
+            schedule = rule.schedule or self.config.schedule
+            at_work = working if rule.schedule is None or wall is None else schedule.is_working(wall)
+            if (rule.when == "working_hours" and not at_work) or (rule.when == "after_hours" and at_work):
+                continue
+            out.append(obs)
         return out
+
+    def _judge_rule(self, model_id: str, index: int, rule: LabelRule, detections: list[Detection]) -> None:
+        classes = rule.classes
+        per_zone: dict[str | None, list[Detection]] = {}
+        for d in detections:
+            if d.label not in classes or d.score < rule.min_score:
+                continue
+            zone = self._geo.zone_at(*d.box.centre, self._zones) if self._geo else None
+            if rule.zones and (zone is None or zone.zone_id not in rule.zones):
+                continue
+            per_zone.setdefault(zone.zone_id if zone else None, []).append(d)
+        keys = {k[2] for k in self._dwell if k[:2] == (model_id, index)} | set(per_zone)
+        severity, category, template, cooldown = rule.resolved()
+        event_name = vocabulary().events[rule.event].name if rule.event else (rule.label or "")
+        for zone_id in keys:
+            key = (model_id, index, zone_id)
+            window = self._dwell.setdefault(key, DwellWindow(rule.dwell_k, rule.dwell_n))
+            hits = per_zone.get(zone_id, [])
+            if not window.push(bool(hits)):
+                self._model_held.pop(key, None)
+                continue
+            if not hits:
+                continue  # still holding (k of n): keep the last boxes
+            best = max(hits, key=lambda d: d.score)
+            zone = next((z for z in self._zones if z.zone_id == zone_id), None)
+            self._model_held[key] = Observation(
+                rule.alert_rule_id(zone_id),
+                severity,
+                category,
+                template.format(
+                    zone=zone.label if zone else "全画面",
+                    score=f"{best.score:.2f}",
+                    camera=self.name,
+                    event=event_name,
+                ),
+                raise_after_s=rule.raise_after_s,
+                clear_after_s=rule.clear_after_s,
+                value=round(best.score, 3),
+                zone_id=zone_id,
+                boxes=tuple(d.box for d in hits),
+                box_labels=tuple(f"{d.label} {d.score:.2f}" for d in hits),
+                cooldown_s=cooldown,
+            )
 
     def _with_evidence(self, t: Transition, obs: list[Observation], frame: Frame | None) -> Transition:
         if t.phase is AlertPhase.CLEAR or self._evidence is None or frame is None:

@@ -74,7 +74,9 @@ def test_detector_maps_boxes_labels_and_scores(model_config: ModelConfig) -> Non
     [d] = det.detect(bright)
     assert d.label == "smoking" and d.score == pytest.approx(230 / 255, abs=0.01)
     assert (d.box.x1, d.box.y1, d.box.x2, d.box.y2) == (80, 120, 240, 240)
-    [dim] = det.detect(np.full((240, 320, 3), 40, np.uint8))
+    assert det.detect(np.full((240, 320, 3), 40, np.uint8)) == [], "below the lowest rule's min_score"
+    keep_all = OnnxDetector(model_config.model_copy(update={"conf_threshold": 0.0}))
+    [dim] = keep_all.detect(np.full((240, 320, 3), 40, np.uint8))
     assert dim.score < 0.2
 
 

@@ -7,17 +7,24 @@ the table model is never returned by the API.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime
+from cloud.core.models import BoundedDate, update_model
 from cloud.registry import uscc as uscc_mod
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+ID_FORMAT = {"pattern": ID_PATTERN}  # sqlmodel's ``regex=`` is ignored under pydantic 2; ``pattern`` is enforced
+
+# Bounds every reader (presence, GSP records, deadlines) can live with.
+MAX_HEARTBEAT_TIMEOUT_S = 7 * 86400
+MAX_INTERVAL_S = 86400
+TEMP_RANGE = (-100.0, 200.0)  # °C: deep freezers to boilers' surroundings
 
 
 def utcnow() -> datetime:
@@ -80,7 +87,7 @@ class SubjectBase(SQLModel):
     address: str | None = Field(default=None, max_length=300, description="住所")
     business_scope: str | None = Field(default=None, max_length=4000, description="经营范围")
     risk_grade: RiskGrade = Field(default=RiskGrade.B, description="信用风险分类 A–D")
-    department_id: int | None = Field(default=None, foreign_key="department.id")
+    department_id: int | None = Field(default=None, ge=1, foreign_key="department.id")
 
 
 class SubjectCreate(SubjectBase):
@@ -90,13 +97,8 @@ class SubjectCreate(SubjectBase):
         return uscc_mod.validate(v).code
 
 
-class SubjectUpdate(SQLModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    legal_representative: str | None = None
-    address: str | None = None
-    business_scope: str | None = None
-    risk_grade: RiskGrade | None = None
-    department_id: int | None = None
+class SubjectUpdate(update_model(SubjectBase, exclude={"uscc"})):  # type: ignore[misc]
+    """修改市场主体：省略的字段不变，边界与登记相同；统一社会信用代码不可修改。"""
 
 
 class MarketSubject(SubjectBase, table=True):
@@ -117,12 +119,12 @@ class SubjectPublic(SubjectBase):
 class LicenceBase(SQLModel):
     licence_no: str = Field(min_length=1, max_length=64, index=True, unique=True, description="许可证编号")
     kind: str | None = Field(default=None, max_length=64, description="许可证种类，例如 药品经营许可证")
-    valid_from: date | None = Field(default=None, description="有效期自")
-    valid_to: date | None = Field(default=None, index=True, description="有效期至；空 = 长期")
+    valid_from: BoundedDate | None = Field(default=None, description="有效期自")
+    valid_to: BoundedDate | None = Field(default=None, index=True, description="有效期至；空 = 长期")
 
 
 class LicenceCreate(LicenceBase):
-    subject_id: int
+    subject_id: int = Field(ge=1)
 
 
 class Licence(LicenceBase, table=True):
@@ -139,26 +141,25 @@ class LicencePublic(LicenceBase):
 
 # ---------------------------------------------------------------- sites
 class SiteBase(SQLModel):
-    site_id: str = Field(primary_key=True, regex=ID_PATTERN, max_length=64, description="场所 ID（与 MQTT 主题一致）")
-    name: str = Field(max_length=200, description="场所名称")
+    site_id: str = Field(
+        primary_key=True, schema_extra=ID_FORMAT, max_length=64, description="场所 ID（与 MQTT 主题一致）"
+    )
+    name: str = Field(min_length=1, max_length=200, description="场所名称")
     address: str | None = Field(default=None, max_length=300)
     category: str | None = Field(default=None, max_length=32, description="drug | food | special_equipment")
-    subject_id: int | None = Field(default=None, foreign_key="market_subject.id", index=True)
-    department_id: int | None = Field(default=None, foreign_key="department.id", index=True)
-    heartbeat_timeout_s: int | None = Field(default=None, ge=10, description="超过此时长无心跳视为离线")
+    subject_id: int | None = Field(default=None, ge=1, foreign_key="market_subject.id", index=True)
+    department_id: int | None = Field(default=None, ge=1, foreign_key="department.id", index=True)
+    heartbeat_timeout_s: int | None = Field(
+        default=None, ge=10, le=MAX_HEARTBEAT_TIMEOUT_S, description="超过此时长无心跳视为离线（10 秒至 7 天）"
+    )
 
 
 class SiteCreate(SiteBase):
     pass
 
 
-class SiteUpdate(SQLModel):
-    name: str | None = None
-    address: str | None = None
-    category: str | None = None
-    subject_id: int | None = None
-    department_id: int | None = None
-    heartbeat_timeout_s: int | None = None
+class SiteUpdate(update_model(SiteBase, exclude={"site_id"})):  # type: ignore[misc]
+    """修改场所：省略的字段不变，边界与登记相同；场所 ID 不可修改。"""
 
 
 class Site(SiteBase, table=True):
@@ -177,15 +178,33 @@ class MeasuringPointBase(SQLModel):
     vehicle_type: str | None = Field(default=None, max_length=100, description="车型（运输），例如 冷藏车 粤B12345")
     kind: RecordKind = Field(default=RecordKind.STORAGE, description="storage 仓储 | transport 运输")
     profile: str = Field(default="drug_normal", max_length=64, description="GSP 配置档 (gsp_profiles.toml)")
-    record_interval_s: int | None = Field(default=None, ge=10, description="覆盖配置档的正常记录间隔")
-    excursion_interval_s: int | None = Field(default=None, ge=10, description="覆盖配置档的超限记录间隔")
-    temp_min: float | None = Field(default=None, description="覆盖配置档的温度下限 °C")
-    temp_max: float | None = Field(default=None, description="覆盖配置档的温度上限 °C")
-    humidity_min: float | None = None
-    humidity_max: float | None = None
+    record_interval_s: int | None = Field(
+        default=None, ge=10, le=MAX_INTERVAL_S, description="覆盖配置档的正常记录间隔"
+    )
+    excursion_interval_s: int | None = Field(
+        default=None, ge=10, le=MAX_INTERVAL_S, description="覆盖配置档的超限记录间隔"
+    )
+    temp_min: float | None = Field(
+        default=None, ge=TEMP_RANGE[0], le=TEMP_RANGE[1], description="覆盖配置档的温度下限 °C"
+    )
+    temp_max: float | None = Field(
+        default=None, ge=TEMP_RANGE[0], le=TEMP_RANGE[1], description="覆盖配置档的温度上限 °C"
+    )
+    humidity_min: float | None = Field(default=None, ge=0, le=100, description="覆盖配置档的湿度下限 %RH")
+    humidity_max: float | None = Field(default=None, ge=0, le=100, description="覆盖配置档的湿度上限 %RH")
     temperature_sensor_id: str | None = Field(default=None, max_length=64)
     humidity_sensor_id: str | None = Field(default=None, max_length=64)
     active: bool = True
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> MeasuringPointBase:
+        for low, high, what in (
+            (self.temp_min, self.temp_max, "温度"),
+            (self.humidity_min, self.humidity_max, "湿度"),
+        ):
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{what}下限高于上限 (lower limit above upper limit)")
+        return self
 
 
 class MeasuringPointCreate(MeasuringPointBase):
@@ -205,7 +224,7 @@ class MeasuringPointPublic(MeasuringPointBase):
 # ---------------------------------------------------------------- devices and sensors
 class DeviceBase(SQLModel):
     site_id: str = Field(foreign_key="site.site_id", primary_key=True)
-    device_id: str = Field(primary_key=True, regex=ID_PATTERN, max_length=64)
+    device_id: str = Field(primary_key=True, schema_extra=ID_FORMAT, max_length=64)
     device_type: str = Field(default="probe", max_length=64)
     model: str | None = Field(default=None, max_length=128)
     name: str | None = Field(default=None, max_length=200)
@@ -231,23 +250,22 @@ class DevicePublic(DeviceBase):
 
 class SensorBase(SQLModel):
     site_id: str = Field(foreign_key="site.site_id", primary_key=True)
-    sensor_id: str = Field(primary_key=True, regex=ID_PATTERN, max_length=64)
-    device_id: str = Field(max_length=64, index=True)
+    sensor_id: str = Field(primary_key=True, schema_extra=ID_FORMAT, max_length=64)
+    device_id: str = Field(schema_extra=ID_FORMAT, max_length=64, index=True)
     quantity: Quantity = Field(default=Quantity.OTHER)
     unit: str | None = Field(default=None, max_length=16)
-    measuring_point_id: int | None = Field(default=None, foreign_key="measuring_point.id", index=True)
-    expected_interval_s: int | None = Field(default=None, ge=1, description="预期上报间隔；超时视为数据中断")
+    measuring_point_id: int | None = Field(default=None, ge=1, foreign_key="measuring_point.id", index=True)
+    expected_interval_s: int | None = Field(
+        default=None, ge=1, le=MAX_INTERVAL_S, description="预期上报间隔；超时视为数据中断（1 秒至 1 天）"
+    )
 
 
 class SensorCreate(SensorBase):
     pass
 
 
-class SensorUpdate(SQLModel):
-    quantity: Quantity | None = None
-    unit: str | None = None
-    measuring_point_id: int | None = None
-    expected_interval_s: int | None = None
+class SensorUpdate(update_model(SensorBase, exclude={"site_id", "sensor_id", "device_id"})):  # type: ignore[misc]
+    """修改传感器：省略的字段不变，边界与登记相同。"""
 
 
 class Sensor(SensorBase, table=True):

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
+from cloud.core.models import UpdateRejected, apply_update
 from cloud.registry import uscc as uscc_mod
 from cloud.registry.models import (
     ApprovalState,
@@ -26,11 +27,14 @@ from cloud.registry.models import (
     PendingDevice,
     RiskGrade,
     Sensor,
+    SensorBase,
     SensorCreate,
     SensorUpdate,
     Site,
+    SiteBase,
     SiteCreate,
     SiteUpdate,
+    SubjectBase,
     SubjectCreate,
     SubjectUpdate,
     utcnow,
@@ -53,6 +57,35 @@ class NotFound(RegistryError):
 
 class Conflict(RegistryError):
     status = 409
+
+
+class Invalid(RegistryError):
+    """An update a create would refuse (bounds, cross-field rules); answered 422."""
+
+    status = 422
+
+
+def _update(row: object, changes: dict[str, object], base: type) -> None:
+    try:
+        apply_update(row, changes, base=base)  # type: ignore[type-var]
+    except UpdateRejected as exc:
+        raise Invalid(f"修改无效 (invalid update): {exc}") from None
+
+
+def _check_refs(
+    session: Session,
+    *,
+    subject_id: int | None = None,
+    department_id: int | None = None,
+    measuring_point_id: int | None = None,
+) -> None:
+    """Referenced rows must exist (a dangling id would be an IntegrityError, i.e. a 500, on commit)."""
+    if subject_id is not None:
+        get_subject(session, subject_id=subject_id)
+    if department_id is not None and session.get(Department, department_id) is None:
+        raise NotFound(f"部门 {department_id} 不存在")
+    if measuring_point_id is not None and session.get(MeasuringPoint, measuring_point_id) is None:
+        raise NotFound(f"测点 {measuring_point_id} 不存在")
 
 
 # ---------------------------------------------------------------- departments
@@ -85,6 +118,7 @@ def create_subject(session: Session, *, data: SubjectCreate) -> MarketSubject:
     code = uscc_mod.validate(data.uscc).code
     if find_subject_by_uscc(session, code=code):
         raise Conflict(f"统一社会信用代码 {code} 已登记")
+    _check_refs(session, department_id=data.department_id)
     subject = MarketSubject.model_validate(data, update={"uscc": code})
     session.add(subject)
     session.flush()
@@ -93,7 +127,9 @@ def create_subject(session: Session, *, data: SubjectCreate) -> MarketSubject:
 
 def update_subject(session: Session, *, subject_id: int, data: SubjectUpdate) -> MarketSubject:
     subject = get_subject(session, subject_id=subject_id)
-    subject.sqlmodel_update(data.model_dump(exclude_unset=True))
+    changes = data.model_dump(exclude_unset=True)
+    _check_refs(session, department_id=changes.get("department_id"))
+    _update(subject, changes, SubjectBase)
     subject.updated_at = utcnow()
     session.add(subject)
     session.flush()
@@ -178,8 +214,7 @@ def get_site(session: Session, *, site_id: str) -> Site:
 def create_site(session: Session, *, data: SiteCreate) -> Site:
     if session.get(Site, data.site_id):
         raise Conflict(f"场所 {data.site_id} 已存在")
-    if data.subject_id is not None:
-        get_subject(session, subject_id=data.subject_id)
+    _check_refs(session, subject_id=data.subject_id, department_id=data.department_id)
     site = Site.model_validate(data)
     session.add(site)
     session.flush()
@@ -188,7 +223,9 @@ def create_site(session: Session, *, data: SiteCreate) -> Site:
 
 def update_site(session: Session, *, site_id: str, data: SiteUpdate) -> Site:
     site = get_site(session, site_id=site_id)
-    site.sqlmodel_update(data.model_dump(exclude_unset=True))
+    changes = data.model_dump(exclude_unset=True)
+    _check_refs(session, subject_id=changes.get("subject_id"), department_id=changes.get("department_id"))
+    _update(site, changes, SiteBase)
     session.add(site)
     session.flush()
     return site
@@ -240,6 +277,7 @@ def create_sensor(session: Session, *, data: SensorCreate) -> Sensor:
         raise NotFound(f"设备 {data.site_id}/{data.device_id} 不存在")
     if session.get(Sensor, (data.site_id, data.sensor_id)):
         raise Conflict(f"传感器 {data.site_id}/{data.sensor_id} 已存在")
+    _check_refs(session, measuring_point_id=data.measuring_point_id)
     sensor = Sensor.model_validate(data)
     session.add(sensor)
     session.flush()
@@ -250,7 +288,9 @@ def update_sensor(session: Session, *, site_id: str, sensor_id: str, data: Senso
     sensor = session.get(Sensor, (site_id, sensor_id))
     if sensor is None:
         raise NotFound(f"传感器 {site_id}/{sensor_id} 不存在")
-    sensor.sqlmodel_update(data.model_dump(exclude_unset=True))
+    changes = data.model_dump(exclude_unset=True)
+    _check_refs(session, measuring_point_id=changes.get("measuring_point_id"))
+    _update(sensor, changes, SensorBase)
     session.add(sensor)
     session.flush()
     return sensor

@@ -29,11 +29,13 @@ from typing import Any
 
 import typer
 
+from sentinel_cli import county as county_seed
 from sentinel_cli import servers
 
 app = typer.Typer(help="运行演示县 (run the demo county)", add_completion=False, no_args_is_help=False)
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "firmware-config"
+COUNTY_FILE = REPO_CONFIG / "demo" / "county.toml"
 
 
 @dataclass(frozen=True)
@@ -148,19 +150,25 @@ class Api:
         with urllib.request.urlopen(request, timeout=5) as response:
             self.token = json.load(response)["access_token"]
 
-    def get(self, path: str, *, retry: bool = True) -> Any:
-        request = urllib.request.Request(f"{self.base}{path}")
+    def call(self, method: str, path: str, body: Any = None, *, retry: bool = True) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=15) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             credentials = getattr(self, "_credentials", None)
             if exc.code != 401 or not retry or credentials is None:
                 raise
         self.login(*credentials)
-        return self.get(path, retry=False)
+        return self.call(method, path, body, retry=False)
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
 
 
 def wait_http(url: str, timeout: float, procs: Processes) -> None:
@@ -205,6 +213,7 @@ class DemoCounty:
         time_scale: float = 1.0,
         broker: str = "auto",
         password: str | None = None,
+        staff_password: str | None = None,
         echo: Any = typer.echo,
     ) -> None:
         self.data_dir = data_dir.resolve()
@@ -212,6 +221,10 @@ class DemoCounty:
         self.time_scale = time_scale
         self.broker = broker
         self.password = password or os.environ.get("SENTINEL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        #: one password for every seeded staff login (policy: ≥10 characters of ≥3 classes)
+        self.staff_password = staff_password or f"Gusu-{secrets.token_hex(4)}-9"
+        self.county = county_seed.load(COUNTY_FILE)
+        self.seeded: county_seed.Seeded | None = None
         self.echo = echo
         self.procs = Processes()
         self.base = f"http://127.0.0.1:{api_port}"
@@ -253,9 +266,16 @@ class DemoCounty:
             "SENTINEL_MQTT_PORT": str(mqtt.port),
             "SENTINEL_ADMIN_PASSWORD": self.password,
             "SENTINEL_PRESENCE_CHECK_S": "5",
+            "SENTINEL_COUNTY_FILE": str(COUNTY_FILE),
         }
         self.procs.spawn("cloud", sentinel("cloud", "serve"), self.log_dir, cloud_env)
         wait_http(f"{self.base}/api/v1/health", 60, self.procs)
+        self.api.login("admin", self.password)
+        self.seeded = county_seed.seed(self.api, self.county, self.staff_password)
+        echo(
+            f"      演示县 {self.county['bureau']['agency']}：{len(self.seeded.departments)} 个部门、"
+            f"{len(self.seeded.users)} 名人员、{len(self.seeded.subjects)} 个市场主体、{len(self.seeded.sites)} 个场所"
+        )
 
         echo("[3/4] 启动设备模拟器与边缘代理 …")
         for site in DEMO_SITES:
@@ -283,7 +303,6 @@ class DemoCounty:
             )
             self.procs.spawn(f"edge-{site.site_id}", sentinel("edge", "run", str(config)), self.log_dir)
             echo(f"      {site.site_id} {site.name}: 模拟器 modbus 127.0.0.1:{modbus_port}")
-        self.api.login("admin", self.password)
 
 
 @app.command()
@@ -305,7 +324,11 @@ def demo(
             typer.echo("")
             typer.echo(f"  控制台 Console   {base}/")
             typer.echo(f"  API 文档 OpenAPI {base}/docs")
-            typer.echo(f"  登录 Login       admin / {county.password}")
+            typer.echo(f"  登录 Login       admin / {county.password}（系统管理员 system admin）")
+            for person in county.county.get("staff", []):
+                duties = "、".join(person["duties"])
+                typer.echo(f"                   {person['username']:<10} {person['full_name']}（{duties}）")
+            typer.echo(f"                   以上人员密码 staff password: {county.staff_password}")
             typer.echo(f"  MQTT broker      127.0.0.1:{county.mqtt.port}   日志 logs: {county.log_dir}")
             typer.echo(
                 f"  试一试 Try: TOKEN=$(curl -s -d username=admin -d password={county.password} "

@@ -40,8 +40,6 @@ from cloud.workflow.models import DocumentCounter, DocumentRecord, DocumentSigna
 from cloud.workflow.service import Actor, NotFound, record
 
 BEIJING = ZoneInfo("Asia/Shanghai")
-#: document number infix per kind: 某市监检〔2026〕1号
-DOC_INFIX = {"inspection_record": "检", "rectification_order": "责改", "case_approval": "立"}
 _key_lock = threading.Lock()
 
 
@@ -82,8 +80,7 @@ def next_doc_no(session: Session, kind: str, year: int) -> str:
     counter = session.get(DocumentCounter, key)
     assert counter is not None
     session.refresh(counter)
-    prefix = workflow_rules().bureau.doc_prefix
-    return f"{prefix}{DOC_INFIX.get(kind, '')}〔{year}〕{counter.last}号"
+    return workflow_rules().bureau.doc_no(kind, year, counter.last)
 
 
 def store_document(

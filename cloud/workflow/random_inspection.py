@@ -17,7 +17,6 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cloud.core.db import utcnow
-from cloud.core.users import User
 from cloud.registry.models import MarketSubject
 from cloud.rules.library import packaged_catalogue
 from cloud.workflow import paperwork, staffing
@@ -36,7 +35,7 @@ from cloud.workflow.draw import (
 )
 from cloud.workflow.inspection import CONCLUSION_LABELS, create_task
 from cloud.workflow.models import InspectionTask, RandomPlan, Recusal
-from cloud.workflow.service import Actor, Conflict, Invalid, NotFound, actor_for, record
+from cloud.workflow.service import Actor, Conflict, Invalid, NotFound, record
 from cloud.workflow.states import TASK_MACHINE
 from cloud.workflow.states import Role as Duty
 
@@ -109,8 +108,7 @@ def _inputs(session: Session, plan: RandomPlan) -> dict[str, Any]:
     subjects = list(session.exec(query))
     if plan.subject_ids and len(subjects) != len(set(plan.subject_ids)):
         raise Invalid("部分主体不存在 / some subjects do not exist")
-    users = session.exec(select(User).where(User.is_active == True).order_by(col(User.id))).all()  # noqa: E712
-    inspectors = [a for a in (actor_for(session, u) for u in users) if Duty.INSPECTOR in a.duties]
+    inspectors = staffing.directory(session, Duty.INSPECTOR)
     if plan.inspector_ids:
         inspectors = [a for a in inspectors if a.user_id in set(plan.inspector_ids)]
     elif plan.department_id is not None:

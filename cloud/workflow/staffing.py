@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from cloud.core.users import Role as AccountRole
 from cloud.core.users import User
 from cloud.workflow.models import Recusal, WorkAssignment
 from cloud.workflow.service import Actor, Invalid, actor_for
@@ -40,9 +41,17 @@ def workloads(session: Session, user_ids: Iterable[int]) -> dict[int, int]:
     return counts
 
 
+#: accounts that administer or audit the system are never staff to be dispatched or drawn (separation of duties)
+NOT_STAFF = (AccountRole.ADMIN, AccountRole.SECURITY_ADMIN, AccountRole.AUDITOR, AccountRole.DEVICE)
+
+
 def directory(session: Session, duty: Duty) -> list[Actor]:
-    """Active users holding ``duty``."""
-    users = session.exec(select(User).where(User.is_active == True).order_by(col(User.id))).all()  # noqa: E712
+    """Active staff accounts holding ``duty`` (never a system, security or audit administrator)."""
+    users = session.exec(
+        select(User)
+        .where(User.is_active == True, col(User.role).not_in([r.value for r in NOT_STAFF]))  # noqa: E712
+        .order_by(col(User.id))
+    ).all()
     return [a for a in (actor_for(session, u) for u in users) if duty in a.duties]
 
 
@@ -69,7 +78,9 @@ def pick(
         for uid in dict.fromkeys(explicit):
             actor = people.get(uid)
             if actor is None:
-                raise Invalid(f"用户 {uid} 不是在岗的{label} / user {uid} does not hold duty {duty.value}")
+                raise Invalid(
+                    f"用户 {uid} 不是在岗的{label}（系统管理员不参与派发） / user {uid} does not hold duty {duty.value}"
+                )
             if uid in recused:
                 raise Invalid(f"{actor.name} 与该主体存在利害关系，应当回避 / user {uid} is recused for this subject")
             chosen.append(StaffMember(actor, loads[uid], actor.department_id == department_id))

@@ -48,6 +48,11 @@ class AgentPresence(SQLModel, table=True):
     outbox_depth: int | None = None
     last_acked_seq: int | None = None
     offline_after_s: float | None = Field(default=None, description="override of SENTINEL_SITE_OFFLINE_AFTER_S")
+    incarnation: str | None = Field(default=None, max_length=64, description="epoch of the agent installation")
+    clock_offset_s: float | None = Field(default=None, description="agent clock minus cloud clock (agent's estimate)")
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
+    config_version: str | None = Field(default=None, max_length=64, description="config version the agent reports")
 
 
 class SensorPresence(SQLModel, table=True):
@@ -84,9 +89,12 @@ def record_status(conn: Connection, msg: Status, now: datetime) -> None:
         "agent_version": msg.agent_version,
         "status_at": msg.ts,
         "last_seen_at": now,
+        "incarnation": msg.incarnation,
     }
     stmt = _insert(conn)(table).values(**values)
     update = {k: stmt.excluded[k] for k in ("state", "reason", "agent_version", "status_at")}
+    if msg.incarnation is not None:
+        update["incarnation"] = stmt.excluded.incarnation
     if msg.state is SiteState.ONLINE:
         update["last_seen_at"] = stmt.excluded.last_seen_at
     conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
@@ -103,9 +111,16 @@ def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime) -> None:
         "outbox_depth": msg.outbox_depth,
         "last_acked_seq": msg.last_acked_seq,
         "agent_version": "",
+        "incarnation": msg.incarnation,
+        "clock_offset_s": msg.clock_offset_s,
+        "cpu_percent": msg.cpu_percent,
+        "rss_mb": msg.rss_mb,
+        "config_version": msg.config_version,
     }
     stmt = _insert(conn)(table).values(**values)
-    update = {k: stmt.excluded[k] for k in ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")}
+    fields: tuple[str, ...] = ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")
+    fields += ("incarnation", "clock_offset_s", "cpu_percent", "rss_mb", "config_version")
+    update = {k: stmt.excluded[k] for k in fields}
     conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 
 

@@ -106,6 +106,8 @@ class Agent:
             drivers=drivers,
             cpu_percent=self.health.cpu_percent(),
             rss_mb=round(self.health.rss_mb(), 1),
+            incarnation=self.outbox.incarnation,
+            clock_offset_s=self.uplink.clock_offset_s,
         )
 
     def announce(self) -> Announce:
@@ -128,6 +130,7 @@ class Agent:
             ts=datetime.now(UTC),
             agent_version=AGENT_VERSION,
             devices=devices,
+            incarnation=self.outbox.incarnation,
         )
 
     # -- configuration swap ------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 * Bounded disk: above ``max_bytes`` / ``max_entries`` the oldest telemetry is thinned (every second batch of the
   oldest tenth is dropped, repeatedly, until under the bound). Alerts are never dropped. Thinning is counted
   and reported (heartbeat driver state ``outbox: degraded`` and an ``outbox_overflow`` alert).
+* The outbox owns the agent's *incarnation*: created with the database on first start and kept in it, stamped on
+  every entry it writes. A wiped data dir (or a replacement box) starts a new incarnation whose seqs start at 1
+  again; the cloud dedups per (site, agent, incarnation, seq), so nothing of the new box is taken for a duplicate.
 * Survives ``kill -9`` (WAL, one transaction per write) and, with ``fsync="full"``, power loss.
 * Readings are durable from the moment they are read: each poll's readings are appended to the ``staging``
   table in one transaction (:meth:`Outbox.stage`); a telemetry batch is formed from the oldest staged readings
@@ -20,13 +23,16 @@ the ``extra`` callback of :meth:`Outbox.append`, in the same transaction.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.errors import OutboxError
+from protocols.messages import stamp_incarnation
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_telemetry ON outbox (is_alert, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS staging (id INTEGER PRIMARY KEY AUTOINCREMENT, reading TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def new_incarnation(now: float | None = None) -> str:
+    """A fresh incarnation id: creation time (UTC, readable in the fleet view) and 32 random bits."""
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%dt%H%M%Sz")
+    return f"{stamp}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,18 @@ class Outbox:
         self._count, self._bytes = int(row[0]), int(row[1])
         self._staged = int(self.db.execute("SELECT COUNT(*) FROM staging").fetchone()[0])
         self._next_seq = max(self._meta("next_seq", 1), self._max_seq() + 1)
+        self.incarnation = self._incarnation()
+
+    def _incarnation(self) -> str:
+        row = self.db.execute("SELECT value FROM identity WHERE key = 'incarnation'").fetchone()
+        if row:
+            return str(row[0])
+        # (an outbox written before incarnations existed gets one now: its queued entries keep none and are
+        # deduplicated in the cloud's legacy namespace; new entries carry the new incarnation)
+        incarnation = new_incarnation()
+        self.db.execute("INSERT OR IGNORE INTO identity (key, value) VALUES ('incarnation', ?)", (incarnation,))
+        log.info("outbox %s: new incarnation %s", self.path, incarnation)
+        return incarnation
 
     # -- meta ---------------------------------------------------------------------------------------
     def _meta(self, key: str, default: int = 0) -> int:
@@ -119,6 +144,7 @@ class Outbox:
         """Assign the next seq, build the payload with it and store it (with ``extra``) in one transaction."""
         seq = self._next_seq
         payload = build(seq)
+        payload = stamp_incarnation(payload, self.incarnation)
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:

@@ -19,6 +19,7 @@ import os
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +83,8 @@ class Uplink:
         self.published = 0
         self.acks = 0
         self.connects = 0
+        self.clock_offset_s: float | None = None
+        self._offsets: deque[float] = deque(maxlen=20)
 
     def topic(self, channel: Channel) -> str:
         return topic_for(self.site_id, self.agent_id, channel)
@@ -184,6 +187,7 @@ class Uplink:
             ts=datetime.now(UTC),
             agent_version=AGENT_VERSION,
             reason=reason,
+            incarnation=self.outbox.incarnation,
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -235,6 +239,17 @@ class Uplink:
     def handle_ack(self, ack: Ack) -> None:
         if ack.agent_id != self.agent_id:
             log.warning("ack for agent %s arrived on our topic; ignored", ack.agent_id)
+            return
+        # our clock minus the cloud's at the ack; delays (latency, an ack queued while we were away) only add,
+        # so the smallest of the recent samples is the best estimate (reported in the heartbeat)
+        self._offsets.append(time.time() - ack.ts.timestamp())
+        self.clock_offset_s = round(min(self._offsets), 3)
+        if ack.incarnation is not None and ack.incarnation != self.outbox.incarnation:
+            log.error(
+                "ack for incarnation %s arrived, ours is %s: ignored (another box with our ids?)",
+                ack.incarnation,
+                self.outbox.incarnation,
+            )
             return
         spans = [(r.first, r.last) for r in ack.committed] + [(r.seq, r.seq) for r in ack.rejected]
         for rejected in ack.rejected:

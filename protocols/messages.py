@@ -8,6 +8,7 @@ payload matches the topic it arrived on.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self, TypeVar, overload
@@ -35,6 +36,12 @@ MAX_SEQ: Final = 2**63 - 1
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="lower-case id: a-z 0-9 _ . -, ≤64 chars")]
 Seq = Annotated[int, Field(ge=1, le=MAX_SEQ, description="per-agent sequence number, strictly increasing")]
+#: An agent installation's epoch: created on its first start, kept in its data dir; a wiped or replaced box gets
+#: a new one, so its sequence numbers start again at 1 without colliding with the old box's.
+Incarnation = Annotated[
+    str,
+    Field(pattern=ID_PATTERN, description="epoch of the agent installation (new data dir → new incarnation)"),
+]
 
 
 class Quality(StrEnum):
@@ -103,10 +110,11 @@ class Reading(BaseModel):
 
 
 class TelemetryBatch(_FromAgent):
-    """A batch of readings; the unit of storage, dedup (site_id, agent_id, seq) and acknowledgement."""
+    """A batch of readings; the unit of storage, dedup (site_id, agent_id, incarnation, seq) and acknowledgement."""
 
     kind: Literal["telemetry"] = "telemetry"
     seq: Seq
+    incarnation: Incarnation | None = Field(default=None, description="absent: an agent older than the epoch")
     sent_at: AwareDatetime
     readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_BATCH)
 
@@ -127,6 +135,7 @@ class AlertEvent(_FromAgent):
 
     kind: Literal["alert"] = "alert"
     seq: Seq
+    incarnation: Incarnation | None = None
     alert_id: str = Field(min_length=8, max_length=64, description="stable id of this open alert instance")
     device_id: Identifier
     sensor_id: Identifier | None = None
@@ -151,6 +160,7 @@ class Status(_FromAgent):
     ts: AwareDatetime
     agent_version: str = Field(max_length=32, default="")
     reason: str | None = Field(default=None, max_length=200)
+    incarnation: Incarnation | None = None
 
 
 class Heartbeat(_FromAgent):
@@ -165,6 +175,13 @@ class Heartbeat(_FromAgent):
     drivers: dict[str, str] = Field(default_factory=dict, description="driver id → ok | degraded | down")
     cpu_percent: float | None = Field(default=None, ge=0)
     rss_mb: float | None = Field(default=None, ge=0)
+    incarnation: Incarnation | None = None
+    clock_offset_s: float | None = Field(
+        default=None,
+        description="agent clock minus the cloud clock, seconds, as the agent last measured it from Ack.ts "
+        "(positive: the agent runs ahead)",
+    )
+    config_version: str | None = Field(default=None, max_length=64, description="version of the applied config")
 
 
 class AnnouncedDevice(BaseModel):
@@ -183,6 +200,7 @@ class Announce(_FromAgent):
     ts: AwareDatetime
     agent_version: str = Field(max_length=32, default="")
     devices: list[AnnouncedDevice] = Field(max_length=500)
+    incarnation: Incarnation | None = None
 
 
 class Command(_Message):
@@ -233,6 +251,9 @@ class Ack(_Message):
 
     kind: Literal["ack"] = "ack"
     agent_id: Identifier
+    incarnation: Incarnation | None = Field(
+        default=None, description="the seqs are of this incarnation; an agent ignores acks for another one"
+    )
     committed: list[AckRange] = Field(default_factory=list, max_length=10_000)
     rejected: list[RejectedSeq] = Field(default_factory=list, max_length=10_000)
     ts: AwareDatetime
@@ -290,8 +311,14 @@ def decode(payload: bytes | str, model: type[M] | None = None) -> M | Message:
             return model.model_validate_json(payload)
         return _ANY.validate_json(payload)
     except ValidationError as exc:
-        kinds = {e["type"] for e in exc.errors(include_url=False)}
-        reason = "malformed_json" if "json_invalid" in kinds else "invalid_payload"
+        errors = exc.errors(include_url=False)
+        kinds = {e["type"] for e in errors}
+        if "json_invalid" in kinds:
+            reason = "malformed_json"
+        elif any(e["loc"] and e["loc"][-1] == "v" and len(e["loc"]) <= 2 for e in errors):
+            reason = "unsupported_version"  # documented: another protocol version than this decoder speaks
+        else:
+            reason = "invalid_payload"
         raise ProtocolError(reason, _explain(exc)) from None
 
 
@@ -308,6 +335,18 @@ def decode_for_topic(topic: str, payload: bytes | str) -> tuple[TopicAddress, Ba
             f"agent={address.agent_id!r}",
         )
     return address, message
+
+
+def stamp_incarnation(payload: bytes, incarnation: str) -> bytes:
+    """``payload`` (an encoded message with an ``incarnation`` field) with its incarnation set.
+
+    The edge's outbox owns the (incarnation, seq) namespace and stamps every entry it writes, whoever built it.
+    """
+    data = json.loads(payload)
+    if not isinstance(data, dict) or "seq" not in data:
+        raise ValueError("only messages with a seq carry an incarnation")
+    data["incarnation"] = incarnation
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def utc_iso(ts: datetime) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Dialect, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import Connection, DateTime, Dialect, Engine, TypeDecorator, create_engine, event, inspect
 from sqlmodel import Session, SQLModel
 
 from cloud.core.config import Settings
@@ -132,9 +133,39 @@ def import_model_modules() -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Create every table of the imported model modules that does not exist yet."""
+    """Create every table of the imported model modules that does not exist yet.
+
+    Schema upgrades: a model module may define ``upgrade_schema(engine)`` (run first, for changes of a key);
+    then columns added to an existing table since it was created are added when they are nullable.
+    """
     import_model_modules()
+    for name in MODEL_MODULES + OPTIONAL_MODEL_MODULES:
+        module = sys.modules.get(name)
+        upgrade = getattr(module, "upgrade_schema", None)
+        if upgrade is not None:
+            upgrade(engine)
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = inspect(engine)
+    existing_tables = set(inspector.get_table_names())
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable or column.primary_key:
+                    raise RuntimeError(
+                        f"table {table.name} lacks the required column {column.name}: it needs a schema upgrade"
+                    )
+                kind = column.type.compile(dialect=engine.dialect)
+                log.warning("schema upgrade: adding column %s.%s (%s)", table.name, column.name, kind)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 @contextmanager

@@ -47,6 +47,7 @@ class FastBatch(Struct, forbid_unknown_fields=True, frozen=True):
     seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
     sent_at: Timestamp
     readings: Annotated[list[FastReading], Meta(min_length=1, max_length=MAX_READINGS_PER_BATCH)]
+    incarnation: Identifier | None = None
     v: Literal[1] = 1
     kind: Literal["telemetry"] = "telemetry"
 

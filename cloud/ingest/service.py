@@ -267,9 +267,10 @@ class IngestService:
     # -- acknowledging (after commit) -----------------------------------------------------------------
     async def _publish_acks(self, client: aiomqtt.Client, result: CommitResult) -> None:
         now = utcnow()
-        for (_site, agent_id), pending in result.acks.items():
+        for (_site, agent_id, _incarnation), pending in result.acks.items():
             ack = Ack(
                 agent_id=agent_id,
+                incarnation=pending.incarnation,
                 committed=[AckRange(first=a, last=b) for a, b in seq_ranges(pending.committed)],
                 rejected=[RejectedSeq(seq=s, reason=r[:200]) for s, r in pending.rejected],
                 ts=now,

@@ -15,7 +15,9 @@ log = logging.getLogger("cloud.ingest")
 class IngestStats:
     received: int = 0
     committed: int = 0  # messages newly committed (telemetry + alert events)
-    duplicates: int = 0  # (site, agent, seq) seen before: not stored again, acked again
+    duplicates: int = 0  # (site, agent, incarnation, seq) seen before, same payload: not stored again, acked again
+    seq_conflicts: int = 0  # same key, another payload: dead-lettered seq_conflict, cloud alert
+    clock_skewed: int = 0  # batches whose timestamps are off the receive time by more than the threshold
     readings: int = 0
     alert_events: int = 0
     statuses: int = 0
@@ -38,6 +40,8 @@ class IngestStats:
                 "received": self.received,
                 "committed": self.committed,
                 "duplicates": self.duplicates,
+                "seq_conflicts": self.seq_conflicts,
+                "clock_skewed": self.clock_skewed,
                 "readings": self.readings,
                 "alert_events": self.alert_events,
                 "statuses": self.statuses,

@@ -4,8 +4,11 @@
 
 1. decode and validate every payload with :func:`protocols.messages.decode_for_topic` (type for the
    channel, topic identity = payload identity); failures become dead letters with their reason;
-2. in ONE transaction (SQLite: ``BEGIN IMMEDIATE``): claim each ``(site_id, agent_id, seq)`` in ``ingest_seq``
-   (already present → duplicate, not stored again), write the readings of new batches through the
+2. in ONE transaction (SQLite: ``BEGIN IMMEDIATE``): claim each ``(site_id, agent_id, incarnation, seq)`` in
+   ``ingest_seq`` (already present with the same payload digest → duplicate, not stored again; present with
+   another payload → *seq conflict*: dead-lettered ``seq_conflict`` with both digests, counted, a cloud alert
+   ``seq_conflict`` on the agent for the admins, and rejected in the ack — never acked as a duplicate), write
+   the readings of new batches through the
    telemetry store, apply new alert events (atomic upsert → clue), record status/heartbeats/presence,
    hand announcements to the registry, insert dead letters;
 3. return what to acknowledge — the caller publishes the acks only after this returned, i.e. after commit.
@@ -18,6 +21,7 @@ disk, connection) propagate so the caller retries the whole batch later and noth
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -28,25 +32,28 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from cloud.alerts import AlertSignal, apply_signal
+from cloud.alerts import AlertSignal, AlertSource, apply_signal
 from cloud.core.db import utcnow, writer
 from cloud.ingest.fastpath import FastBatch, FastDecoder
 from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
 from cloud.ingest.stats import IngestStats
 from cloud.presence import record_heartbeat, record_status, touch
 from cloud.telemetry.store import TelemetryStore
-from protocols import AlertEvent, Announce, Heartbeat, ProtocolError, Status, TelemetryBatch
+from protocols import AlertEvent, AlertPhase, Announce, Heartbeat, ProtocolError, Status, TelemetryBatch
 from protocols.messages import MAX_SEQ, decode_for_topic
 from protocols.topics import parse_topic
 
 log = logging.getLogger("cloud.ingest")
 
 AnnounceHook = Callable[[Session, Announce], Any]
+
+#: dead-letter reason (and cloud alert rule) of a seq that came again with another payload
+SEQ_CONFLICT = "seq_conflict"
 
 
 class RawMessage(NamedTuple):
@@ -57,22 +64,26 @@ class RawMessage(NamedTuple):
 @dataclass
 class AgentAck:
     site_id: str
+    incarnation: str | None = None
     committed: list[int] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
 class CommitResult:
-    acks: dict[tuple[str, str], AgentAck] = field(default_factory=dict)  # (site_id, agent_id) → what to ack
+    #: (site_id, agent_id, incarnation or '') → what to ack
+    acks: dict[tuple[str, str, str], AgentAck] = field(default_factory=dict)
     new: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     readings: int = 0
     dead: int = 0
 
-    def ack_for(self, agent_id: str, site_id: str) -> AgentAck:
-        ack = self.acks.get((site_id, agent_id))
+    def ack_for(self, agent_id: str, site_id: str, incarnation: str | None = None) -> AgentAck:
+        key = (site_id, agent_id, incarnation or "")
+        ack = self.acks.get(key)
         if ack is None:
-            ack = self.acks[(site_id, agent_id)] = AgentAck(site_id)
+            ack = self.acks[key] = AgentAck(site_id, incarnation or None)
         return ack
 
 
@@ -84,16 +95,25 @@ class _Dead(NamedTuple):
     agent_id: str | None
     seq: int | None
     site_id: str | None
+    incarnation: str | None = None
 
 
-def _guess_seq(payload: bytes) -> int | None:
-    """The seq of a rejected payload when it can be read, so the edge can drop it from its outbox."""
+def _guess_seq(payload: bytes) -> tuple[int | None, str | None]:
+    """The seq (and incarnation) of a rejected payload when it can be read, so the edge can drop it."""
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    seq = data.get("seq") if isinstance(data, dict) else None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ else None
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    seq, incarnation = data.get("seq"), data.get("incarnation")
+    ok = isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ
+    return (seq if ok else None), (incarnation if isinstance(incarnation, str) and len(incarnation) <= 64 else None)
+
+
+def payload_digest(payload: bytes) -> bytes:
+    """What the ledger keeps of a payload: a resend repeats the same bytes, a conflicting message does not."""
+    return hashlib.blake2b(payload, digest_size=8).digest()
 
 
 def _load_announce_hook() -> AnnounceHook | None:
@@ -187,9 +207,9 @@ class IngestWriter:
             site_id: str | None = address.site_id
         except ProtocolError:
             agent_id = site_id = None
-        seq = _guess_seq(payload) if agent_id else None
+        seq, incarnation = _guess_seq(payload) if agent_id else (None, None)
         self.stats.report_once(f"dead:{reason}", "dead-lettered a message on %s: %s: %s", topic, reason, detail[:300])
-        return _Dead(topic, reason, detail[:2000], bytes(payload), agent_id, seq, site_id)
+        return _Dead(topic, reason, detail[:2000], bytes(payload), agent_id, seq, site_id, incarnation)
 
     # -- the transaction ------------------------------------------------------------------------------
     def _one_by_one(self, decoded: list[_Decoded], dead: list[_Dead], retire: Sequence[int] = ()) -> CommitResult:
@@ -228,8 +248,11 @@ class IngestWriter:
         sensors: set[tuple[str, str, str]] = set()
         touched_now = time.monotonic()
 
+        by_message = {id(item.message): item for item in decoded}
+        conflicts: list[_Dead] = []
         with self.engine.begin() as conn:
-            new_tel, new_ev = self._claim(conn, telemetry, events, now, result)
+            new_tel, new_ev = self._claim(conn, telemetry, events, now, result, by_message, conflicts)
+            dead = [*dead, *conflicts]
             touched = self._touched
             for batch in new_tel:
                 agent, site = batch.agent_id, batch.site_id
@@ -239,8 +262,10 @@ class IngestWriter:
                         sensors.add((site, sensor_id, agent))
             if new_tel:
                 result.readings = self._store(conn, new_tel)
-            if new_ev or any(isinstance(m, Announce) for m in others):
+            if new_ev or conflicts or any(isinstance(m, Announce) for m in others):
                 with Session(bind=conn) as session:
+                    for conflict in conflicts:
+                        raise_seq_conflict(session, conflict, now)
                     for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):
                         agents.add((event.agent_id, event.site_id))
                         apply_signal(session, AlertSignal.from_event(event))
@@ -271,7 +296,7 @@ class IngestWriter:
             self._agents_touched[agent_key] = touched_now
         for d in dead:
             if d.agent_id and d.site_id and d.seq is not None:
-                result.ack_for(d.agent_id, d.site_id).rejected.append((d.seq, d.reason))
+                result.ack_for(d.agent_id, d.site_id, d.incarnation).rejected.append((d.seq, d.reason))
         result.dead = len(dead)
         elapsed = (time.perf_counter() - started) * 1000
         with self.stats._lock:
@@ -279,6 +304,7 @@ class IngestWriter:
             s.transactions += 1
             s.committed += result.new
             s.duplicates += result.duplicates
+            s.seq_conflicts += result.conflicts
             s.readings += result.readings
             s.alert_events += len(new_ev)
             s.statuses += sum(isinstance(m, Status) for m in others)
@@ -310,20 +336,29 @@ class IngestWriter:
         events: list[AlertEvent],
         now: datetime,
         result: CommitResult,
+        by_message: dict[int, _Decoded],
+        conflicts: list[_Dead],
     ) -> tuple[list[TelemetryBatch | FastBatch], list[AlertEvent]]:
-        """Insert (site, agent, seq) into the ledger; keep the messages that were not there yet."""
+        """Insert (site, agent, incarnation, seq) into the ledger; keep the messages that were not there yet.
+
+        A key already there with another payload digest is a seq conflict: appended to ``conflicts`` (a dead
+        letter), neither stored nor acked as committed."""
         items: list[TelemetryBatch | FastBatch | AlertEvent] = [*telemetry, *events]
         if not items:
             return [], []
+        digests = [payload_digest(by_message[id(m)].payload) for m in items]
         fresh: list[bool]
         if self._sqlite:
             stamp = now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            sql = "INSERT OR IGNORE INTO ingest_seq (agent_id, seq, site_id, kind, committed_at) VALUES (?,?,?,?,?)"
+            sql = (
+                "INSERT OR IGNORE INTO ingest_seq (agent_id, seq, site_id, incarnation, kind, committed_at, digest) "
+                "VALUES (?,?,?,?,?,?,?)"
+            )
             fresh = []
             try:
-                for m in items:
-                    cursor.execute(sql, (m.agent_id, m.seq, m.site_id, m.kind, stamp))
+                for m, digest in zip(items, digests, strict=True):
+                    cursor.execute(sql, (m.agent_id, m.seq, m.site_id, m.incarnation or "", m.kind, stamp, digest))
                     fresh.append(cursor.rowcount == 1)
             finally:
                 cursor.close()
@@ -332,26 +367,43 @@ class IngestWriter:
             insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             # in key order: two workers claiming overlapping keys wait for each other instead of deadlocking
             values = [
-                {"agent_id": m.agent_id, "seq": m.seq, "site_id": m.site_id, "kind": m.kind, "committed_at": now}
-                for m in sorted(items, key=lambda m: (m.site_id, m.agent_id, m.seq))
+                {
+                    "agent_id": m.agent_id,
+                    "seq": m.seq,
+                    "site_id": m.site_id,
+                    "incarnation": m.incarnation or "",
+                    "kind": m.kind,
+                    "committed_at": now,
+                    "digest": d,
+                }
+                for m, d in sorted(
+                    zip(items, digests, strict=True),
+                    key=lambda p: (p[0].site_id, p[0].agent_id, p[0].incarnation or "", p[0].seq),
+                )
             ]
             stmt = (
                 insert(table)
                 .values(values)
                 .on_conflict_do_nothing()
-                .returning(table.c.site_id, table.c.agent_id, table.c.seq)
+                .returning(table.c.site_id, table.c.agent_id, table.c.incarnation, table.c.seq)
             )
-            claimed = {(site, a, s) for site, a, s in conn.execute(stmt).all()}
-            seen: set[tuple[str, str, int]] = set()
+            claimed = {(site, a, i, s) for site, a, i, s in conn.execute(stmt).all()}
+            seen: set[tuple[str, str, str, int]] = set()
             fresh = []
             for m in items:
-                key = (m.site_id, m.agent_id, m.seq)
+                key = (m.site_id, m.agent_id, m.incarnation or "", m.seq)
                 fresh.append(key in claimed and key not in seen)
                 seen.add(key)
         new_tel: list[TelemetryBatch | FastBatch] = []
         new_ev: list[AlertEvent] = []
-        for m, is_new in zip(items, fresh, strict=True):
-            result.ack_for(m.agent_id, m.site_id).committed.append(m.seq)
+        for m, is_new, digest in zip(items, fresh, digests, strict=True):
+            if not is_new:
+                stored = self._stored_digest(conn, m)
+                if stored is not None and stored != digest:
+                    conflicts.append(self._conflict(by_message[id(m)], m, stored, digest))
+                    result.conflicts += 1
+                    continue
+            result.ack_for(m.agent_id, m.site_id, m.incarnation).committed.append(m.seq)
             if is_new:
                 result.new += 1
                 if isinstance(m, AlertEvent):
@@ -361,6 +413,32 @@ class IngestWriter:
             else:
                 result.duplicates += 1
         return new_tel, new_ev
+
+    @staticmethod
+    def _stored_digest(conn: Connection, m: TelemetryBatch | FastBatch | AlertEvent) -> bytes | None:
+        table = IngestSeq.__table__  # type: ignore[attr-defined]
+        row = conn.execute(
+            select(table.c.digest).where(
+                table.c.site_id == m.site_id,
+                table.c.agent_id == m.agent_id,
+                table.c.incarnation == (m.incarnation or ""),
+                table.c.seq == m.seq,
+            )
+        ).first()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def _conflict(
+        self, item: _Decoded, m: TelemetryBatch | FastBatch | AlertEvent, stored: bytes, digest: bytes
+    ) -> _Dead:
+        incarnation = m.incarnation or ""
+        detail = (
+            f"seq {m.seq} of agent {m.site_id}/{m.agent_id} (incarnation {incarnation or '未声明'}) was already "
+            f"committed with another payload (stored {stored.hex()}, this one {digest.hex()}): the agent's sequence "
+            "went backwards under the same incarnation (data dir restored from a copy, or two boxes with the same "
+            "ids). Kept here for a replay once the agent is sorted out."
+        )
+        log.error("seq conflict: %s", detail)
+        return _Dead(item.topic, SEQ_CONFLICT, detail, bytes(item.payload), m.agent_id, m.seq, m.site_id, m.incarnation)
 
     def _announce(self, session: Session, msg: Announce) -> None:
         if self._announce_hook is not None:
@@ -381,6 +459,7 @@ class IngestWriter:
                     "payload": d.payload,
                     "agent_id": d.agent_id,
                     "seq": d.seq,
+                    "incarnation": d.incarnation,
                     "received_at": now,
                 }
                 for d in dead
@@ -388,13 +467,36 @@ class IngestWriter:
         )
 
 
+def raise_seq_conflict(session: Session, dead: _Dead, now: datetime) -> None:
+    """The admins' signal of a seq conflict: a cloud alert on the agent (→ clue, notification, fleet view)."""
+    assert dead.site_id and dead.agent_id
+    apply_signal(
+        session,
+        AlertSignal(
+            site_id=dead.site_id,
+            device_id=dead.agent_id,
+            rule_id=SEQ_CONFLICT,
+            phase=AlertPhase.RAISE,
+            severity="major",
+            category="fleet",
+            message=f"边缘代理 {dead.agent_id} 的序号 {dead.seq} 重复但内容不同（序号回退），"
+            "消息已进入死信，请检查是否有两台设备使用同一身份或数据目录被旧副本覆盖",
+            ts=now,
+            started_at=now,
+            agent_id=dead.agent_id,
+            source=AlertSource.CLOUD,
+        ),
+    )
+
+
 def _merge(total: CommitResult, part: CommitResult) -> None:
-    for (_site, agent), ack in part.acks.items():
-        into = total.ack_for(agent, ack.site_id)
+    for (_site, agent, _inc), ack in part.acks.items():
+        into = total.ack_for(agent, ack.site_id, ack.incarnation)
         into.committed.extend(ack.committed)
         into.rejected.extend(ack.rejected)
     total.new += part.new
     total.duplicates += part.duplicates
+    total.conflicts += part.conflicts
     total.readings += part.readings
     total.dead += part.dead
 

@@ -72,7 +72,7 @@ def malformed(i: int, site: str, agent: str) -> tuple[str, bytes, str]:
     if kind == 8:
         return topic, b'{"pad": "' + b"x" * 1_100_000 + b'"}', "oversized"
     good["v"] = 2
-    return topic, json.dumps(good).encode(), "invalid_payload"
+    return topic, json.dumps(good).encode(), "unsupported_version"
 
 
 async def publish_all(port: int, messages: list[tuple[str, bytes]], window: int = 500) -> None:

@@ -142,15 +142,21 @@ def check_exactly_once_in_order(cloud: CloudStandIn, data_dir: Path) -> tuple[in
     return readings, len(alerts)
 
 
-@pytest.fixture
-def rig(mosquitto: Server, tmp_path: Path):  # type: ignore[no-untyped-def]
+def write_site(tmp_path: Path, mqtt_port: int) -> tuple[int, Path, Path]:
+    """The test site file (two probes on a Modbus TCP gateway): (modbus port, data dir, config path)."""
     modbus_port = free_port()
     data_dir = tmp_path / "edge"
     config = tmp_path / "site.toml"
     config.write_text(
-        SITE.format(data_dir=data_dir, mqtt_port=mosquitto.port, modbus_port=modbus_port, label="药品冷藏柜1"),
+        SITE.format(data_dir=data_dir, mqtt_port=mqtt_port, modbus_port=modbus_port, label="药品冷藏柜1"),
         encoding="utf-8",
     )
+    return modbus_port, data_dir, config
+
+
+@pytest.fixture
+def rig(mosquitto: Server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    modbus_port, data_dir, config = write_site(tmp_path, mosquitto.port)
     cloud = CloudStandIn(mosquitto.port).start()
     agent = AgentProcess(config, tmp_path / "agent.log")
     yield mosquitto, modbus_port, data_dir, config, cloud, agent

@@ -148,7 +148,7 @@ def _valid_batch_dict() -> dict[str, object]:
         (lambda d: d["readings"][0].update(value=None), "invalid_payload", "readings"),
         (lambda d: d["readings"][0].update(value="warm"), "invalid_payload", "value"),
         (lambda d: d.update(extra_field=1), "invalid_payload", "extra_field"),
-        (lambda d: d.update(v=2), "invalid_payload", "v"),
+        (lambda d: d.update(v=2), "unsupported_version", "v"),  # as documented
         (lambda d: d.pop("agent_id"), "invalid_payload", "agent_id"),
     ],
 )

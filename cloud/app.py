@@ -44,6 +44,7 @@ OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.telemetry:router",
     "cloud.api.routes.gsp:router",
     "cloud.api.routes.workflow:router",
+    "cloud.api.routes.procedure:router",
     "cloud.api.routes.documents:router",
     "cloud.api.routes.notifications:router",
     "cloud.api.routes.assessment:router",

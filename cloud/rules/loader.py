@@ -7,13 +7,23 @@ the key path and the reason, e.g. ``deadlines.toml: deadlines.report_verify.days
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["RULES_DIR", "RuleFileError", "RuleModel", "load_model", "read_data_file", "rules_path"]
+__all__ = [
+    "LOCAL_RULES_ENV",
+    "RULES_DIR",
+    "RuleFileError",
+    "RuleModel",
+    "load_model",
+    "local_rules_dir",
+    "read_data_file",
+    "rules_path",
+]
 
 RULES_DIR = Path(__file__).resolve().parent
 
@@ -41,9 +51,24 @@ class RuleFileError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+#: a county's own directory of rule files; a file found there replaces the packaged one of the same name
+LOCAL_RULES_ENV = "SENTINEL_WORKFLOW_RULES_DIR"
+
+
+def local_rules_dir() -> Path | None:
+    value = os.environ.get(LOCAL_RULES_ENV)
+    return Path(value) if value else None
+
+
 def rules_path(name: str, directory: Path | None = None) -> Path:
-    """Path of the data file ``name`` in ``directory`` (default: the packaged ``cloud/rules``)."""
-    return (directory or RULES_DIR) / name
+    """Path of the data file ``name``: in ``directory`` if given, else the county's own copy in
+    ``$SENTINEL_WORKFLOW_RULES_DIR`` when it has one, else the packaged ``cloud/rules`` file."""
+    if directory is not None:
+        return directory / name
+    local = local_rules_dir()
+    if local is not None and (local / name).is_file():
+        return local / name
+    return RULES_DIR / name
 
 
 def read_data_file(path: Path) -> dict[str, Any]:

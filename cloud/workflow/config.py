@@ -127,19 +127,14 @@ class WorkflowRules(RuleModel):
     risk: Risk
 
 
-def _dir() -> Path | None:
-    value = os.environ.get("SENTINEL_WORKFLOW_RULES_DIR")
-    return Path(value) if value else None
-
-
 @cache
 def grouping_rules() -> GroupingRules:
-    return load_model(GroupingRules, rules_path("grouping.toml", _dir()))
+    return load_model(GroupingRules, rules_path("grouping.toml"))
 
 
 @cache
 def workflow_rules() -> WorkflowRules:
-    rules = load_model(WorkflowRules, rules_path("workflow.toml", _dir()))
+    rules = load_model(WorkflowRules, rules_path("workflow.toml"))
     county = os.environ.get("SENTINEL_COUNTY_FILE")
     if county:
         rules = rules.model_copy(update={"bureau": county_bureau(Path(county))})

@@ -11,15 +11,15 @@ warnings, which the API shows next to it (a year without official holiday data f
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from cloud.core.config import Settings
 from cloud.core.db import utcnow
 from cloud.documents.models import CaseApproval
-from cloud.workflow import feedback, paperwork, staffing
+from cloud.workflow import feedback, paperwork, penalty, procedure, staffing
 from cloud.workflow.config import workflow_rules
 from cloud.workflow.deadlines import (
     Deadline,
@@ -34,11 +34,31 @@ from cloud.workflow.deadlines import (
     remaining_working_days,
 )
 from cloud.workflow.models import CasePayment, DocumentRecord, EnforcementCase, PenaltyPublication
-from cloud.workflow.service import Actor, Conflict, Forbidden, Invalid, NotFound, apply_transition, pick_role, record
-from cloud.workflow.states import CASE_MACHINE, CaseState
+from cloud.workflow.money import format_yuan, to_yuan
+from cloud.workflow.penalty import StepInput
+from cloud.workflow.service import (
+    Actor,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    apply_transition,
+    from_transition_error,
+    pick_role,
+    record,
+)
+from cloud.workflow.states import CASE_MACHINE, CaseState, TransitionError
 from cloud.workflow.states import Role as Duty
 
-OFFICER_ACTIONS = {"start_investigation", "submit_legal_review", "request_hearing", "record_payment"}
+OFFICER_ACTIONS = {
+    "start_investigation",
+    "notify",
+    "request_hearing",
+    "submit_legal_review",
+    "serve",
+    "record_payment",
+    "on_the_spot",
+}
 FINISHING = {"refuse_opening": "不予立案", "close": "结案", "terminate": "终止案件"}
 
 
@@ -92,6 +112,19 @@ def compute_clocks(case: EnforcementCase, as_of: dt.date | None = None) -> list[
                 case.state not in (CaseState.DECIDED, CaseState.PAID, CaseState.CLOSED, CaseState.TERMINATED),
             )
         )
+    state = str(case.state)
+    if case.notified_on is not None:
+        clocks.append(("statement", "statement", case.notified_on, [], [], state == "notified"))
+    review = (case.steps or {}).get("legal_review") or {}
+    if review.get("submitted_on"):
+        start_review = dt.date.fromisoformat(review["submitted_on"])
+        clocks.append(("legal_review", "legal_review", start_review, [], [], state == "legal_review"))
+    if case.served_on is not None and case.payment_due is not None:
+        clocks.append(("payment", "payment", case.served_on, [], [], state == "served"))
+    for m in case.measures or []:
+        start_m = dt.date.fromisoformat(m["started_on"])
+        exts_m = [{"kind": "approval", "days": None}] * int(m.get("extensions", 0))
+        clocks.append((f"measure:{m['id']}", m["kind"], start_m, exts_m, [], not m.get("ended_on")))
     for clock, deadline_id, start, exts, pauses, running in clocks:
         d = compute_deadline(deadline_id, start, extensions=_extensions(exts), pauses=_pauses(pauses), as_of=as_of)
         out.append(
@@ -110,6 +143,8 @@ def compute_clocks(case: EnforcementCase, as_of: dt.date | None = None) -> list[
                 "status": deadline_status(d, as_of).value if running else "stopped",
                 "remaining_working_days": remaining_working_days(d, as_of).value if running else None,
                 "basis": d.basis,
+                "confidence": d.confidence,
+                "certainty": "provisional" if d.warnings else "official",
                 "warnings": list(d.warnings),
             }
         )
@@ -192,9 +227,14 @@ def register_case(
     return case
 
 
+OPENING_OPINIONS = {"enforcement_officer": "handler", "department_head": "department"}
+
+
 def _approval_document(
     session: Session, settings: Settings, case: EnforcementCase, actor: Actor, opinion: str, legal_basis: list[str]
 ) -> DocumentRecord:
+    """The 立案审批表 with the opinions as entered: each handler's, the department head's and the approver's,
+    each followed by the name of the person who entered it and the date."""
     from cloud.workflow.inspection import officers_of, party_of
 
     party, _ = party_of(session, case.subject_id, None, fallback=case.party_name or "")
@@ -202,6 +242,10 @@ def _approval_document(
     source = {"clue": "投诉举报、移送交办线索", "inspection": "监督检查发现", "manual": "其他"}.get(
         case.source, case.source
     )
+    opinions = (case.steps or {}).get("opinions", [])
+    handler = "；".join(penalty._signed(o) for o in opinions if o["duty"] == "enforcement_officer")
+    department = "；".join(penalty._signed(o) for o in opinions if o["duty"] == "department_head")
+    head = penalty._signed(penalty.entered_by(actor, "bureau_head", opinion or "同意立案"))
     data = CaseApproval(
         doc_no=paperwork.next_doc_no(session, "case_approval", paperwork.today().year),
         agency=workflow_rules().bureau.agency,
@@ -211,11 +255,60 @@ def _approval_document(
         summary=case.summary or "（见案源登记）",
         legal_basis=legal_basis or case.legal_basis or ["待调查确定"],
         handlers=officers,
-        handler_opinion="建议立案调查",
-        department_opinion="同意",
-        head_opinion=opinion or "同意立案",
+        handler_opinion=handler,
+        department_opinion=department,
+        head_opinion=head,
     )
     return paperwork.store_document(session, settings, data, actor, case_id=case.id, clue_id=case.clue_id)
+
+
+def add_opinion(
+    session: Session, case: EnforcementCase, actor: Actor, *, opinion: str, role: str | None = None
+) -> dict[str, Any]:
+    """An opinion on opening the case (承办人意见 by a handler of the case, 承办机构负责人意见 by a department
+    head), stored with who entered it; the 立案审批表 prints exactly these."""
+    if case.state != CaseState.REGISTERED:
+        raise Conflict("立案审批已完成，不能再填写立案意见 / the opening decision is made", code="opening_decided")
+    text = opinion.strip()
+    if not text:
+        raise Invalid("意见不能为空 / the opinion is empty", code="opinion_required")
+    duty = (
+        Duty(role)
+        if role
+        else next((d for d in (Duty.ENFORCEMENT_OFFICER, Duty.DEPARTMENT_HEAD) if d in actor.duties), None)
+    )
+    if duty is None or duty not in actor.duties or duty.value not in OPENING_OPINIONS:
+        raise Forbidden("立案意见由承办人或承办机构负责人填写 / opinions come from a handler or the department head")
+    if duty is Duty.ENFORCEMENT_OFFICER and actor.user_id not in staffing.assignees(session, "case", case.id or 0):
+        raise Forbidden(f"{actor.name} 不是案件 {case.case_no} 的承办人 / not a handler of this case")
+    row = penalty.entered_by(actor, duty.value, text)
+    steps = dict(case.steps or {})
+    steps["opinions"] = [o for o in steps.get("opinions", []) if o["user"] != actor.username or o["duty"] != duty.value]
+    steps["opinions"].append(row)
+    case.steps = steps
+    session.add(case)
+    session.flush()
+    record(session, actor, "case.opinion", "case", case.id or 0, {"duty": duty.value, "stage": "opening"})
+    return row
+
+
+def _opening_opinions_present(case: EnforcementCase) -> None:
+    duties = {o["duty"] for o in (case.steps or {}).get("opinions", [])}
+    missing = [
+        label
+        for duty, label in (("enforcement_officer", "承办人意见"), ("department_head", "承办机构负责人意见"))
+        if duty not in duties
+    ]
+    if missing:
+        raise Conflict(
+            f"立案审批表缺少{'、'.join(missing)}，不能批准立案 / opinions missing before approval: {missing}",
+            code="opinion_missing",
+            extra={"missing": missing},
+        )
+
+
+def payment_rows(session: Session, case_id: int) -> list[tuple[Decimal, dt.date]]:
+    return [(p.amount, p.paid_on) for p in payments(session, case_id)]
 
 
 def case_action(
@@ -230,25 +323,31 @@ def case_action(
     expected_version: int | None = None,
     opinion: str = "",
     legal_basis: list[str] | None = None,
-    decision: str | None = None,
-    penalty_amount: float | None = None,
+    step: StepInput | None = None,
 ) -> EnforcementCase:
     duty = pick_role(CASE_MACHINE, str(case.state), action, actor, role)
     if duty is Duty.ENFORCEMENT_OFFICER and action in OFFICER_ACTIONS:
         if actor.user_id not in staffing.assignees(session, "case", case.id or 0, open_only=True):
             raise Forbidden(f"{actor.name} 不是案件 {case.case_no} 的承办人 / not a handler of this case")
-    values: dict[str, Any] = {}
+    step = step or StepInput()
     today = paperwork.today()
+    outstanding = None
+    if action == "close" and case.penalty_amount:
+        outstanding = penalty.owed(case, payment_rows(session, case.id or 0), today)["outstanding"]
+    try:  # order, duty and reason first (403 / 422 / 409), then what the procedure requires now (409)
+        CASE_MACHINE.transition(case.state, action, duty, reason=reason)
+    except TransitionError as exc:
+        if exc.code == "invalid_transition" and action == "decide" and str(case.state) in procedure.PRE_REVIEW:
+            penalty.check(case, action, today=today)
+        raise from_transition_error(exc) from None
+    values = penalty.before(case, action, actor, duty.value, step, reason=reason, today=today, outstanding=outstanding)
     if action == "approve_opening":
+        _opening_opinions_present(case)
         values["opened_on"] = today
         if legal_basis:
             values["legal_basis"] = legal_basis
-    elif action == "decide":
-        if not decision or not decision.strip():
-            raise Invalid("处理决定内容不能为空 / the decision text is required", code="decision_required")
-        values.update(decision=decision.strip(), penalty_amount=penalty_amount, decided_on=today)
     elif action in ("close", "terminate", "refuse_opening"):
-        values.update(closed_at=utcnow(), outcome=(reason or decision or FINISHING[action])[:2000])
+        values.update(closed_at=utcnow(), outcome=(reason or case.decision or FINISHING[action])[:2000])
     apply_transition(
         session,
         CASE_MACHINE,
@@ -259,7 +358,12 @@ def case_action(
         role=duty.value,
         expected_version=expected_version,
         values=values,
-        payload={"case_no": case.case_no, "clue_id": case.clue_id, "opinion": opinion or None},
+        payload={
+            "case_no": case.case_no,
+            "clue_id": case.clue_id,
+            "opinion": opinion or None,
+            "amount": format_yuan(step.amount) or None,
+        },
     )
     if action == "approve_opening":
         assert settings is not None, "approving a case generates its approval form"
@@ -280,14 +384,16 @@ def case_action(
             },
         )
         feedback.start_clue(session, case.clue_id, actor, because=f"case {case.case_no} opened")
-    elif action == "decide":
+    else:
+        _refresh_dues(case)
         session.add(case)
+        penalty.after(session, settings, case, action, actor)
     if action in FINISHING:
         staffing.release(session, "case", case.id or 0)
         outcome = f"案件 {case.case_no} {FINISHING[action]}：{case.outcome or ''}".rstrip("：")
         if action == "close" and case.decision:
             outcome = f"案件 {case.case_no} 结案：{case.decision}" + (
-                f"（罚没款 {case.penalty_amount:g} 元已缴清）" if case.penalty_amount else ""
+                f"（罚没款 {format_yuan(case.penalty_amount)} 元已缴清）" if case.penalty_amount else ""
             )
         feedback.outcome_reached(session, case.clue_id, outcome, source=f"case:{case.id}")
         if case.task_id is not None:
@@ -541,15 +647,22 @@ def add_payment(
     case: EnforcementCase,
     actor: Actor,
     *,
-    amount: float,
+    amount: Decimal,
     paid_on: dt.date,
     receipt_no: str,
     method: str,
 ) -> CasePayment:
-    if case.state != CaseState.DECIDED:
-        raise Conflict(f"案件处于“{CASE_MACHINE.state_label(case.state)}”状态，不能登记缴款 / not awaiting payment")
+    """Record a payment; once the fine and any late-payment surcharge (加处罚款) are paid the case is ``paid``."""
+    if case.state != CaseState.SERVED:
+        raise Conflict(
+            f"案件处于“{CASE_MACHINE.state_label(case.state)}”状态，不能登记缴款（决定书送达后才能缴款）"
+            " / not awaiting payment"
+        )
     if not case.penalty_amount:
         raise Conflict("处理决定没有罚没款 / the decision has no fine")
+    if case.served_on and paid_on < case.served_on:
+        raise Invalid("缴款日期早于决定书送达日 / paid before the decision was served", code="paid_before_service")
+    amount = to_yuan(amount)
     payment = CasePayment(
         case_id=case.id or 0,
         amount=amount,
@@ -560,9 +673,7 @@ def add_payment(
     )
     session.add(payment)
     session.flush()
-    total = session.exec(
-        select(func.coalesce(func.sum(CasePayment.amount), 0)).where(CasePayment.case_id == case.id)
-    ).one()
+    owed = penalty.owed(case, payment_rows(session, case.id or 0), paid_on)
     record(
         session,
         actor,
@@ -570,21 +681,23 @@ def add_payment(
         "case",
         case.id or 0,
         {
-            "amount": amount,
+            "amount": format_yuan(amount),
             "paid_on": paid_on.isoformat(),
             "receipt_no": receipt_no,
             "method": method,
-            "total_paid": float(total),
-            "penalty_amount": case.penalty_amount,
+            "total_paid": format_yuan(owed["paid"]),
+            "penalty_amount": format_yuan(case.penalty_amount),
+            "surcharge": format_yuan(owed["surcharge"]),
+            "outstanding": format_yuan(owed["outstanding"]),
         },
     )
-    if float(total) + 1e-9 >= case.penalty_amount:
+    if owed["outstanding"] == 0:
         duty = "enforcement_officer" if Duty.ENFORCEMENT_OFFICER in actor.duties else None
         if duty is None:
             from cloud.workflow.service import SYSTEM
 
             apply_transition(
-                session, CASE_MACHINE, case, "record_payment", SYSTEM, payload={"total_paid": float(total)}
+                session, CASE_MACHINE, case, "record_payment", SYSTEM, payload={"total_paid": format_yuan(owed["paid"])}
             )
         else:
             case_action(session, None, case, "record_payment", actor, role=duty)
@@ -603,6 +716,12 @@ def publish(
 ) -> PenaltyPublication:
     if case.decided_on is None:
         raise Conflict("案件尚未作出处罚决定，不能公示 / no decision to publish")
+    found = procedure.penalty_rules().publication.personal_data(content)
+    if found:
+        raise Invalid(
+            f"公示内容含有个人信息（{len(found)} 处，如手机号、身份证号），须先去除 / personal data in the publication",
+            code="personal_data",
+        )
     due = compute_deadline("penalty_publication", case.decided_on).due
     row = PenaltyPublication(
         case_id=case.id or 0,
@@ -633,6 +752,117 @@ def publish(
     return row
 
 
+MEASURES = {"seizure": "查封、扣押", "evidence_preservation": "先行登记保存证据"}
+
+
+def _measure(case: EnforcementCase, measure_id: int) -> dict[str, Any]:
+    row = next((m for m in case.measures or [] if m["id"] == measure_id), None)
+    if row is None:
+        raise NotFound(f"案件 {case.case_no} 没有强制措施 {measure_id} / measure not found")
+    return dict(row)
+
+
+def _store_measure(session: Session, case: EnforcementCase, row: dict[str, Any]) -> None:
+    case.measures = [row if m["id"] == row["id"] else m for m in case.measures or []] + (
+        [] if any(m["id"] == row["id"] for m in case.measures or []) else [row]
+    )
+    session.add(case)
+    session.flush()
+
+
+def start_measure(
+    session: Session, case: EnforcementCase, actor: Actor, *, kind: str, started_on: dt.date, items: str
+) -> dict[str, Any]:
+    """查封、扣押 (``seizure``: 30 days, +30 once by the head) or 先行登记保存 (``evidence_preservation``: decide
+    within 7 working days) during the investigation; its clock is one of the case's clocks."""
+    if kind not in MEASURES:
+        raise Invalid(f"未知措施 {kind} / unknown measure (seizure | evidence_preservation)")
+    if case.state not in (CaseState.APPROVED, CaseState.INVESTIGATING):
+        raise Conflict("只有立案后、调查取证期间才能采取查封扣押或先行登记保存 / only during investigation")
+    if actor.user_id not in staffing.assignees(session, "case", case.id or 0, open_only=True):
+        raise Forbidden(f"{actor.name} 不是案件 {case.case_no} 的承办人 / not a handler of this case")
+    if started_on > paperwork.today():
+        raise Invalid("措施开始日不能晚于今天 / a measure cannot start in the future", code="future_date")
+    d = compute_deadline(kind, started_on)
+    row = {
+        "id": 1 + max((m["id"] for m in case.measures or []), default=0),
+        "kind": kind,
+        "label": MEASURES[kind],
+        "items": items,
+        "started_on": started_on.isoformat(),
+        "due": d.due.isoformat(),
+        "extensions": 0,
+        "warnings": list(d.warnings),
+        **{
+            k: v
+            for k, v in penalty.entered_by(actor, "enforcement_officer", items).items()
+            if k in ("user", "name", "at")
+        },
+    }
+    _store_measure(session, case, row)
+    record(
+        session,
+        actor,
+        "case_measure.started",
+        "case_measure",
+        f"{case.id}:{row['id']}",
+        {"case_id": case.id, "clue_id": case.clue_id, "kind": kind, "due": row["due"], "warnings": row["warnings"]},
+    )
+    return row
+
+
+def extend_measure(
+    session: Session, case: EnforcementCase, actor: Actor, measure_id: int, *, reason: str
+) -> dict[str, Any]:
+    row = _measure(case, measure_id)
+    spec = load_deadline_rules().spec(row["kind"])
+    approver = Duty(spec.extension_approver or "bureau_head")
+    if approver not in actor.duties:
+        raise Forbidden(f"延长{row['label']}期限须经{approver.value}批准 / extension needs {approver.value}")
+    if row.get("ended_on"):
+        raise Conflict(f"{row['label']}已于 {row['ended_on']} 解除或处理 / the measure has ended")
+    if not reason.strip():
+        raise Invalid("延期必须填写理由 / an extension needs a reason", code="reason_required")
+    try:
+        d = compute_deadline(
+            row["kind"],
+            dt.date.fromisoformat(row["started_on"]),
+            extensions=[Extension(ExtensionKind.APPROVAL)] * (int(row["extensions"]) + 1),
+        )
+    except DeadlineError as exc:
+        raise Conflict(str(exc), code="extension_not_allowed") from None
+    row.update(extensions=int(row["extensions"]) + 1, due=d.due.isoformat(), extended_by=actor.username)
+    _store_measure(session, case, row)
+    record(
+        session,
+        actor,
+        "case_measure.extended",
+        "case_measure",
+        f"{case.id}:{row['id']}",
+        {"kind": row["kind"], "due": row["due"], "reason": reason.strip()},
+    )
+    return row
+
+
+def end_measure(
+    session: Session, case: EnforcementCase, actor: Actor, measure_id: int, *, outcome: str, ended_on: dt.date
+) -> dict[str, Any]:
+    row = _measure(case, measure_id)
+    if row.get("ended_on"):
+        raise Conflict(f"{row['label']}已于 {row['ended_on']} 结束 / the measure has ended")
+    row.update(ended_on=ended_on.isoformat(), outcome=outcome.strip(), ended_by=actor.username)
+    _store_measure(session, case, row)
+    record(
+        session,
+        actor,
+        "case_measure.ended",
+        "case_measure",
+        f"{case.id}:{row['id']}",
+        {"kind": row["kind"], "to": "ended", "on_time": ended_on.isoformat() <= row["due"]},
+    )
+    return row
+
+
 def payments(session: Session, case_id: int) -> list[CasePayment]:
     return list(session.exec(select(CasePayment).where(CasePayment.case_id == case_id).order_by(col(CasePayment.id))))
 
@@ -642,13 +872,17 @@ def publications(session: Session, case_id: int) -> list[PenaltyPublication]:
 
 
 __all__ = [
+    "add_opinion",
     "add_payment",
     "case_action",
     "compute_clocks",
+    "end_measure",
     "end_pause",
     "extend",
+    "extend_measure",
     "get_case",
     "pause",
     "publish",
     "register_case",
+    "start_measure",
 ]

@@ -10,12 +10,14 @@ display and encrypted at rest in one place.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime, utcnow
+from cloud.workflow.money import MoneyColumn
 from cloud.workflow.states import CaseState, TaskState, state_type
 
 
@@ -208,9 +210,20 @@ class EnforcementCase(SQLModel, table=True):
     decision_extensions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     decision_pauses: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # procedure (cloud/workflow/procedure.py): general | simplified; the party type decides the amounts that apply
+    procedure: str = Field(default="general", max_length=12, description="general | simplified")
+    party_type: str | None = Field(default=None, max_length=12, description="individual | organisation")
+    proposed_amount: Decimal | None = Field(default=None, sa_type=MoneyColumn, description="告知的拟罚款（元）")
+    notified_on: date | None = Field(default=None, description="告知书送达当事人之日：陈述申辩期起算")
+    statement_due: date | None = None
+    legal_review_due: date | None = None
+    steps: dict[str, Any] = _json()  # records of the steps: opinions, notice, statements, hearing, review …
+    measures: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))  # 查封扣押、先行登记保存
     decision: str | None = Field(default=None, max_length=4000)
-    penalty_amount: float | None = None
+    penalty_amount: Decimal | None = Field(default=None, sa_type=MoneyColumn, description="罚没款（元，精确到分）")
     decided_on: date | None = None
+    served_on: date | None = None
+    payment_due: date | None = None
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=2000)
     created_by: str = Field(max_length=64)
@@ -222,7 +235,7 @@ class CasePayment(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(index=True)
-    amount: float = Field(gt=0)
+    amount: Decimal = Field(gt=0, sa_type=MoneyColumn)
     paid_on: date
     receipt_no: str = Field(max_length=64)
     method: str = Field(default="online", max_length=20, description="online | bank | on_site")

@@ -373,15 +373,20 @@ TASK_MACHINE: StateMachine[TaskState, TaskAction] = StateMachine(
 # Enforcement cases (执法案件)
 # ---------------------------------------------------------------------------------------------------------
 class CaseState(StrEnum):
+    """Ordinary procedure (一般程序) of the 《行政处罚法》 and the simplified one (简易程序, ``on_the_spot``)."""
+
     REGISTERED = "registered"  # 案源登记 / 立案申请
     APPROVED = "approved"  # 已立案（负责人批准）
     NOT_OPENED = "not_opened"  # 不予立案
-    INVESTIGATING = "investigating"
-    LEGAL_REVIEW = "legal_review"
-    NOTIFIED = "notified"  # 行政处罚告知（陈述申辩期）
-    HEARING = "hearing"
-    DECIDED = "decided"
-    PAID = "paid"
+    INVESTIGATING = "investigating"  # 调查取证
+    NOTIFIED = "notified"  # 已告知：陈述、申辩、听证申请期
+    HEARING = "hearing"  # 听证程序（通知、举行、笔录）
+    LEGAL_REVIEW = "legal_review"  # 法制审核中
+    REVIEWED = "reviewed"  # 法制审核通过
+    DISCUSSED = "discussed"  # 负责人集体讨论决定
+    DECIDED = "decided"  # 已作出处罚决定（待送达）
+    SERVED = "served"  # 决定书已送达：执行（缴款期限、加处罚款）
+    PAID = "paid"  # 罚没款（含加处罚款）已缴清
     CLOSED = "closed"  # 结案
     TERMINATED = "terminated"  # 终止调查 / 撤销立案
 
@@ -390,19 +395,34 @@ class CaseAction(StrEnum):
     APPROVE_OPENING = "approve_opening"
     REFUSE_OPENING = "refuse_opening"
     START_INVESTIGATION = "start_investigation"
+    NOTIFY = "notify"
+    REQUEST_HEARING = "request_hearing"
     SUBMIT_LEGAL_REVIEW = "submit_legal_review"
     PASS_REVIEW = "pass_review"
     RETURN_FOR_INVESTIGATION = "return_for_investigation"
-    REQUEST_HEARING = "request_hearing"
+    COLLECTIVE_DISCUSSION = "collective_discussion"
     DECIDE = "decide"
+    SERVE = "serve"
     RECORD_PAYMENT = "record_payment"
     CLOSE = "close"
     TERMINATE = "terminate"
+    ON_THE_SPOT = "on_the_spot"
 
 
 _KS = CaseState
 _KA = CaseAction
+_OPEN_STEPS = [
+    _KS.APPROVED,
+    _KS.INVESTIGATING,
+    _KS.NOTIFIED,
+    _KS.HEARING,
+    _KS.LEGAL_REVIEW,
+    _KS.REVIEWED,
+    _KS.DISCUSSED,
+]
 
+#: Each step's duty. Whether a step may be taken *now* (open statement window, missing hearing record, missing
+#: legal review or collective discussion, outstanding money) is checked by :mod:`cloud.workflow.procedure`.
 CASE_MACHINE: StateMachine[CaseState, CaseAction] = StateMachine(
     name="case",
     label="案件",
@@ -415,10 +435,13 @@ CASE_MACHINE: StateMachine[CaseState, CaseAction] = StateMachine(
         _KS.APPROVED: "已立案",
         _KS.NOT_OPENED: "不予立案",
         _KS.INVESTIGATING: "调查取证",
-        _KS.LEGAL_REVIEW: "法制审核",
-        _KS.NOTIFIED: "已告知",
+        _KS.NOTIFIED: "已告知（陈述申辩期）",
         _KS.HEARING: "听证",
-        _KS.DECIDED: "已决定",
+        _KS.LEGAL_REVIEW: "法制审核",
+        _KS.REVIEWED: "法制审核通过",
+        _KS.DISCUSSED: "已集体讨论",
+        _KS.DECIDED: "已决定（待送达）",
+        _KS.SERVED: "已送达（执行中）",
         _KS.PAID: "已缴款",
         _KS.CLOSED: "已结案",
         _KS.TERMINATED: "已终止",
@@ -427,28 +450,37 @@ CASE_MACHINE: StateMachine[CaseState, CaseAction] = StateMachine(
         _KA.APPROVE_OPENING: "批准立案",
         _KA.REFUSE_OPENING: "不予立案",
         _KA.START_INVESTIGATION: "开始调查",
+        _KA.NOTIFY: "行政处罚告知",
+        _KA.REQUEST_HEARING: "登记听证申请",
         _KA.SUBMIT_LEGAL_REVIEW: "提交法制审核",
-        _KA.PASS_REVIEW: "审核通过并告知",
+        _KA.PASS_REVIEW: "法制审核通过",
         _KA.RETURN_FOR_INVESTIGATION: "退回补充调查",
-        _KA.REQUEST_HEARING: "申请听证",
-        _KA.DECIDE: "作出处理决定",
+        _KA.COLLECTIVE_DISCUSSION: "负责人集体讨论",
+        _KA.DECIDE: "作出处罚决定",
+        _KA.SERVE: "送达决定书",
         _KA.RECORD_PAYMENT: "登记缴款",
         _KA.CLOSE: "结案",
         _KA.TERMINATE: "终止案件",
+        _KA.ON_THE_SPOT: "当场处罚（简易程序）",
     },
     transitions=[
         _t([_KS.REGISTERED], _KA.APPROVE_OPENING, _KS.APPROVED, {_R.BUREAU_HEAD}),
         _t([_KS.REGISTERED], _KA.REFUSE_OPENING, _KS.NOT_OPENED, {_R.BUREAU_HEAD}, reason=True),
+        _t([_KS.REGISTERED], _KA.ON_THE_SPOT, _KS.SERVED, {_R.ENFORCEMENT_OFFICER}),
         _t([_KS.APPROVED], _KA.START_INVESTIGATION, _KS.INVESTIGATING, {_R.ENFORCEMENT_OFFICER}),
-        _t([_KS.INVESTIGATING], _KA.SUBMIT_LEGAL_REVIEW, _KS.LEGAL_REVIEW, {_R.ENFORCEMENT_OFFICER}),
-        _t([_KS.LEGAL_REVIEW], _KA.PASS_REVIEW, _KS.NOTIFIED, {_R.LEGAL_REVIEWER}),
-        _t([_KS.LEGAL_REVIEW], _KA.RETURN_FOR_INVESTIGATION, _KS.INVESTIGATING, {_R.LEGAL_REVIEWER}, reason=True),
+        _t([_KS.INVESTIGATING], _KA.NOTIFY, _KS.NOTIFIED, {_R.ENFORCEMENT_OFFICER}),
         _t([_KS.NOTIFIED], _KA.REQUEST_HEARING, _KS.HEARING, {_R.ENFORCEMENT_OFFICER}),
-        _t([_KS.NOTIFIED, _KS.HEARING], _KA.DECIDE, _KS.DECIDED, {_R.BUREAU_HEAD}),
-        _t([_KS.DECIDED], _KA.RECORD_PAYMENT, _KS.PAID, {_R.SYSTEM, _R.ENFORCEMENT_OFFICER}),
-        # a decision without a fine (warning, no penalty) closes directly
-        _t([_KS.DECIDED, _KS.PAID], _KA.CLOSE, _KS.CLOSED, {_R.DEPARTMENT_HEAD, _R.BUREAU_HEAD}),
-        _t([_KS.APPROVED, _KS.INVESTIGATING], _KA.TERMINATE, _KS.TERMINATED, {_R.BUREAU_HEAD}, reason=True),
+        _t([_KS.NOTIFIED, _KS.HEARING], _KA.SUBMIT_LEGAL_REVIEW, _KS.LEGAL_REVIEW, {_R.ENFORCEMENT_OFFICER}),
+        # the review opinion is the reason and is mandatory (it is printed on the review record)
+        _t([_KS.LEGAL_REVIEW], _KA.PASS_REVIEW, _KS.REVIEWED, {_R.LEGAL_REVIEWER}, reason=True),
+        _t([_KS.LEGAL_REVIEW], _KA.RETURN_FOR_INVESTIGATION, _KS.INVESTIGATING, {_R.LEGAL_REVIEWER}, reason=True),
+        _t([_KS.REVIEWED], _KA.COLLECTIVE_DISCUSSION, _KS.DISCUSSED, {_R.BUREAU_HEAD}, reason=True),
+        _t([_KS.REVIEWED, _KS.DISCUSSED], _KA.DECIDE, _KS.DECIDED, {_R.BUREAU_HEAD}),
+        _t([_KS.DECIDED], _KA.SERVE, _KS.SERVED, {_R.ENFORCEMENT_OFFICER}),
+        _t([_KS.SERVED], _KA.RECORD_PAYMENT, _KS.PAID, {_R.SYSTEM, _R.ENFORCEMENT_OFFICER}),
+        # a served decision without money owed (warning) closes directly; with money only once paid
+        _t([_KS.SERVED, _KS.PAID], _KA.CLOSE, _KS.CLOSED, {_R.DEPARTMENT_HEAD, _R.BUREAU_HEAD}),
+        _t(_OPEN_STEPS, _KA.TERMINATE, _KS.TERMINATED, {_R.BUREAU_HEAD}, reason=True),
     ],
 )
 

@@ -24,7 +24,7 @@ from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser
 from cloud.core.users import User
 from cloud.registry.models import MarketSubject
 from cloud.security.scoping import ScopeDep, scope_guard
-from cloud.workflow import enforcement, inspection, random_inspection, staffing
+from cloud.workflow import enforcement, inspection, paperwork, penalty, random_inspection, staffing
 from cloud.workflow.decisions import recompute_all, recompute_risk
 from cloud.workflow.models import (
     DocumentRecord,
@@ -35,6 +35,8 @@ from cloud.workflow.models import (
     RiskAssessmentRecord,
     StaffProfile,
 )
+from cloud.workflow.money import Yuan, format_yuan
+from cloud.workflow.penalty import StepInput
 from cloud.workflow.service import Actor, Forbidden, NotFound, WorkflowError, actor_for, record
 from cloud.workflow.states import CASE_MACHINE, MACHINES, ROLE_LABELS, TASK_MACHINE
 from cloud.workflow.states import Role as Duty
@@ -360,27 +362,51 @@ class CaseIn(BaseModel):
 
 
 class CaseActionIn(BaseModel):
+    """One step of a case; each step reads the fields it needs (see cloud/workflow/penalty.py)."""
+
     model_config = ConfigDict(extra="forbid")
     action: Literal[
         "approve_opening",
         "refuse_opening",
         "start_investigation",
+        "notify",
+        "request_hearing",
         "submit_legal_review",
         "pass_review",
         "return_for_investigation",
-        "request_hearing",
+        "collective_discussion",
         "decide",
+        "serve",
         "record_payment",
         "close",
         "terminate",
     ]
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=2000, description="理由；法制审核意见、集体讨论结论")
     role: Duty | None = None
     expected_version: int | None = None
     opinion: str = Field(default="", max_length=1000, description="审批意见")
     legal_basis: list[str] = Field(default_factory=list)
+    on: dt.date | None = Field(default=None, description="告知书/决定书送达日、听证申请日、讨论日（默认今天）")
+    party_type: Literal["individual", "organisation"] | None = Field(default=None, description="当事人类型")
+    proposed_decision: str | None = Field(default=None, max_length=4000, description="告知：拟作出的行政处罚")
+    proposed_amount: Yuan | None = Field(default=None, description="告知：拟罚款（元）")
     decision: str | None = Field(default=None, max_length=4000, description="处理决定")
-    penalty_amount: float | None = Field(default=None, ge=0)
+    penalty_amount: Yuan | None = Field(default=None, description="罚没款（元，精确到分）")
+    method: Literal["direct", "post", "electronic", "notice"] | None = Field(default=None, description="送达方式")
+    receiver: str | None = Field(default=None, max_length=100, description="受送达人")
+    participants: list[str] = Field(default_factory=list, description="集体讨论参加人员")
+
+    def step(self) -> StepInput:
+        return StepInput(
+            on=self.on,
+            party_type=self.party_type,
+            proposed_decision=self.proposed_decision,
+            amount=self.penalty_amount if self.action == "decide" else self.proposed_amount,
+            decision=self.decision,
+            method=self.method,
+            receiver=self.receiver,
+            participants=self.participants,
+        )
 
 
 class ExtensionIn(BaseModel):
@@ -406,7 +432,7 @@ class PauseEndIn(BaseModel):
 
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: float = Field(gt=0)
+    amount: Yuan = Field(gt=0)
     paid_on: dt.date
     receipt_no: str = Field(min_length=1, max_length=64)
     method: Literal["online", "bank", "on_site"] = "online"
@@ -424,6 +450,11 @@ def case_view(session: Any, case: EnforcementCase, actor: Actor | None = None) -
     data = dump(case)
     data["state_label"] = CASE_MACHINE.state_label(case.state)
     data["clocks"] = enforcement.compute_clocks(case)
+    data["penalty_amount"] = format_yuan(case.penalty_amount) or None
+    data["proposed_amount"] = format_yuan(case.proposed_amount) or None
+    if case.penalty_amount:
+        owed = penalty.owed(case, enforcement.payment_rows(session, case.id or 0), paperwork.today())
+        data["amount_owed"] = {k: format_yuan(v) if not isinstance(v, str | None) else v for k, v in owed.items()}
     data["officers"] = staffing.assignees(session, "case", case.id or 0)
     data["payments"] = [dump(p) for p in enforcement.payments(session, case.id or 0)]
     data["publications"] = [dump(p) for p in enforcement.publications(session, case.id or 0)]
@@ -498,8 +529,7 @@ def post_case_transition(
         expected_version=body.expected_version,
         opinion=body.opinion,
         legal_basis=body.legal_basis,
-        decision=body.decision,
-        penalty_amount=body.penalty_amount,
+        step=body.step(),
     )
     session.commit()
     return case_view(session, case, actor)

@@ -304,6 +304,11 @@ def test_head_approves_case_opening_from_case_page(browser: Any, tmp_path: Path)
         created.raise_for_status()
         case = created.json()
         assert case["state"] == "registered" and "approve_opening" in case["allowed_actions"]
+        # the 立案审批表 prints the opinions entered by a handler and the department head (issue #14)
+        insp = cloud.client("insp1", PASSWORD)
+        insp.post(f"/cases/{case['id']}/opinions", json={"opinion": "建议立案调查"}).raise_for_status()
+        insp.close()
+        chief.post(f"/cases/{case['id']}/opinions", json={"opinion": "同意承办人意见"}).raise_for_status()
         context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
         try:
             page = context.new_page()

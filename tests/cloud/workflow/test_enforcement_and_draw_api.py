@@ -65,12 +65,23 @@ def test_report_opens_case_with_spring_festival_deadline(world: World) -> None:
         ).status_code
         == 403
     )
+    # the approval form needs the opinions of a handler and of the department head, entered by them
+    early = c.post(f"{API}/cases/{case_id}/transitions", json={"action": "approve_opening"}, headers=world.h("head"))
+    assert early.status_code == 409 and early.json()["code"] == "opinion_missing"
+    for who, text in ((lead, "建议立案调查：冷藏药品常温存放"), ("head", "同意承办人意见")):
+        r = c.post(f"{API}/cases/{case_id}/opinions", json={"opinion": text}, headers=world.h(who))
+        assert r.status_code == 201, r.text
     opened = act("head", "approve_opening", opinion="同意立案", legal_basis=["《药品管理法》第一百二十六条"])
     assert opened["state"] == "approved"
     assert opened["decision_due"] == compute_deadline("case_decision", today()).due.isoformat()
     approval = next(d for d in opened["documents"] if d["kind"] == "case_approval")
     signed = c.get(f"{API}/documents/{approval['id']}", headers=world.h("head")).json()
     assert signed["signatures"][0]["signer"]["user_id"] == "head"
+    form = signed["data"]
+    lead_name = {"insp1": "李四", "insp2": "王五"}[lead]
+    assert form["handler_opinion"].startswith("建议立案调查：冷藏药品常温存放（" + lead_name)
+    assert form["department_opinion"].startswith("同意承办人意见（周局长")
+    assert form["head_opinion"].startswith("同意立案（周局长")
     assert c.get(f"{API}/clues/{cid}", headers=world.h("head")).json()["state"] == "in_execution"
     ext = c.post(
         f"{API}/cases/{case_id}/extensions", json={"clock": "decision", "reason": "需补充检验"}, headers=world.h("head")
@@ -79,18 +90,27 @@ def test_report_opens_case_with_spring_festival_deadline(world: World) -> None:
     assert decision_clock["extension_days"] == 30 and decision_clock["total_days"] == 120
 
     act(lead, "start_investigation")
+    act(lead, "notify", party_type="organisation", proposed_decision="警告，并处罚款 5000 元", proposed_amount="5000")
+    # the party waives in writing: the case may go on before the window ends
+    waive = c.post(
+        f"{API}/cases/{case_id}/statements",
+        json={"kind": "waiver", "content": "当事人书面放弃陈述、申辩和听证"},
+        headers=world.h(lead),
+    )
+    assert waive.status_code == 201, waive.text
     act(lead, "submit_legal_review")
     back = c.post(
         f"{API}/cases/{case_id}/transitions", json={"action": "return_for_investigation"}, headers=world.h("head")
     )
     assert back.status_code == 422  # a reason is required
-    act("head", "pass_review")
+    act("head", "pass_review", reason="事实清楚，证据确凿，适用依据正确，程序合法")
     assert (
         c.post(f"{API}/cases/{case_id}/transitions", json={"action": "close"}, headers=world.h("head")).status_code
         == 409
     )
     decided = act("head", "decide", decision="警告，并处罚款 5000 元", penalty_amount=5000)
-    assert decided["state"] == "decided"
+    assert decided["state"] == "decided" and decided["penalty_amount"] == "5000.00"
+    act(lead, "serve", method="direct", receiver="示例大药房有限公司")
     pay = c.post(
         f"{API}/cases/{case_id}/payments",
         json={"amount": 5000, "paid_on": today().isoformat(), "receipt_no": "FS-0001"},

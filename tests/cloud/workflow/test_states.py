@@ -72,21 +72,28 @@ def test_case_full_procedure_and_approval_roles() -> None:
     steps = [
         (CaseAction.APPROVE_OPENING, Role.BUREAU_HEAD),
         (CaseAction.START_INVESTIGATION, Role.ENFORCEMENT_OFFICER),
+        (CaseAction.NOTIFY, Role.ENFORCEMENT_OFFICER),
         (CaseAction.SUBMIT_LEGAL_REVIEW, Role.ENFORCEMENT_OFFICER),
         (CaseAction.PASS_REVIEW, Role.LEGAL_REVIEWER),
         (CaseAction.DECIDE, Role.BUREAU_HEAD),
+        (CaseAction.SERVE, Role.ENFORCEMENT_OFFICER),
         (CaseAction.RECORD_PAYMENT, Role.SYSTEM),
         (CaseAction.CLOSE, Role.DEPARTMENT_HEAD),
     ]
     state = CASE_MACHINE.initial
     for action, role in steps:
-        state = CASE_MACHINE.transition(state, action, role)
+        reason = "意见" if action is CaseAction.PASS_REVIEW else None
+        state = CASE_MACHINE.transition(state, action, role, reason=reason)
     assert state is CaseState.CLOSED
     with pytest.raises(TransitionError) as info:
         CASE_MACHINE.transition(CaseState.REGISTERED, CaseAction.APPROVE_OPENING, Role.ENFORCEMENT_OFFICER)
     assert info.value.code == "role_not_allowed" and "部门负责人" in info.value.reason_zh
     with pytest.raises(TransitionError):
         CASE_MACHINE.transition(CaseState.INVESTIGATING, CaseAction.DECIDE, Role.BUREAU_HEAD)  # skips review
+    with pytest.raises(TransitionError):
+        CASE_MACHINE.transition(CaseState.INVESTIGATING, CaseAction.SUBMIT_LEGAL_REVIEW, Role.ENFORCEMENT_OFFICER)
+    with pytest.raises(TransitionError):  # no decision straight after the notice
+        CASE_MACHINE.transition(CaseState.NOTIFIED, CaseAction.DECIDE, Role.BUREAU_HEAD)
 
 
 def test_task_states() -> None:

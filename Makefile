@@ -4,8 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
+# Debian packages of the servers, browser and fonts the full test suite starts itself on 127.0.0.1.
+# Neither command needs them: without them `make demo` uses the embedded broker and `make test` skips what needs
+# them, naming them in its last lines.
+SYSTEM_PACKAGES := mosquitto mosquitto-clients postgresql victoria-metrics influxdb chromium fonts-noto-cjk \
+	fonts-wqy-zenhei nginx haproxy ffmpeg
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint check install clean
+.PHONY: demo test lint check install clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +24,13 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES)
+	@# Debian may start the services on install; the tests run their own instances.
+	@for svc in mosquitto postgresql influxdb victoria-metrics nginx haproxy; do \
+		$(SUDO) service $$svc stop >/dev/null 2>&1 || true; done
 
 demo: $(STAMP)
 	$(BIN)/sentinel demo $(DEMO_ARGS)

@@ -7,6 +7,7 @@ Usage: .venv/bin/python benchmarks/edge_agent_cpu.py [seconds]   (default 60)
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,9 @@ def measure(pid: int, seconds: float) -> tuple[float, float]:
 
 
 def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("seconds", nargs="?", type=float, default=60, help="measuring window (default 60)")
+    seconds = ap.parse_args().seconds
     work = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
     broker = servers.start_mosquitto(work / "mosquitto")
     modbus_port = servers.free_port()

@@ -7,6 +7,7 @@ Usage: .venv/bin/python benchmarks/edge_outbox_replay.py [readings]   (default 1
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
@@ -114,7 +115,9 @@ async def replay(port: int, box: Outbox) -> float:
 
 
 def main() -> None:
-    readings = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("readings", nargs="?", type=int, default=1_000_000, help="readings to replay (default 1,000,000)")
+    readings = ap.parse_args().readings
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     broker = servers.start_mosquitto(work / "mosquitto")
     try:

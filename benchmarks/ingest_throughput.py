@@ -242,7 +242,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def raw_store_ceiling(work: Path, messages: list[tuple[str, bytes, str, int]]) -> float:
     """Readings/s of the bare store insert (same schema, same rows, 500 batches per transaction)."""
-    import orjson
+    import msgspec
 
     from cloud.core.config import Settings
     from cloud.core.db import make_engine
@@ -250,7 +250,7 @@ def raw_store_ceiling(work: Path, messages: list[tuple[str, bytes, str, int]]) -
 
     rows = []
     for _, payload, _, _ in messages:
-        b = orjson.loads(payload)
+        b = msgspec.json.decode(payload)
         ms = int(datetime.fromisoformat(b["readings"][0]["ts"]).timestamp() * 1000)
         for r in b["readings"]:
             rows.append((b["site_id"], r["sensor_id"], ms, r["value"], r["unit"], r["quality"], b["agent_id"]))

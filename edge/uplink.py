@@ -2,7 +2,11 @@
 
 * QoS 1 everywhere that matters, a fixed client id and a persistent session (MQTT 5 ``clean_start=False`` with
   a session expiry, or MQTT 3.1.1 ``clean_session=False``). ``protocol="auto"`` tries MQTT 5 and falls back to
-  3.1.1 when the broker refuses it (the embedded amqtt broker speaks 3.1.1 only).
+  3.1.1 when the broker refuses it **or never answers the MQTT 5 CONNECT** (the embedded amqtt broker speaks
+  3.1.1 only and silently ignores an MQTT 5 CONNECT with properties). The version that worked is remembered:
+  every reconnect of this uplink uses it, so a broker outage never flips a working 3.1.1 link back to probing.
+  The delivery guarantee does not depend on the version: the outbox deletes an entry only on the cloud's
+  application :class:`Ack`, which is the same message on 3.1.1 and 5.
 * Retained :class:`Status` ``online`` on connect; the last will is ``Status(state=offline, reason="lwt")``.
 * Outbox entries are published strictly in seq order, at most ``inflight_window`` of them waiting for the
   cloud's :class:`Ack`, at most ``replay_rate_per_s`` per second. After a reconnect, or when no Ack came for
@@ -77,6 +81,9 @@ class Uplink:
         self.connected = False
         self.protocol_in_use: str | None = None
         self._force_v311 = config.protocol == "3.1.1"
+        # auto: None until a CONNECT succeeds; then the version that worked, kept for every reconnect
+        self.negotiated: str | None = config.protocol if config.protocol != "auto" else None
+        self.fallbacks = 0
         self._wake = asyncio.Event()
         self._acked = asyncio.Event()
         self._inflight: dict[int, float] = {}
@@ -119,7 +126,7 @@ class Uplink:
             "identifier": self.client_id,
             "will": will,
             "keepalive": cfg.keepalive_s,
-            "timeout": 10,
+            "timeout": cfg.connect_timeout_s,
             "max_inflight_messages": cfg.inflight_window + 8,
             **tls,
         }
@@ -147,6 +154,9 @@ class Uplink:
             try:
                 async with self._client() as client:
                     attempt = 0
+                    if self.negotiated is None and self.protocol_in_use is not None:
+                        self.negotiated = self.protocol_in_use
+                        log.info("MQTT %s works with %s:%s: kept for every reconnect", *self._where())
                     if last_error:
                         log.warning("broker %s:%s reachable again", self.config.host, self.config.port)
                         last_error = ""
@@ -154,13 +164,28 @@ class Uplink:
             except* MqttConnectError as group:
                 exc = group.exceptions[0]
                 rc = getattr(getattr(exc, "rc", None), "value", getattr(exc, "rc", None))
-                if self.config.protocol == "auto" and not self._force_v311 and rc in (1, 132):
-                    log.info("broker refuses MQTT 5, using MQTT 3.1.1")
+                if self._probing_v5() and rc in (1, 132):
+                    log.info("broker %s:%s refuses MQTT 5: using MQTT 3.1.1", self.config.host, self.config.port)
                     self._force_v311 = fallback = True
+                    self.fallbacks += 1
                 else:
                     last_error = self._log_once(last_error, exc)
             except* (aiomqtt.MqttError, OSError) as group:
-                last_error = self._log_once(last_error, group.exceptions[0])
+                error = group.exceptions[0]
+                if self._probing_v5() and _is_connect_timeout(error):
+                    # amqtt never answers an MQTT 5 CONNECT: try 3.1.1 at once. If 3.1.1 fails too, the broker is
+                    # simply unreachable and the next attempt probes MQTT 5 again (nothing is remembered yet).
+                    log.info(
+                        "broker %s:%s did not answer an MQTT 5 CONNECT: trying MQTT 3.1.1",
+                        self.config.host,
+                        self.config.port,
+                    )
+                    self._force_v311 = fallback = True
+                    self.fallbacks += 1
+                else:
+                    if self.negotiated is None and self.config.protocol == "auto":
+                        self._force_v311 = False  # 3.1.1 did not work either: probe MQTT 5 next time
+                    last_error = self._log_once(last_error, error)
             except* Exception as group:  # a bug must not end the uplink for good: log it and reconnect
                 log.error("uplink failed unexpectedly; reconnecting", exc_info=group.exceptions[0])
                 last_error = repr(group.exceptions[0])
@@ -170,6 +195,13 @@ class Uplink:
             delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** min(attempt, 16))
             attempt += 1
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    def _probing_v5(self) -> bool:
+        """auto mode, nothing negotiated yet, and this attempt was MQTT 5."""
+        return self.config.protocol == "auto" and self.negotiated is None and not self._force_v311
+
+    def _where(self) -> tuple[str | None, str, int]:
+        return self.protocol_in_use, self.config.host, self.config.port
 
     def _log_once(self, last: str, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
@@ -311,3 +343,8 @@ class Uplink:
         while True:
             await client.publish(self.topic(Channel.HEARTBEAT), encode(self.heartbeat()), qos=0)
             await asyncio.sleep(self.heartbeat_interval_s)
+
+
+def _is_connect_timeout(exc: BaseException) -> bool:
+    """aiomqtt's "Operation timed out": TCP was accepted but no CONNACK came within the timeout."""
+    return isinstance(exc, aiomqtt.MqttError) and "timed out" in str(exc).lower()

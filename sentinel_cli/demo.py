@@ -38,6 +38,15 @@ REPO_CONFIG = Path(__file__).resolve().parent.parent / "firmware-config"
 COUNTY_FILE = REPO_CONFIG / "demo" / "county.toml"
 
 
+#: What the embedded broker cannot do (also in docs/operations.md), printed in the demo banner when it is used.
+EMBEDDED_BROKER_LIMITS = (
+    "注意：内置 broker (amqtt) 只支持 MQTT 3.1.1 —— 无共享订阅（只能运行一个接入进程）、无会话过期；",
+    "      适合演示与小型部署，生产请安装 mosquitto（make system-deps）。",
+    "      边缘代理与云端自动改用 3.1.1，应用层确认 (Ack) 照常保证不丢不重。",
+    "Note: embedded broker (amqtt) = MQTT 3.1.1 only: no shared subscriptions (one ingest worker), no session expiry.",
+)
+
+
 @dataclass(frozen=True)
 class DemoSite:
     site_id: str
@@ -251,11 +260,17 @@ class DemoCounty:
     def _start(self) -> None:
         echo = self.echo
         echo("[1/4] 启动 MQTT broker …")
-        prefer = "embedded" if self.broker == "embedded" else "mosquitto"
-        mqtt = servers.start_broker(self.data_dir / "broker", prefer=prefer)
+        if self.broker == "mosquitto":  # asked for by name: no silent substitute
+            mqtt = servers.start_mosquitto(self.data_dir / "broker", persistence=True)
+        else:
+            prefer = "embedded" if self.broker == "embedded" else "mosquitto"
+            mqtt = servers.start_broker(self.data_dir / "broker", prefer=prefer)
         self.mqtt = mqtt
         self.procs.servers.append(mqtt)
         echo(f"      {mqtt.name} on 127.0.0.1:{mqtt.port}")
+        if mqtt.extra.get("mqtt_version") == "3.1.1":
+            for line in EMBEDDED_BROKER_LIMITS:
+                echo(f"      {line}")
 
         echo("[2/4] 启动云端核心 (API + 接入) …")
         cloud_env = {

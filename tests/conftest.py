@@ -1,15 +1,18 @@
 """Shared fixtures: real servers on 127.0.0.1 started from temp dirs, stopped by PID.
 
-A server whose binary is absent makes its tests skip with the reason, except under ``CI=true``
-where a missing binary fails the run (CI installs everything).
+A server whose binary is absent makes its tests skip with the reason (:func:`missing_system_package`), except
+under ``CI=true`` where a missing binary fails the run (CI installs everything). The run then ends with one line
+naming what was skipped and the single command that installs it all (``make system-deps``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -17,15 +20,41 @@ from sentinel_cli import servers
 from sentinel_cli.servers import Server, ServerUnavailable
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: The one command that installs every Debian package the tests use (the Makefile keeps the list).
+INSTALL_COMMAND = "make system-deps"
+SKIP_TAG = "needs a system package"
+
+
+def missing_system_package(reason: str) -> NoReturn:
+    """Skip (fail under ``CI=true``) a test whose Debian server, browser or tool is not installed."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(f"{SKIP_TAG}: {reason}")
 
 
 def start_or_skip(start: Callable[[Path], Server], workdir: Path) -> Server:
     try:
         return start(workdir)
     except ServerUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but {exc}")
-        pytest.skip(str(exc))
+        missing_system_package(str(exc))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line: how many tests were skipped for a missing system package, which ones, and how to install them."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        message = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if SKIP_TAG in message:
+            reasons[message.split(f"{SKIP_TAG}: ", 1)[-1].split(" (")[0]] += 1
+    if reasons:
+        what = "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+        terminalreporter.write_line(
+            f"skipped {sum(reasons.values())} tests, system packages missing: {what}. "
+            f"Install them all with: {INSTALL_COMMAND}",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture

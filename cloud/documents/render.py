@@ -33,7 +33,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from cloud.documents.fonts import CjkFont, register_cjk_font
+from cloud.documents.fonts import DocumentFonts, register_document_fonts
 from cloud.documents.models import DocumentData
 
 __all__ = ["TEMPLATES_DIR", "DocumentError", "document_sha256", "render_markup", "render_pdf"]
@@ -83,14 +83,27 @@ def render_markup(data: DocumentData, *, templates: Path | None = None) -> str:
 
 
 class _Styles:
-    def __init__(self, font: str) -> None:
-        base = {"fontName": font, "wordWrap": "CJK"}
-        self.title = ParagraphStyle("title", fontSize=18, leading=26, alignment=TA_CENTER, spaceAfter=4, **base)
-        self.agency = ParagraphStyle("agency", fontSize=12, leading=18, alignment=TA_CENTER, **base)
-        self.docno = ParagraphStyle("docno", fontSize=10.5, leading=16, alignment=TA_RIGHT, spaceAfter=6, **base)
-        self.body = ParagraphStyle("body", fontSize=11, leading=18, firstLineIndent=22, spaceAfter=4, **base)
-        self.cell = ParagraphStyle("cell", fontSize=10, leading=14, **base)
-        self.label = ParagraphStyle("label", fontSize=10, leading=14, textColor=colors.HexColor("#333333"), **base)
+    """Sizes after GB/T 9704 and the enforcement-document formats: title 二号 (22 pt) in the title face, issuing
+    agency 三号 (16 pt) in the heading face, body 四号 (14 pt) and table text 小四 (12 pt) in the body face."""
+
+    def __init__(self, fonts: DocumentFonts) -> None:
+        cjk = {"wordWrap": "CJK"}
+        self.title = ParagraphStyle(
+            "title", fontName=fonts.title.name, fontSize=22, leading=30, alignment=TA_CENTER, spaceAfter=4, **cjk
+        )
+        self.agency = ParagraphStyle(
+            "agency", fontName=fonts.heading.name, fontSize=16, leading=22, alignment=TA_CENTER, **cjk
+        )
+        self.docno = ParagraphStyle(
+            "docno", fontName=fonts.body.name, fontSize=12, leading=18, alignment=TA_RIGHT, spaceAfter=6, **cjk
+        )
+        self.body = ParagraphStyle(
+            "body", fontName=fonts.body.name, fontSize=14, leading=24, firstLineIndent=28, spaceAfter=4, **cjk
+        )
+        self.cell = ParagraphStyle("cell", fontName=fonts.body.name, fontSize=12, leading=17, **cjk)
+        self.label = ParagraphStyle(
+            "label", fontName=fonts.heading.name, fontSize=12, leading=17, textColor=colors.HexColor("#333333"), **cjk
+        )
 
 
 def _inner(el: ET.Element) -> str:
@@ -165,15 +178,15 @@ def render_pdf(data: DocumentData, *, font_path: str | None = None, templates: P
         root = ET.fromstring(markup)
     except ET.ParseError as exc:
         raise DocumentError(f"{data.template}: rendered markup is not well-formed: {exc}") from exc
-    font: CjkFont = register_cjk_font(font_path)
+    fonts: DocumentFonts = register_document_fonts(font_path)
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,
         pagesize=A4,
-        leftMargin=22 * mm,
-        rightMargin=22 * mm,
-        topMargin=20 * mm,
-        bottomMargin=20 * mm,
+        leftMargin=28 * mm,  # GB/T 9704: left 28 mm, top 37 mm; we keep the top shorter for forms
+        rightMargin=26 * mm,
+        topMargin=25 * mm,
+        bottomMargin=25 * mm,
         title=f"{data.title} {data.doc_no}",
         author=data.agency,
         subject=data.title,
@@ -181,12 +194,12 @@ def render_pdf(data: DocumentData, *, font_path: str | None = None, templates: P
         producer="Market Sentinel (reportlab)",
         invariant=1,
     )
-    styles = _Styles(font.name)
+    styles = _Styles(fonts)
     story = _flowables(root, styles, doc.width)
 
     def footer(canvas: object, document: SimpleDocTemplate) -> None:
         canvas.saveState()  # type: ignore[attr-defined]
-        canvas.setFont(font.name, 8)  # type: ignore[attr-defined]
+        canvas.setFont(fonts.body.name, 9)  # type: ignore[attr-defined]
         canvas.drawCentredString(  # type: ignore[attr-defined]
             A4[0] / 2, 12 * mm, f"{data.doc_no}　第 {document.page} 页"
         )

@@ -27,8 +27,9 @@ from protocols.registers import RegisterMap, load_register_map
 
 M = TypeVar("M", bound=BaseModel)
 
-#: The firmware-config directory of a source checkout (register maps and rule packs shipped with us).
-SHIPPED = Path(__file__).resolve().parents[2] / "firmware-config"
+#: The register maps, rule packs, schema and example sites shipped with us: ``edge/shipped`` is a link to
+#: ``firmware-config/`` in a checkout, and a copy of it inside an installed wheel (an edge-only box has no checkout).
+SHIPPED = Path(__file__).resolve().parents[1] / "shipped"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,11 @@ class MqttConfig(_Section):
         default="SENTINEL_MQTT_PASSWORD", description="environment variable read when password is not set"
     )
     protocol: Literal["auto", "5", "3.1.1"] = Field(
-        default="auto", description="auto: MQTT 5, falling back to 3.1.1 when the broker refuses it"
+        default="auto",
+        description="auto: MQTT 5, falling back to 3.1.1 when the broker refuses it or never answers the CONNECT",
+    )
+    connect_timeout_s: float = Field(
+        default=10, ge=0.5, le=120, description="wait this long for the broker's CONNACK (auto: then try 3.1.1)"
     )
     keepalive_s: int = Field(default=30, ge=5, le=600)
     session_expiry_s: int = Field(default=7 * 86400, ge=0, description="MQTT 5 persistent-session lifetime")

@@ -119,5 +119,6 @@ def test_cli_validate_and_schema(tmp_path: Path) -> None:
     failed = runner.invoke(app, ["validate", str(bad)])
     assert failed.exit_code == 1
     assert json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) == json.loads(json.dumps(site_schema())), (
-        "firmware-config/schema/site.schema.json is stale: run `sentinel edge schema -o` to regenerate it"
+        "firmware-config/schema/site.schema.json is stale: regenerate it with "
+        "`sentinel edge schema -o firmware-config/schema/site.schema.json`"
     )

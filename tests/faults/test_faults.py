@@ -20,7 +20,7 @@ from sentinel_cli import servers
 from simulators.clock import ScenarioClock
 from simulators.modbus_tcp import SiteServer
 from simulators.scenario import load_scenario
-from tests.conftest import IN_CI
+from tests.conftest import missing_system_package
 from tests.edge.harness import await_for
 from tests.faults.rig import SCENARIO, County, _query, make_county, report
 
@@ -32,9 +32,7 @@ Fault = Callable[[County], Awaitable[dict[str, int]]]
 @pytest.fixture
 def county_factory(tmp_path: Path) -> Iterator[Callable[..., County]]:
     if servers.find_binary("mosquitto") is None:
-        if IN_CI:
-            pytest.fail("CI=true but mosquitto is not installed")
-        pytest.skip("mosquitto is not installed")
+        missing_system_package("mosquitto is not installed")
     made: list[County] = []
 
     def factory(**kwargs: object) -> County:

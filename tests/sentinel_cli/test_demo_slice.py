@@ -1,5 +1,6 @@
-"""The foundation slice end to end, exactly as `make demo` runs it: real mosquitto, the cloud as a process,
-a Modbus TCP site simulator and an edge agent process per site.
+"""The foundation slice end to end, exactly as `make demo` runs it: a real broker (the embedded amqtt broker a
+newcomer gets, and mosquitto when installed), the cloud as a process, a Modbus TCP site simulator and an edge
+agent process per site. On amqtt the agents must find MQTT 3.1.1 on their own (it never answers an MQTT 5 CONNECT).
 
 The pharmacy's drug refrigerator (2–8 °C) warms to 12 °C; the edge raises a GSP alert, the cloud commits it
 and turns it into a clue visible at GET /api/v1/clues with the right site, sensor, value and severity.
@@ -15,9 +16,9 @@ import pytest
 
 from sentinel_cli import servers
 from sentinel_cli.demo import DemoCounty
-from tests.conftest import IN_CI
+from tests.conftest import missing_system_package
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def _poll(fn: Any, timeout: float, what: str) -> Any:
@@ -31,10 +32,17 @@ def _poll(fn: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}; last={last!r}")
 
 
-def test_drug_fridge_excursion_becomes_a_clue(tmp_path: Path) -> None:
-    if servers.find_binary("mosquitto") is None and not IN_CI:
-        pytest.skip("mosquitto is not installed")
-    with DemoCounty(tmp_path / "demo", api_port=servers.free_port(), echo=lambda *_: None) as county:
+@pytest.mark.parametrize("broker", ["embedded", "mosquitto"])
+def test_drug_fridge_excursion_becomes_a_clue(tmp_path: Path, broker: str) -> None:
+    if broker == "mosquitto" and servers.find_binary("mosquitto") is None:
+        missing_system_package("mosquitto is not installed")
+    banner: list[str] = []
+    with DemoCounty(
+        tmp_path / "demo", api_port=servers.free_port(), broker=broker, echo=lambda *a: banner.append(str(a[0]))
+    ) as county:
+        assert county.mqtt is not None and county.mqtt.name == ("amqtt" if broker == "embedded" else "mosquitto")
+        stated = "\n".join(banner)
+        assert ("共享订阅" in stated) == (broker == "embedded"), stated  # the embedded broker's limits are stated
         api = county.api
 
         def fridge_clue() -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from cloud.security import pki, provisioning
 from cloud.security.mqtt_auth import hash_password, verify_password
 from sentinel_cli import servers
 from sentinel_cli.servers import Server
-from tests.conftest import start_or_skip
+from tests.conftest import missing_system_package, start_or_skip
 
 pytestmark = pytest.mark.broker
 V311 = aiomqtt.ProtocolVersion.V311  # what the edge agent speaks
@@ -36,7 +36,7 @@ def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
     assert not verify_password("Secret", encoded)
     binary = servers.find_binary("mosquitto_passwd")
     if binary is None:
-        pytest.skip("mosquitto_passwd not installed")
+        missing_system_package("mosquitto_passwd is not installed (apt-get install mosquitto)")
     import subprocess
 
     pwfile = tmp_path / "pw"

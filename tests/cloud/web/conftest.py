@@ -23,7 +23,7 @@ import pytest
 
 from cloud.core.config import Settings
 from sentinel_cli.servers import free_port
-from tests.conftest import IN_CI
+from tests.conftest import missing_system_package
 
 CHROMIUM = os.environ.get("SENTINEL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -61,9 +61,7 @@ def world(tmp_path: Path) -> Iterator[Any]:
 
 def _need(condition: bool, reason: str) -> None:
     if not condition:
-        if IN_CI:
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
+        missing_system_package(reason)
 
 
 @pytest.fixture(scope="package")  # not session: sync Playwright runs a loop that must end before async tests

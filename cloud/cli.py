@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,21 +25,41 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (SENTINEL_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (SENTINEL_API_PORT)")] = None,
     ingest: Annotated[bool, typer.Option(help="run the MQTT ingest in this process")] = True,
+    certfile: Annotated[
+        Path | None, typer.Option(help="PEM certificate (chain) to serve HTTPS (SENTINEL_API_CERTFILE)")
+    ] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="PEM private key of --certfile (SENTINEL_API_KEYFILE)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """API + ingest + presence in one process (the embedded default)."""
+    """API + ingest + presence in one process (the embedded default); HTTPS with --certfile/--keyfile."""
     import uvicorn
 
     from cloud.app import create_app
-    from cloud.core.config import get_settings
+    from cloud.core.config import Settings, get_settings
 
     _logging(verbose)
     settings = get_settings()
+    if certfile or keyfile:
+        try:
+            settings = Settings.model_validate(
+                settings.model_dump() | {"api_certfile": certfile, "api_keyfile": keyfile}
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     if not ingest:
         settings.ingest_enabled = False
     api = create_app(settings)
-    typer.echo(f"API: http://{host or settings.api_host}:{port or settings.api_port}/docs")
-    uvicorn.run(api, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
+    scheme = "https" if settings.api_certfile else "http"
+    bind, listen = host or settings.api_host, port or settings.api_port
+    typer.echo(f"API: {scheme}://{bind}:{listen}/docs")
+    uvicorn.run(
+        api,
+        host=bind,
+        port=listen,
+        log_level="info",
+        ssl_certfile=str(settings.api_certfile) if settings.api_certfile else None,
+        ssl_keyfile=str(settings.api_keyfile) if settings.api_keyfile else None,
+    )
 
 
 @app.command("ingest")

@@ -78,9 +78,16 @@ class Settings(BaseSettings):
     admin_username: str = "admin"
     admin_password: SecretStr | None = Field(default=None, description="default: generated and printed once")
     cors_origins: list[str] = Field(default_factory=list)
+    api_certfile: Path | None = Field(default=None, description="PEM server certificate (chain): serve HTTPS")
+    api_keyfile: Path | None = Field(default=None, description="PEM private key of api_certfile")
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
+        if (self.api_certfile is None) != (self.api_keyfile is None):
+            raise ValueError("api_certfile and api_keyfile go together (HTTPS needs both)")
+        for path in (self.api_certfile, self.api_keyfile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: no such file (api_certfile / api_keyfile)")
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'sentinel.db'}"
         return self

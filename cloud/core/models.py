@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, ValidationError, create_model
 from pydantic.fields import FieldInfo
@@ -38,6 +39,20 @@ def _in_date_range(value: date) -> date:
 
 BoundedDate = Annotated[date, AfterValidator(_in_date_range)]
 """A calendar date between ``DATE_MIN`` and ``DATE_MAX`` (both inclusive)."""
+
+MAX_DUE_DAYS = 3 * 366
+"""A due date set by a person lies between today and three years ahead (the working-day calendar walks ten)."""
+
+
+def _due_window(value: date) -> date:
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    if not today <= value <= today + timedelta(days=MAX_DUE_DAYS):
+        raise ValueError(f"期限须在今天（{today.isoformat()}）至三年内 (due date: today .. 3 years ahead)")
+    return value
+
+
+DueDate = Annotated[date, AfterValidator(_due_window)]
+"""A deadline a person sets (task due date, plan due date): not in the past, at most ``MAX_DUE_DAYS`` ahead."""
 
 M = TypeVar("M", bound=SQLModel)
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,6 +22,7 @@ from sqlmodel import col, select
 from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, dump, require, task_view
 from cloud.core.db import utcnow
+from cloud.core.models import DueDate
 from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import decisions
 from cloud.workflow.analysis import Disposal
@@ -274,7 +274,7 @@ class DispatchIn(BaseModel):
     assignees: list[int] = Field(default_factory=list, description="指定人员（默认按辖区、回避、工作量自动分派）")
     items: list[str] = Field(default_factory=list, description="检查项目（默认按线索类别）")
     method: str | None = Field(default=None, max_length=40)
-    due_date: dt.date | None = None
+    due_date: DueDate | None = Field(default=None, description="办理期限（今天至三年内；默认按期限规则）")
     instructions: str = Field(default="", max_length=2000)
     legal_basis: list[str] = Field(default_factory=list)
     role: Duty | None = None

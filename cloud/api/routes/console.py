@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import secrets
 import threading
 import time
@@ -39,6 +40,7 @@ from cloud.alerts import Alert, AlertStatus
 from cloud.api.deps import SessionDep, StaffUser, StreamUser
 from cloud.core.db import utcnow, writer
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", tags=["console 控制台"])
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -98,13 +100,21 @@ def labels() -> dict[str, Any]:
 
 # ---------------------------------------------------------------- deadlines
 def _remaining_working_days(due: dt.date, today: dt.date) -> int | None:
+    """Working days from ``today`` to ``due`` (negative when overdue); ``None`` when the calendar cannot say
+    (a range longer than it walks, e.g. a due date decades away): the row still shows, by calendar date."""
+    from cloud.workflow.calendar import default_calendar
+
     try:
-        from cloud.workflow.calendar import default_calendar
-    except ModuleNotFoundError:  # pragma: no cover
+        return int(default_calendar().working_days_between(today, due).value)
+    except ValueError:
+        log.warning("deadline %s: outside the working-day calendar's range from %s", due, today)
         return None
-    if due < today:
-        return -default_calendar().working_days_between(due, today).value
-    return int(default_calendar().working_days_between(today, due).value)
+
+
+def _task_status(due: dt.date, today: dt.date, left: int | None) -> str:
+    if due < today or (left is not None and left < 0):
+        return "overdue"
+    return "due_soon" if left is not None and left <= 1 else "running"
 
 
 def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -136,11 +146,7 @@ def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 
                 "deadline": "检查任务办理期限",
                 "due": task.due_date.isoformat(),
                 "remaining_working_days": left,
-                "status": "overdue"
-                if left is not None and left < 0
-                else "due_soon"
-                if left is not None and left <= 1
-                else "running",
+                "status": _task_status(task.due_date, today, left),
                 "people": people,
             }
         )

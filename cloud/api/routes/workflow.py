@@ -21,6 +21,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
 from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser
+from cloud.core.models import BoundedDate, DueDate
 from cloud.core.users import User
 from cloud.registry.models import MarketSubject
 from cloud.security.scoping import ScopeDep, scope_guard
@@ -422,18 +423,18 @@ class PauseIn(BaseModel):
     clock: Literal["verify", "decision"]
     kind: str = Field(min_length=1, max_length=64, description="testing | inspection | quarantine | appraisal …")
     reason: str = Field(min_length=2, max_length=1000)
-    start: dt.date | None = Field(default=None, description="第一个不计入的日期（默认今天）")
+    start: BoundedDate | None = Field(default=None, description="第一个不计入的日期（默认今天）")
 
 
 class PauseEndIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    end: dt.date | None = Field(default=None, description="最后一个不计入的日期（默认今天）")
+    end: BoundedDate | None = Field(default=None, description="最后一个不计入的日期（默认今天）")
 
 
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: Yuan = Field(gt=0)
-    paid_on: dt.date
+    paid_on: BoundedDate
     receipt_no: str = Field(min_length=1, max_length=64)
     method: Literal["online", "bank", "on_site"] = "online"
 
@@ -591,7 +592,7 @@ class PlanIn(BaseModel):
     department_id: int | None = None
     domain: Literal["food", "drug", "special_equipment"] | None = None
     items: list[str] = Field(default_factory=list)
-    due_date: dt.date | None = None
+    due_date: DueDate | None = Field(default=None, description="完成期限（今天至三年内；默认 20 个工作日）")
 
 
 def plan_view(plan: RandomPlan) -> dict[str, Any]:

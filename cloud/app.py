@@ -51,6 +51,7 @@ OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.audit:router",
     "cloud.api.routes.admin:router",
     "cloud.api.routes.console:router",
+    "cloud.api.routes.internet:router",
 ]
 
 

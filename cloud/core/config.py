@@ -63,6 +63,9 @@ class Settings(BaseSettings):
 
     # presence
     presence_enabled: bool = True
+    internet_sources_file: Path | None = Field(
+        default=None, description="internet-monitoring sources (TOML); default <data_dir>/internet_sources.toml"
+    )
     gsp_derive_interval_s: float = Field(default=60.0, gt=0, description="GSP record derivation period (seconds)")
     presence_check_s: float = Field(default=10.0, gt=0, description="how often silence is checked")
     site_offline_after_s: float = Field(default=180.0, gt=0, description="site silent longer → site_offline")

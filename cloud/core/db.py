@@ -41,6 +41,7 @@ OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.journal",
     "cloud.notify.models",
     "cloud.assessment.models",
+    "cloud.internet.models",
 ]
 
 

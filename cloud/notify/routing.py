@@ -22,6 +22,8 @@ CATEGORY_LABELS = {
     "presence": "设备在线",
     "power": "供电",
     "video": "视频监控",
+    "online_advertising": "网络广告",
+    "online_price": "网络价格",
 }
 SEVERITY_LABELS = {"critical": "紧急", "major": "重要", "minor": "次要", "warning": "警告", "indeterminate": "待定"}
 

@@ -79,7 +79,8 @@ class Channel(StrEnum):
     WALK_IN = "walk_in"
     LETTER = "letter"
     SUPERIOR = "superior"
-    INTERNET = "internet"
+    INTERNET = "internet"  # 互联网 (complaints and reports received online)
+    INTERNET_MONITORING = "internet_monitoring"  # 互联网监测 (online ads and prices screened, cloud.internet)
     ANALYSIS = "analysis"
     INSPECTION = "inspection"
     ENFORCEMENT = "enforcement"

@@ -47,6 +47,8 @@ CATEGORY_LABELS: dict[str, str] = {
     "video": "视频监控",
     "presence": "设备在线",
     "consumer_dispute": "消费纠纷",
+    "online_advertising": "网络广告",
+    "online_price": "网络价格",
 }
 KIND_LABELS: dict[str, str] = {
     "alert": "感知告警",

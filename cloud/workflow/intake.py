@@ -39,6 +39,7 @@ CHANNEL_LABELS = {
     "letter": "来信",
     "superior": "上级交办",
     "internet": "互联网",
+    "internet_monitoring": "互联网监测",
     "analysis": "研判发现",
     "inspection": "检查发现",
     "enforcement": "执法发现",

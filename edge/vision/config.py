@@ -131,8 +131,16 @@ class PeopleConfig(_Section):
     enabled: bool = True
     hit_threshold: float = Field(default=0.3, ge=-1, le=5, description="HOG SVM score needed for a person")
     raise_after_s: float = Field(default=1, ge=0, le=600)
-    clear_after_s: float = Field(default=4, ge=0, le=600, description="no person seen this long → clear")
+    clear_after_s: float = Field(default=4, ge=0, le=600, description="no person tracked this long → clear")
     max_regions: int = Field(default=4, ge=1, le=32, description="HOG runs on at most this many regions")
+    detect_interval_s: float = Field(
+        default=1.0, ge=0, le=30, description="at most one people detection per interval (motion runs every frame)"
+    )
+    track_hold_s: float = Field(
+        default=6.0, ge=0, le=600, description="a tracked person missed by the detector is kept this long"
+    )
+    min_hits: int = Field(default=2, ge=1, le=20, description="detections before a track counts as a person")
+    count_rounds: int = Field(default=3, ge=1, le=30, description="occupancy = median count of this many rounds")
 
 
 class PestConfig(_Section):

@@ -12,6 +12,7 @@ Order of work on each analysed frame, cheapest first (Frigate's lesson):
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ from edge.vision.geometry import Box, Mask, polygon_mask
 from edge.vision.lifecycle import AlertLifecycle, Observation, Transition
 from edge.vision.models import Detector, ModelUnavailable, OnnxDetector
 from edge.vision.motion import MotionDetector, MotionResult
-from edge.vision.people import Detection, PeopleDetector
+from edge.vision.people import Detection, PeopleDetector, PersonTracker, median_count
 from edge.vision.pests import PestHeuristic
 from edge.vision.snapshot import Snapshot, render_snapshot
 from edge.vision.tamper import TamperDetector, TamperState
@@ -40,7 +41,6 @@ EvidenceSink = Callable[[Snapshot, str], EvidenceRef]
 
 HEALTH_RULES = frozenset({"video_offline", "video_frozen"})
 TAMPER_RULES = frozenset({"camera_covered", "camera_defocused", "camera_moved"})
-PERSON_HOLD_S = 1.0
 LARGE_MOTION_HOLD_S = 2.0
 MID_HEIGHT = 240
 
@@ -108,8 +108,10 @@ class CameraPipeline:
         self._model_cfg = {m.model_id: m for m in config.models}
         self._dwell: dict[tuple[str, int, str | None], DwellWindow] = {}
         self._model_held: dict[tuple[str, int, str | None], Observation] = {}
-        self._person_seen: dict[str, tuple[float, int, list[Box]]] = {}
-        self._last_person_boxes: list[Box] = []
+        pc = config.people
+        self._tracker = PersonTracker(hold_s=pc.track_hold_s, min_hits=pc.min_hits)
+        self._people_last_run = -1e18
+        self._zone_counts: dict[str, deque[int]] = {}
         self._prev_small: Frame | None = None
         self._unchanged_since: float | None = None
         self._large_motion_at = -1e18
@@ -282,17 +284,33 @@ class CameraPipeline:
         return any((z.after_hours_presence and not working) or z.occupancy_limit is not None for z in self._zones)
 
     def _find_people(self, frame: Frame, motion: MotionResult, now: float) -> tuple[list[Detection], int]:
+        """Tracked people; the detector runs at most every ``detect_interval_s``, on motion and on live tracks."""
         assert self._people is not None and self._geo is not None
-        regions = [b.scaled(self._geo.fx, self._geo.fy) for b in motion.boxes] if motion.active else []
-        recently = any(now - seen <= self.config.people.clear_after_s for seen, _, _ in self._person_seen.values())
-        if recently:
-            regions += self._last_person_boxes  # keep following someone who stands still
-        if not regions:
-            return [], 0
-        people = self._people.detect(frame, regions)
-        if people:
-            self._last_person_boxes = [d.box for d in people]
-        return people, 1
+        cfg = self.config.people
+        live = self._tracker.live(now) if self._tracker.tracks else []
+        runs = 0
+        if now - self._people_last_run >= cfg.detect_interval_s:
+            regions = [b.scaled(self._geo.fx, self._geo.fy) for b in motion.boxes] if motion.active else []
+            # follow someone who stands still (and candidates not yet confirmed)
+            regions += [t.box for t in self._tracker.tracks]
+            if regions:
+                self._people_last_run = now
+                self._tracker.update(self._people.detect(frame, regions), now)
+                self._count_round(now)
+                live = self._tracker.live(now)
+                runs = 1
+        return [Detection("person", t.score, t.box) for t in live], runs
+
+    def _count_round(self, now: float) -> None:
+        assert self._geo is not None
+        counts = dict.fromkeys((z.zone_id for z in self._zones), 0)
+        for t in self._tracker.seen_at(now):
+            zone = self._geo.zone_at(*t.box.foot, self._zones)
+            if zone is not None:
+                counts[zone.zone_id] += 1
+        for zone_id, n in counts.items():
+            window = self._zone_counts.setdefault(zone_id, deque(maxlen=self.config.people.count_rounds))
+            window.append(n)
 
     def _people_observations(self, people: list[Detection], now: float, working: bool) -> list[Observation]:
         assert self._geo is not None
@@ -301,15 +319,13 @@ class CameraPipeline:
             zone = self._geo.zone_at(*d.box.foot, self._zones)
             if zone is not None:
                 per_zone.setdefault(zone.zone_id, []).append(d.box)
-        for zone_id, boxes in per_zone.items():
-            self._person_seen[zone_id] = (now, len(boxes), boxes)
         cfg = self.config.people
         out: list[Observation] = []
         for z in self._zones:
-            seen = self._person_seen.get(z.zone_id)
-            if seen is None or now - seen[0] > PERSON_HOLD_S:
+            boxes = per_zone.get(z.zone_id)
+            if not boxes:
                 continue
-            _, count, boxes = seen
+            count = max(1, median_count(self._zone_counts.get(z.zone_id, deque())))
             labels = tuple("person" for _ in boxes)
             if z.after_hours_presence and not working:
                 out.append(

@@ -34,6 +34,7 @@ __all__ = [
     "compute_deadline",
     "deadline_status",
     "load_deadline_rules",
+    "period_days",
     "remaining_working_days",
 ]
 
@@ -93,6 +94,11 @@ class DeadlineRules(RuleModel):
             raise DeadlineError(
                 f"未知期限类型 {deadline_id!r} / unknown deadline {deadline_id!r}; known: {sorted(self.deadlines)}"
             ) from None
+
+
+def period_days(deadline_id: str) -> int:
+    """The base length of a configured period (for texts such as "within 5 working days")."""
+    return _packaged_rules().spec(deadline_id).days
 
 
 def load_deadline_rules(path: Path | None = None) -> DeadlineRules:

@@ -384,6 +384,10 @@ def case_action(
             },
         )
         feedback.start_clue(session, case.clue_id, actor, because=f"case {case.case_no} opened")
+    if action in ("approve_opening", "refuse_opening"):  # named reporters are told within 5 working days
+        from cloud.workflow.complaints import feedback_due_for_clue
+
+        feedback_due_for_clue(session, case.clue_id, actor, decided_on=today, opened=action == "approve_opening")
     else:
         _refresh_dues(case)
         session.add(case)

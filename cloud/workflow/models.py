@@ -54,7 +54,35 @@ class WorkOrder(SQLModel, table=True):
     subject_match: str | None = Field(default=None, max_length=16, description="uscc | name | address | site")
     clue_id: int | None = Field(default=None, index=True)
     accept_due: date | None = None
+    # complaint handling (cloud/workflow/complaints.py)
+    acceptance: str | None = Field(default=None, max_length=12, description="accepted | refused")
+    decided_on: date | None = None
+    refusal_ground: str | None = Field(default=None, max_length=40)
+    decision_note: str = Field(default="", max_length=2000)
+    decided_by: str | None = Field(default=None, max_length=64)
+    mediation_due: date | None = None
+    mediation_outcome: str | None = Field(default=None, max_length=16)
+    mediation_ended_on: date | None = None
+    feedback_due: date | None = None
+    feedback_sent_on: date | None = None
     created_by: str = Field(default="system", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ComplainantMessage(SQLModel, table=True):
+    """A message to a complainant or named reporter (受理告知、举报反馈), queued for the county's SMS gateway.
+
+    The phone number is copied from the work order's dedicated column (personal data stays in these two tables).
+    """
+
+    __tablename__ = "complainant_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_order_id: int = Field(index=True)
+    channel: str = Field(default="sms", max_length=16)
+    to: str = Field(max_length=32)
+    text: str = Field(max_length=1000)
+    status: str = Field(default="queued", max_length=16, description="queued | sent | failed")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

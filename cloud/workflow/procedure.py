@@ -162,9 +162,9 @@ def statement_window(notified_on: dt.date) -> Deadline:
 
 
 def statement_window_days() -> int:
-    from cloud.workflow.deadlines import load_deadline_rules
+    from cloud.workflow.deadlines import period_days
 
-    return load_deadline_rules().spec("statement").days
+    return period_days("statement")
 
 
 PRE_REVIEW = {"registered", "approved", "investigating", "notified", "hearing", "legal_review"}

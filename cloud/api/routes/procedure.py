@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, require
 from cloud.security.scoping import scope_guard
-from cloud.workflow import enforcement, paperwork, penalty
+from cloud.workflow import complaints, enforcement, paperwork, penalty
 from cloud.workflow.money import Yuan
 from cloud.workflow.penalty import StepInput
 from cloud.workflow.service import record
@@ -210,3 +210,64 @@ def post_on_the_spot(session: SessionDep, settings: SettingsDep, actor: ActorDep
     )
     session.commit()
     return case_view(session, case, actor)
+
+
+# ---------------------------------------------------------------- complaints (投诉) and reporter feedback (举报)
+class AcceptanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["accepted", "refused"]
+    ground: str | None = Field(default=None, max_length=40, description="不予受理理由（complaints.toml 中的代码）")
+    note: str = Field(default="", max_length=2000)
+    on: dt.date | None = None
+
+
+class MediationEndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: str = Field(min_length=2, max_length=16, description="agreed | failed | withdrawn | expired")
+    note: str = Field(default="", max_length=2000)
+    on: dt.date | None = None
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=2, max_length=500, description="告知举报人的内容（不含被举报人不应知悉的信息）")
+
+
+def _order_view(order: Any) -> dict[str, Any]:
+    from cloud.api.routes.workflow import dump
+
+    data = dump(order)
+    for key in ("complainant_name", "complainant_phone", "complainant_id_no", "complainant_address"):
+        data.pop(key, None)  # personal data only through GET /clues/work-orders/{id} (masked, duty-checked)
+    return data
+
+
+@router.post("/work-orders/{order_id}/acceptance", summary="投诉受理或不予受理决定（7 个工作日内）")
+def post_acceptance(
+    session: SessionDep, settings: SettingsDep, actor: ActorDep, order_id: int, body: AcceptanceIn
+) -> dict[str, Any]:
+    require(actor, Duty.INTAKE_CLERK, what="投诉受理决定")
+    order = complaints.get_order(session, order_id)
+    result = complaints.decide_acceptance(
+        session, settings, order, actor, decision=body.decision, ground=body.ground, note=body.note, on=body.on
+    )
+    session.commit()
+    return {**_order_view(order), "result": result}
+
+
+@router.post("/work-orders/{order_id}/mediation", summary="结束调解（达成协议、调解不成、撤回、期满终止）")
+def post_mediation(session: SessionDep, actor: ActorDep, order_id: int, body: MediationEndIn) -> dict[str, Any]:
+    require(actor, Duty.INTAKE_CLERK, what="调解")
+    order = complaints.get_order(session, order_id)
+    result = complaints.end_mediation(session, order, actor, outcome=body.outcome, note=body.note, on=body.on)
+    session.commit()
+    return {**_order_view(order), "result": result}
+
+
+@router.post("/work-orders/{order_id}/feedback", summary="告知实名举报人是否立案（5 个工作日内）")
+def post_feedback(session: SessionDep, actor: ActorDep, order_id: int, body: FeedbackIn) -> dict[str, Any]:
+    require(actor, Duty.INTAKE_CLERK, Duty.ENFORCEMENT_OFFICER, what="举报人反馈")
+    order = complaints.get_order(session, order_id)
+    result = complaints.send_feedback(session, order, actor, text=body.text)
+    session.commit()
+    return {**_order_view(order), "result": result}

@@ -66,7 +66,7 @@ def _need(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="package")  # not session: sync Playwright runs a loop that must end before async tests
 def browser() -> Iterator[Any]:
-    _need(os.path.exists(CHROMIUM), f"Chromium not found at {CHROMIUM}")
+    _need(os.access(CHROMIUM, os.X_OK), f"Chromium is not installed ({CHROMIUM} not found or not executable)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover

@@ -134,11 +134,12 @@ class LawLibrary(RuleModel):
                 return article
         raise KeyError(str(ref))
 
-    def cite(self, ref: LegalRef | str) -> str:
-        """The citation as printed in documents, e.g. ``《食品安全法》第三十三条第一款第（六）项``."""
+    def cite(self, ref: LegalRef | str, *, full: bool = False) -> str:
+        """The citation as printed in documents, e.g. ``《食品安全法》第三十三条第一款第（六）项``; ``full`` uses the
+        law's full title (``《中华人民共和国食品安全法》…``) as a legal document does."""
         ref = parse_ref(ref) if isinstance(ref, str) else ref
         law = self.law(ref.law)
-        text = law.short + self.article(ref).title
+        text = (f"《{law.title}》" if full else law.short) + self.article(ref).title
         if ref.item is not None:
             text += f"第（{chinese_number(ref.item)}）项"
         return text
@@ -217,6 +218,8 @@ class ChecklistItem(RuleModel):
     domain: Domain
     title: str = Field(min_length=2, max_length=80)
     requirement: str = Field(min_length=2, max_length=500)
+    violation: str = Field(min_length=4, max_length=300, description="违法事实表述（责令改正通知书）")
+    remedy: str = Field(min_length=4, max_length=300, description="整改要求（责令改正通知书）")
     tags: list[str] = Field(min_length=1)
     key_item: bool
     basis: list[str] = Field(min_length=1)

@@ -308,22 +308,53 @@ def results(session: Session, task_id: int) -> list[InspectionResult]:
     )
 
 
-def party_of(session: Session, subject_id: int | None, site_id: str | None, fallback: str = "") -> tuple[Party, str]:
+def party_of(
+    session: Session, subject_id: int | None, site_id: str | None, fallback: str = "", *, strict: bool = False
+) -> tuple[Party, str]:
+    """The party (当事人) and the place of an inspection from the registry. ``strict`` (for legal documents): refuse
+    with a Chinese message saying what to register instead of printing a placeholder."""
     subject = session.get(MarketSubject, subject_id) if subject_id is not None else None
     site = session.get(Site, site_id) if site_id else None
+    if strict:
+        where = f"场所“{site.name}”" if site else "该任务"
+        if subject is None:
+            raise Invalid(
+                f"无法生成文书：{where}未关联市场主体（当事人）。请先在“市场主体”中登记该主体，并在场所中选择它 / "
+                "no market subject (party) registered for this site",
+                code="party_missing",
+            )
+        if not (subject.address or (site.address if site else None)):
+            raise Invalid(
+                f"无法生成文书：市场主体“{subject.name}”未登记住所（地址）。请先在“市场主体”中补录 / "
+                "the party's address is not registered",
+                code="party_address_missing",
+            )
     address = (subject.address if subject else None) or (site.address if site else None) or "（地址未登记）"
     name = (subject.name if subject else None) or (site.name if site else None) or fallback or "（当事人未登记）"
+    licence = _licence_no(session, subject.id) if subject is not None and subject.id is not None else None
     party = Party(
         name=name,
         uscc=subject.uscc if subject else None,
         address=address,
         legal_representative=subject.legal_representative if subject else None,
+        licence_no=licence,
     )
     place = (site.address or site.name) if site else address
     return party, place or address
 
 
-def officers_of(session: Session, target_type: str, target_id: int) -> list[tuple[Actor, Officer]]:
+def _licence_no(session: Session, subject_id: int) -> str | None:
+    from cloud.registry.models import Licence
+
+    row = session.exec(select(Licence).where(Licence.subject_id == subject_id).order_by(col(Licence.id))).first()
+    return row.licence_no if row else None
+
+
+def officers_of(
+    session: Session, target_type: str, target_id: int, *, strict: bool = False
+) -> list[tuple[Actor, Officer]]:
+    """The assigned officers with their real names and 执法证号; ``strict`` (legal documents) refuses a missing
+    certificate number instead of printing a placeholder."""
     from cloud.core.users import User
     from cloud.workflow.service import actor_for
 
@@ -333,6 +364,12 @@ def officers_of(session: Session, target_type: str, target_id: int) -> list[tupl
         if user is None:
             continue
         a = actor_for(session, user)
+        if strict and not a.cert_no:
+            raise Invalid(
+                f"无法生成文书：检查人员“{a.name}”未登记执法证号。请在“人员”中补录后再提交 / "
+                f"officer {a.username} has no enforcement certificate number",
+                code="cert_missing",
+            )
         out.append((a, Officer(name=a.name[:50], cert_no=a.cert_no or "待补录")))
     return out
 
@@ -438,8 +475,8 @@ def generate_documents(
 ) -> list[DocumentRecord]:
     bureau = workflow_rules().bureau
     catalogue = packaged_catalogue()
-    party, place = party_of(session, task.subject_id, task.site_id)
-    officers = [o for _, o in officers_of(session, "task", task.id or 0)]
+    party, place = party_of(session, task.subject_id, task.site_id, strict=True)
+    officers = [o for _, o in officers_of(session, "task", task.id or 0, strict=True)]
     rows = {r.item_code: r for r in results(session, task.id or 0)}
     label = {"pass": "符合", "fail": "不符合", "na": "不适用"}
     items = [
@@ -447,10 +484,7 @@ def generate_documents(
         for c in task.items
     ]
     failing = [d for d in assessment.disposals if not d.finding.passed]
-    summary = findings.strip() or (
-        "；".join(f"{d.item.title}：{d.finding.note or '不符合要求'}（{d.grade.label}）" for d in failing)
-        or "检查项目均符合要求"
-    )
+    summary = findings.strip() or ("；".join(f"{_fact(d)}（{d.grade.label}）" for d in failing) or "检查项目均符合要求")
     photos = sum(len(r.photos) for r in rows.values())
     today = paperwork.today()
     started = task.checked_in_at or utcnow()
@@ -476,19 +510,19 @@ def generate_documents(
     to_rectify = [d for d in failing if _RANK[d.grade.disposal] >= _RANK[GradeDisposal.RECTIFICATION_ORDER]]
     if "rectification_order" in wanted and to_rectify:
         days = max(d.grade.rectify_days for d in to_rectify)
-        basis = sorted({c for d in to_rectify for c in (d.penalty or d.basis)})
+        cite = catalogue.laws.cite
+        basis = list(dict.fromkeys(cite(r, full=True) for d in to_rectify for r in (d.item.penalty or d.item.basis)))
         order = RectificationOrder(
             doc_no=paperwork.next_doc_no(session, "rectification_order", today.year),
             agency=bureau.agency,
             party=party,
             inspected_on=started.astimezone(paperwork.BEIJING).date(),
             violations=[
-                ViolationLine(fact=f"{d.item.title}：{d.finding.note or '不符合要求'}", violated=list(d.basis))
-                for d in to_rectify
+                ViolationLine(fact=_fact(d), violated=[cite(r, full=True) for r in d.item.basis]) for d in to_rectify
             ],
             legal_basis=basis,
             deadline=today + dt.timedelta(days=days),
-            requirements=[d.item.requirement for d in to_rectify],
+            requirements=list(dict.fromkeys(d.item.remedy for d in to_rectify)),
             issued_on=today,
             contact=bureau.contact,
             reconsideration_body=bureau.reconsideration_body,
@@ -498,3 +532,9 @@ def generate_documents(
     for doc in docs:
         paperwork.sign(session, settings, doc, actor, role="检查人员")
     return docs
+
+
+def _fact(d: FindingDisposal) -> str:
+    """The violation as the document states it: the item's statement, then what the inspector found on site."""
+    note = d.finding.note.strip().rstrip("。；;")
+    return f"{d.item.violation}（现场检查发现：{note}）" if note else d.item.violation

@@ -217,8 +217,8 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
         alert.status = AlertStatus.CLEARED
         alert.cleared_at = signal.ts
         alert.updated_at = signal.ts
-        if signal.value is not None:
-            alert.value = signal.value
+        # the value stays the one that raised (or last updated) the alert: the value at clear time is back in
+        # range and would misstate the alert (a 9.5 °C alert showed -5.5); it is in the clear event and telemetry
         alert.evidence = _merge_evidence(alert.evidence, signal.evidence)
         alert.update_count += 1
         session.add(alert)

@@ -54,6 +54,7 @@ UPLINK_CHANNELS = (
 )
 #: Channels the cloud publishes on (each agent subscribes to its own).
 DOWNLINK_CHANNELS = (Channel.COMMAND, Channel.ACK)
+_DOWNLINK_NAMES = frozenset(c.value for c in DOWNLINK_CHANNELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,21 @@ def parse_topic(topic: str) -> TopicAddress:
     except ValueError:
         raise ProtocolError("unknown_channel", f"topic {topic!r} has unknown channel {parts[4]!r}") from None
     return TopicAddress(check_id("site_id", parts[2]), check_id("agent_id", parts[3]), channel)
+
+
+#: Topic prefix of notifications the cloud publishes to apps (``ms/v1/notify/<user>``), not an agent's topic.
+NOTIFY_PREFIX = f"{TOPIC_ROOT}/{TOPIC_VERSION}/notify/"
+#: What the cloud ingest subscribes to: everything under the root, so a publish on an unknown channel or version is
+#: dead-lettered with its reason instead of going unseen (the cloud's own publications are skipped, see below).
+INGEST_FILTER = f"{TOPIC_ROOT}/#"
+
+
+def published_by_cloud(topic: str) -> bool:
+    """A topic the cloud itself publishes on (an agent's ``cmd``/``ack``, app notifications): not ingest input."""
+    if topic.startswith(NOTIFY_PREFIX):
+        return True
+    channel = topic.rpartition("/")[2]
+    return channel in _DOWNLINK_NAMES and topic.count("/") == 4
 
 
 def subscription(channel: Channel, *, site_id: str = "+", agent_id: str = "+", share_group: str | None = None) -> str:

@@ -58,5 +58,10 @@ def list_command(
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit)).all()
     engine.dispose()
+    if not rows:
+        typer.echo(f"没有死信{f'（原因 {reason}）' if reason else ''}。")
+        return
+    typer.echo("id\t接收时间\t原因\t主题\t说明")
     for id_, at, why, topic, detail in rows:
         typer.echo(f"{id_}\t{at}\t{why}\t{topic}\t{detail[:120]}")
+    typer.echo(f"共 {len(rows)} 条{'（已截断，--limit 可调）' if len(rows) == limit else ''}")

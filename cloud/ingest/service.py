@@ -36,7 +36,7 @@ from cloud.ingest.writer import CommitResult, IngestWriter, RawMessage, seq_rang
 from cloud.telemetry.store import TelemetryStore
 from protocols import Ack, AckRange, Channel, encode, subscription, topic_for
 from protocols.messages import RejectedSeq
-from protocols.topics import UPLINK_CHANNELS
+from protocols.topics import INGEST_FILTER, published_by_cloud
 
 log = logging.getLogger("cloud.ingest")
 
@@ -94,10 +94,12 @@ class IngestService:
         return aiomqtt.Client(s.mqtt_host, s.mqtt_port, **kwargs)
 
     def subscriptions(self, version: aiomqtt.ProtocolVersion) -> list[str]:
+        """Everything under ``ms/`` (unknown channels and versions are dead-lettered, not unseen); with a share
+        group, shared, plus ``status`` plain because brokers give retained messages only to plain subscriptions."""
         group = self.settings.mqtt_share_group if version == aiomqtt.ProtocolVersion.V5 else None
-        return [
-            subscription(ch, share_group=None if ch is Channel.STATUS else (group or None)) for ch in UPLINK_CHANNELS
-        ]
+        if group:
+            return [f"$share/{group}/{INGEST_FILTER}", subscription(Channel.STATUS)]
+        return [INGEST_FILTER]
 
     async def _versions(self) -> list[aiomqtt.ProtocolVersion]:
         if self.protocol == "5" or self.settings.mqtt_protocol == "5":
@@ -226,7 +228,9 @@ class IngestService:
             if len(batch) < max_batch and linger > 0:
                 await asyncio.sleep(linger)
                 self._drain(queue, batch, max_batch)
-            raw = [RawMessage(m.topic.value, _payload(m)) for m in batch]
+            raw = _ingest_input(batch)
+            if not raw:
+                continue
             result = await self._commit(raw)
             await self._publish_acks(client, result)
 
@@ -236,7 +240,7 @@ class IngestService:
             return
         batch: list[aiomqtt.Message] = []
         self._drain(queue, batch, 1 << 30)
-        await self._commit([RawMessage(m.topic.value, _payload(m)) for m in batch])
+        await self._commit(_ingest_input(batch))
 
     @staticmethod
     def _drain(queue: asyncio.Queue[aiomqtt.Message], batch: list[aiomqtt.Message], limit: int) -> None:
@@ -292,6 +296,11 @@ class IngestService:
             return
         with self.stats._lock:
             self.stats.acks_published += 1
+
+
+def _ingest_input(batch: list[aiomqtt.Message]) -> list[RawMessage]:
+    """The received messages the writer takes: all but the cloud's own publications (acks, commands, notify)."""
+    return [RawMessage(m.topic.value, _payload(m)) for m in batch if not published_by_cloud(m.topic.value)]
 
 
 def _payload(message: aiomqtt.Message) -> bytes:

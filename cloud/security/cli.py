@@ -118,12 +118,16 @@ def audit_export(
 
 
 # ---------------------------------------------------------------- devices
+GROUP_HELP = "broker group (e.g. mosquitto): files 0640 in that group; default: keep an existing file's mode/group"
+
+
 @device_app.command("provision")
 def device_provision(
     site_id: str,
     agent_id: str,
     render_dir: Annotated[Path | None, typer.Option("--render", help="then write passwd + acl here")] = None,
     reload_pid: Annotated[int | None, typer.Option(help="SIGHUP this mosquitto pid after rendering")] = None,
+    group: Annotated[str | None, typer.Option(help=GROUP_HELP)] = None,
     host: Annotated[str, typer.Option(help="broker host for the edge snippet")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="broker port for the edge snippet")] = 1883,
 ) -> None:
@@ -137,8 +141,8 @@ def device_provision(
         with session_scope(engine, write=True) as session:
             issued = provisioning.provision_agent(session, site_id, agent_id, actor=_actor())
             if render_dir is not None:
-                provisioning.render(session, render_dir, reload_pid=reload_pid)
-    except ProtocolError as exc:
+                provisioning.render(session, render_dir, reload_pid=reload_pid, group=group)
+    except (ProtocolError, provisioning.UnknownSite, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"username: {issued.username}\npassword: {issued.password}\n")
     typer.echo("# edge site.toml:\n" + issued.edge_snippet(host, port))
@@ -185,7 +189,9 @@ def device_list() -> None:
 
 @device_app.command("render")
 def device_render(
-    out_dir: Path, reload_pid: Annotated[int | None, typer.Option(help="SIGHUP this mosquitto pid")] = None
+    out_dir: Path,
+    reload_pid: Annotated[int | None, typer.Option(help="SIGHUP this mosquitto pid")] = None,
+    group: Annotated[str | None, typer.Option(help=GROUP_HELP)] = None,
 ) -> None:
     """生成 mosquitto 的 password_file 与 acl_file。"""
     from sqlmodel import Session
@@ -193,7 +199,10 @@ def device_render(
     from cloud.security import provisioning
 
     with Session(_engine()) as session:
-        passwd, acl = provisioning.render(session, out_dir, reload_pid=reload_pid)
+        try:
+            passwd, acl = provisioning.render(session, out_dir, reload_pid=reload_pid, group=group)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     typer.echo(f"password_file {passwd}\nacl_file {acl}")
 
 

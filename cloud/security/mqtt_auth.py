@@ -2,7 +2,8 @@
 
 * Hashes are mosquitto's ``$7$`` format (PBKDF2-HMAC-SHA512, 12-byte salt, 64-byte key, base64):
   ``$7$<iterations>$<salt>$<key>``, what ``mosquitto_passwd`` writes (mosquitto ≥ 2.0). No binary needed.
-* ACL (``acl_file``): an agent may **publish only under its own prefix** ``ms/v1/{site}/{agent}/#`` and
+* ACL (``acl_file``): an agent may **publish only on its own uplink channels** ``ms/v1/{site}/{agent}/<channel>``
+  (telemetry, events, status, heartbeat, announce, cmd_result; anything else is refused by the broker) and
   **read only** its ``cmd`` and ``ack`` topics; the cloud's service user reads and writes ``ms/v1/#``;
   notification apps read ``ms/v1/notify/<their username>`` (pattern ``%u``). Anything not granted is denied.
 """
@@ -10,15 +11,17 @@
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
 import hmac
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocols.topics import TOPIC_ROOT, TOPIC_VERSION, Channel
+from protocols.topics import TOPIC_ROOT, TOPIC_VERSION, UPLINK_CHANNELS, Channel
 
 ITERATIONS = 20_000
 PREFIX = f"{TOPIC_ROOT}/{TOPIC_VERSION}"
@@ -70,7 +73,7 @@ def render_password_file(users: Iterable[BrokerUser]) -> str:
 def agent_acl(site_id: str, agent_id: str) -> list[str]:
     base = f"{PREFIX}/{site_id}/{agent_id}"
     return [
-        f"topic write {base}/#",
+        *(f"topic write {base}/{channel.value}" for channel in UPLINK_CHANNELS),
         f"topic read {base}/{Channel.COMMAND.value}",
         f"topic read {base}/{Channel.ACK.value}",
     ]
@@ -92,11 +95,33 @@ def render_acl(users: Iterable[BrokerUser], *, notify_pattern: bool = True) -> s
     return "\n".join(out)
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write atomically with mode 0600 (the broker reads it as the same user or via group)."""
+def write_private(path: Path, text: str, *, group: str | None = None) -> None:
+    """Write atomically, readable by the broker and nobody else.
+
+    With ``group`` (e.g. ``mosquitto``): mode 0640 and that group, so a broker running as its own user reads it.
+    Without: a file already there keeps its mode and group (an administrator's ``chgrp``/``chmod`` survives every
+    re-render); a new file is 0600 (the broker must run as the same user, or pass ``group``).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
+    mode, gid = 0o600, -1
+    if group is not None:
+        try:
+            gid, mode = grp.getgrnam(group).gr_gid, 0o640
+        except KeyError:
+            raise ValueError(f"group {group!r} does not exist (the broker's group, e.g. mosquitto)") from None
+    elif path.exists():
+        st = path.stat()
+        mode, gid = stat.S_IMODE(st.st_mode) & 0o660, st.st_gid
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if gid != -1 and gid != os.getgid():
+            os.fchown(fd, -1, gid)
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)

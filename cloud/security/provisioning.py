@@ -61,9 +61,27 @@ def _upsert(
     return Issued(username, password, site_id, agent_id)
 
 
+class UnknownSite(ValueError):
+    """Credentials for a site that is not in the registry (a typo would give a box data nobody sees)."""
+
+
+def _check_registered(session: Session, site_id: str) -> None:
+    try:
+        from cloud.registry.models import Site
+    except ModuleNotFoundError:  # a cloud without the registry module: nothing to check against
+        return
+    if session.get(Site, site_id) is None:
+        raise UnknownSite(
+            f"场所 {site_id!r} 不在登记册中：请先登记场所（POST /api/v1/registry/sites 或 "
+            "`sentinel cloud registry import-csv`），再签发其边缘代理账号"
+        )
+
+
 def provision_agent(session: Session, site_id: str, agent_id: str, *, actor: str) -> Issued:
+    """Issue (or rotate) an agent's broker account; the site must be registered (:class:`UnknownSite`)."""
     check_id("site_id", site_id)
     check_id("agent_id", agent_id)
+    _check_registered(session, site_id)
     username = mqtt_auth.agent_username(site_id, agent_id)
     return _upsert(session, username=username, kind="agent", site_id=site_id, agent_id=agent_id, actor=actor)
 
@@ -88,12 +106,17 @@ def active(session: Session) -> list[DeviceCredential]:
     return list(session.exec(query.order_by(col(DeviceCredential.username))))
 
 
-def render(session: Session, out_dir: Path, *, reload_pid: int | None = None) -> tuple[Path, Path]:
-    """Write ``passwd`` and ``acl`` for mosquitto into ``out_dir``; SIGHUP the broker when its pid is given."""
+def render(
+    session: Session, out_dir: Path, *, reload_pid: int | None = None, group: str | None = None
+) -> tuple[Path, Path]:
+    """Write ``passwd`` and ``acl`` for mosquitto into ``out_dir``; SIGHUP the broker when its pid is given.
+
+    ``group``: the broker's group (0640); without it existing files keep their mode and group
+    (see :func:`~cloud.security.mqtt_auth.write_private`)."""
     users = [mqtt_auth.BrokerUser(r.username, r.password_hash, r.kind, r.site_id, r.agent_id) for r in active(session)]
     passwd, acl = out_dir / "passwd", out_dir / "acl"
-    mqtt_auth.write_private(passwd, mqtt_auth.render_password_file(users))
-    mqtt_auth.write_private(acl, mqtt_auth.render_acl(users))
+    mqtt_auth.write_private(passwd, mqtt_auth.render_password_file(users), group=group)
+    mqtt_auth.write_private(acl, mqtt_auth.render_acl(users), group=group)
     if reload_pid:
         os.kill(reload_pid, signal.SIGHUP)  # mosquitto re-reads password and ACL files on SIGHUP
     return passwd, acl

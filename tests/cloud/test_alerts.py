@@ -118,3 +118,14 @@ def test_a_more_severe_alert_folding_in_retitles_the_clue(cloud_engine: Engine) 
         clue = session.exec(select(Clue)).one()
     assert clue.source_count == 2 and clue.severity == "critical"
     assert clue.title.startswith("【紧急】") and "超过上限" in clue.title
+
+
+def test_clear_keeps_the_alerts_value(cloud_engine: Engine) -> None:
+    """Issue 15: the clear step overwrote the alert's value with the value at clear time (9.5 °C showed -5.5)."""
+    with Session(writer(cloud_engine)) as s:
+        apply_signal(s, signal(AlertPhase.RAISE, 9.5))
+        cleared = apply_signal(s, signal(AlertPhase.CLEAR, -5.5, minutes=5))
+        assert cleared.cleared and cleared.alert is not None
+        s.commit()
+    with cloud_engine.connect() as conn:
+        assert conn.execute(text("SELECT value, status FROM alert")).one() == (9.5, "cleared")

@@ -300,3 +300,30 @@ async def test_two_sites_whose_agents_share_an_id_do_not_collide(
     assert acked == {site: set(range(1, 51)) for site in sites}
     assert scalar(cloud_engine, "SELECT COUNT(*) FROM ingest_seq WHERE agent_id='edge-1'") == 100
     assert cloud_store.count() == 2 * 50 * 2
+
+
+async def test_unknown_channel_and_version_are_dead_lettered_not_ignored(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    """Issue 15: a publish on ms/v1/<site>/<agent>/bogus was silently ignored. The cloud's own publications
+    (acks, commands, app notifications) are not ingest input and are not dead-lettered."""
+    cloud_settings.mqtt_port = mosquitto.port
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store) as service:
+        await publish_all(
+            mosquitto.port,
+            [
+                ("ms/v1/p1/a1/bogus", b'{"hello": 1}'),
+                ("ms/v2/p1/a1/telemetry", encode(batch("p1", "a1", 1))),
+                ("ms/v1/p1/a1/cmd", b"{}"),
+                ("ms/v1/notify/inspector-1", b"{}"),
+                (topic_for("p1", "a1", Channel.TELEMETRY), encode(batch("p1", "a1", 2))),
+            ],
+        )
+        await wait_until(lambda: cloud_store.count() == 2, 20, "the good batch")
+        await wait_until(lambda: scalar(cloud_engine, "SELECT count(*) FROM dead_letter") == 2, 20, "dead letters")
+        await asyncio.sleep(0.5)  # anything else that would be dead-lettered has arrived by now (not a timing check)
+        stats = service.stats.snapshot()  # type: ignore[attr-defined]
+    with cloud_engine.connect() as conn:
+        rows = sorted(tuple(r) for r in conn.execute(text("SELECT topic, reason FROM dead_letter")))
+    assert rows == [("ms/v1/p1/a1/bogus", "unknown_channel"), ("ms/v2/p1/a1/telemetry", "unsupported_version")]
+    assert stats["dead_letters"] == {"unknown_channel": 1, "unsupported_version": 1}

@@ -79,6 +79,10 @@ def test_replay_after_a_fix_stores_once_and_keeps_the_still_bad(
 
         listed = runner.invoke(app, ["dead-letters", "list"])
         assert listed.exit_code == 0 and "identity_mismatch" in listed.output
+        assert "共 2 条" in listed.output, listed.output
+        # none of a reason: it says so instead of printing nothing (issue 15)
+        none = runner.invoke(app, ["dead-letters", "list", "--reason", "store_error"])
+        assert none.exit_code == 0 and "没有死信（原因 store_error）" in none.output, none.output
     finally:
         get_settings.cache_clear()
 

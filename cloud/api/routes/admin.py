@@ -59,7 +59,7 @@ def post_device_credentials(session: SessionDep, user: SecurityAdmin, site_id: s
 
     try:
         issued = provisioning.provision_agent(session, site_id, agent_id, actor=user.username)
-    except ProtocolError as exc:
+    except (ProtocolError, provisioning.UnknownSite) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     session.commit()
     return {"username": issued.username, "password": issued.password, "edge_config": issued.edge_snippet()}

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from cloud.core.db import session_scope
+from cloud.registry.models import Site
 from cloud.security import pki, provisioning
 from cloud.security.mqtt_auth import hash_password, verify_password
 from sentinel_cli import servers
@@ -48,6 +49,8 @@ def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
 @pytest.fixture
 def credentials(cloud_engine: Engine, tmp_path: Path) -> dict[str, str]:
     with session_scope(cloud_engine, write=True) as session:
+        session.add_all([Site(site_id="site-a", name="甲药店"), Site(site_id="site-b", name="乙药店")])
+        session.flush()
         a = provisioning.provision_agent(session, "site-a", "edge-1", actor="test")
         b = provisioning.provision_agent(session, "site-b", "edge-1", actor="test")
         cloud = provisioning.provision_cloud(session, actor="test")
@@ -99,6 +102,9 @@ async def test_agent_cannot_publish_or_read_outside_its_own_topics(
         # publish under another site's prefix (and another agent of the same site): dropped by the broker
         await forge(port, "site-a.edge-1", credentials["site-a.edge-1"], "ms/v1/site-b/edge-1/telemetry")
         await forge(port, "site-a.edge-1", credentials["site-a.edge-1"], "ms/v1/site-a/edge-2/events")
+        # its own prefix but not one of the uplink channels (issue 15: `bogus` was accepted by the broker)
+        await forge(port, "site-a.edge-1", credentials["site-a.edge-1"], "ms/v1/site-a/edge-1/bogus")
+        await forge(port, "site-a.edge-1", credentials["site-a.edge-1"], "ms/v1/site-a/edge-1/ack")
         async with client(port, "site-a.edge-1", credentials["site-a.edge-1"]) as agent:
             await agent.publish("ms/v1/site-a/edge-1/telemetry", b"mine", qos=1)
             await asyncio.wait_for(collect(cloud, "ms/v1/site-a/edge-1/telemetry", seen), 10)

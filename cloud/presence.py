@@ -53,6 +53,9 @@ class AgentPresence(SQLModel, table=True):
     cpu_percent: float | None = None
     rss_mb: float | None = None
     config_version: str | None = Field(default=None, max_length=64, description="config version the agent reports")
+    clock_skew_s: float | None = Field(
+        default=None, description="set while the agent's clock is off beyond SENTINEL_CLOCK_SKEW_MAX_S (its offset)"
+    )
 
 
 class SensorPresence(SQLModel, table=True):
@@ -100,7 +103,7 @@ def record_status(conn: Connection, msg: Status, now: datetime) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 
 
-def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime) -> None:
+def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime, *, clock_skew_s: float | None = None) -> None:
     table = AgentPresence.__table__  # type: ignore[attr-defined]
     values = {
         "agent_id": msg.agent_id,
@@ -116,10 +119,11 @@ def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime) -> None:
         "cpu_percent": msg.cpu_percent,
         "rss_mb": msg.rss_mb,
         "config_version": msg.config_version,
+        "clock_skew_s": clock_skew_s,
     }
     stmt = _insert(conn)(table).values(**values)
     fields: tuple[str, ...] = ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")
-    fields += ("incarnation", "clock_offset_s", "cpu_percent", "rss_mb", "config_version")
+    fields += ("incarnation", "clock_offset_s", "cpu_percent", "rss_mb", "config_version", "clock_skew_s")
     update = {k: stmt.excluded[k] for k in fields}
     conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     presence_check_s: float = Field(default=10.0, gt=0, description="how often silence is checked")
     site_offline_after_s: float = Field(default=180.0, gt=0, description="site silent longer → site_offline")
     sensor_stale_after_s: float = Field(default=900.0, gt=0, description="sensor silent longer → sensor_stale")
+    clock_skew_max_s: float = Field(
+        default=120.0, gt=0, description="edge clock offset beyond this → flagged; data stamped further ahead refused"
+    )
 
     # API
     api_host: str = "127.0.0.1"

@@ -59,7 +59,12 @@ class IngestService:
 
     def __init__(self, settings: Settings, engine: Engine, store: TelemetryStore) -> None:
         self.settings = settings
-        self.writer = IngestWriter(engine, store, sensor_touch_s=min(5.0, settings.sensor_stale_after_s / 4))
+        self.writer = IngestWriter(
+            engine,
+            store,
+            sensor_touch_s=min(5.0, settings.sensor_stale_after_s / 4),
+            clock_skew_max_s=settings.clock_skew_max_s,
+        )
         self.stats: IngestStats = self.writer.stats
         self.connected = False
         self.protocol: str | None = None

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import msgspec
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,12 +40,13 @@ from sqlmodel import Session
 
 from cloud.alerts import AlertSignal, AlertSource, apply_signal
 from cloud.core.db import utcnow, writer
+from cloud.ingest.clocks import CLOCK_AHEAD, ahead_s, heartbeat_offset, skew_signal
 from cloud.ingest.fastpath import FastBatch, FastDecoder
 from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
 from cloud.ingest.stats import IngestStats
 from cloud.presence import record_heartbeat, record_status, touch
 from cloud.telemetry.store import TelemetryStore
-from protocols import AlertEvent, AlertPhase, Announce, Heartbeat, ProtocolError, Status, TelemetryBatch
+from protocols import AlertEvent, AlertPhase, Announce, Heartbeat, ProtocolError, Quality, Status, TelemetryBatch
 from protocols.messages import MAX_SEQ, decode_for_topic
 from protocols.topics import parse_topic
 
@@ -96,6 +98,7 @@ class _Dead(NamedTuple):
     seq: int | None
     site_id: str | None
     incarnation: str | None = None
+    offset_s: float | None = None  # clock_ahead: how far ahead of the cloud clock
 
 
 def _guess_seq(payload: bytes) -> tuple[int | None, str | None]:
@@ -136,7 +139,12 @@ class _Decoded(NamedTuple):
 class IngestWriter:
     """Validate → dedup → store → commit, for one drained batch at a time (not thread-safe: one writer)."""
 
-    def __init__(self, engine: Engine, store: TelemetryStore, *, sensor_touch_s: float = 5.0) -> None:
+    def __init__(
+        self, engine: Engine, store: TelemetryStore, *, sensor_touch_s: float = 5.0, clock_skew_max_s: float = 120.0
+    ) -> None:
+        self.clock_skew_max_s = clock_skew_max_s
+        #: (site, agent) → clock offset of agents whose last heartbeat showed a skew (their readings: uncertain)
+        self.skewed: dict[tuple[str, str], float] = {}
         self.engine = writer(engine)
         self.store = store
         self.stats = IngestStats()
@@ -187,7 +195,7 @@ class IngestWriter:
                 if len(parts) == 5 and parts[0] == "ms" and parts[1] == "v1":
                     fast_batch = fast.decode_telemetry(parts[2], parts[3], payload)
                     if fast_batch is not None:
-                        decoded.append(_Decoded(topic, payload, fast_batch))
+                        self._keep_unless_ahead(decoded, dead, _Decoded(topic, payload, fast_batch))
                         continue
             try:
                 _, message = decode_for_topic(topic, payload)
@@ -197,8 +205,35 @@ class IngestWriter:
             except Exception as exc:  # never crash on input
                 dead.append(self._dead(topic, payload, "internal_error", f"{type(exc).__name__}: {exc}"))
                 continue
-            decoded.append(_Decoded(topic, payload, message))
+            self._keep_unless_ahead(decoded, dead, _Decoded(topic, payload, message))
         return decoded, dead
+
+    def _latest_stamp(self, message: BaseModel | FastBatch) -> datetime | None:
+        if isinstance(message, FastBatch):
+            assert self._fast is not None
+            stamps = {message.sent_at, *(r.ts for r in message.readings)}
+            return max(hit[0] for hit in map(self._fast.instant, stamps) if hit is not None)
+        if isinstance(message, TelemetryBatch):
+            return max(message.sent_at, *(r.ts for r in message.readings))
+        if isinstance(message, AlertEvent):
+            return max(message.ts, message.started_at)
+        return None
+
+    def _keep_unless_ahead(self, decoded: list[_Decoded], dead: list[_Dead], item: _Decoded) -> None:
+        """Stamped later than now + the allowed skew: dead-lettered ``clock_ahead`` (see :mod:`cloud.ingest.clocks`)."""
+        latest = self._latest_stamp(item.message)
+        ahead = ahead_s(latest, utcnow()) if latest is not None else 0.0
+        if ahead <= self.clock_skew_max_s:
+            decoded.append(item)
+            return
+        detail = (
+            f"stamped {latest.isoformat() if latest else ''}, {ahead:.0f} s after the cloud's receive time (allowed "
+            f"{self.clock_skew_max_s:.0f} s): the agent's clock is ahead. Not stored, so it neither becomes the "
+            "latest value nor a mis-timed record; fix the box's clock (NTP/RTC)."
+        )
+        dead.append(self._dead(item.topic, item.payload, CLOCK_AHEAD, detail)._replace(offset_s=ahead))
+        with self.stats._lock:
+            self.stats.clock_skewed += 1
 
     def _dead(self, topic: str, payload: bytes, reason: str, detail: str) -> _Dead:
         try:
@@ -261,11 +296,19 @@ class IngestWriter:
                     if touched_now - touched.get((site, sensor_id), -1e9) >= self.sensor_touch_s:
                         sensors.add((site, sensor_id, agent))
             if new_tel:
-                result.readings = self._store(conn, new_tel)
-            if new_ev or conflicts or any(isinstance(m, Announce) for m in others):
+                result.readings = self._store(conn, [self._mark_if_skewed(b) for b in new_tel])
+            skews = self._clock_signals(others, dead, now)
+            for msg in others:
+                if isinstance(msg, Heartbeat):
+                    offset = skews.get((msg.site_id, msg.agent_id))
+                    record_heartbeat(conn, msg, now, clock_skew_s=offset[0] if offset and offset[1] else None)
+            if new_ev or conflicts or skews or any(isinstance(m, Announce) for m in others):
                 with Session(bind=conn) as session:
                     for conflict in conflicts:
                         raise_seq_conflict(session, conflict, now)
+                    for (site_id, agent_id), (offset_s, skewed) in skews.items():
+                        if skewed or (site_id, agent_id) in self.skewed:
+                            apply_signal(session, skew_signal(site_id, agent_id, offset_s, now, skewed=skewed))
                     for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):
                         agents.add((event.agent_id, event.site_id))
                         apply_signal(session, AlertSignal.from_event(event))
@@ -276,9 +319,7 @@ class IngestWriter:
             for msg in others:
                 if isinstance(msg, Status):
                     record_status(conn, msg, now)
-                elif isinstance(msg, Heartbeat):
-                    record_heartbeat(conn, msg, now)
-                elif not isinstance(msg, Announce):
+                elif not isinstance(msg, Announce | Heartbeat):
                     with self.stats._lock:
                         self.stats.ignored += 1
             agents_due = {a for a in agents if touched_now - self._agents_touched.get(a, -1e9) >= self.agent_touch_s}
@@ -290,6 +331,11 @@ class IngestWriter:
                 table = DeadLetter.__table__  # type: ignore[attr-defined]
                 conn.execute(table.delete().where(table.c.id.in_(list(retire))))
         # committed
+        for key, (offset_s, skewed) in skews.items():
+            if skewed:
+                self.skewed[key] = offset_s
+            else:
+                self.skewed.pop(key, None)
         for _site, sensor, _agent in sensors:
             self._touched[(_site, sensor)] = touched_now
         for agent_key in agents_due:
@@ -314,6 +360,38 @@ class IngestWriter:
                 s.dead_letters[d.reason] += 1
             s.last_commit_ms = elapsed
         return result
+
+    def _clock_signals(
+        self, others: list[BaseModel], dead: list[_Dead], now: datetime
+    ) -> dict[tuple[str, str], tuple[float, bool]]:
+        """(site, agent) → (clock offset, skewed?) from this transaction's heartbeats and clock_ahead letters."""
+        out: dict[tuple[str, str], tuple[float, bool]] = {}
+        for msg in others:
+            if isinstance(msg, Heartbeat):
+                offset, skewed = heartbeat_offset(msg, now, self.clock_skew_max_s)
+                out[(msg.site_id, msg.agent_id)] = (offset, skewed)
+                if skewed:
+                    with self.stats._lock:
+                        self.stats.clock_skewed += 1
+        for d in dead:
+            if d.reason == CLOCK_AHEAD and d.site_id and d.agent_id and d.offset_s is not None:
+                out[(d.site_id, d.agent_id)] = (d.offset_s, True)
+        return out
+
+    def _mark_if_skewed(self, batch: TelemetryBatch | FastBatch) -> TelemetryBatch | FastBatch:
+        """Readings of an agent whose clock is off are stored as ``uncertain`` (their time is not to be trusted)."""
+        if (batch.site_id, batch.agent_id) not in self.skewed:
+            return batch
+        if isinstance(batch, FastBatch):
+            readings = [
+                msgspec.structs.replace(r, quality="uncertain") if r.quality == "good" else r for r in batch.readings
+            ]
+            return msgspec.structs.replace(batch, readings=readings)
+        marked = [
+            r.model_copy(update={"quality": Quality.UNCERTAIN}) if r.quality is Quality.GOOD else r
+            for r in batch.readings
+        ]
+        return batch.model_copy(update={"readings": marked})
 
     def _store(self, conn: Connection, batches: list[TelemetryBatch | FastBatch]) -> int:
         connection = conn if self.store.transactional else None

@@ -12,6 +12,7 @@ Lifecycle (mirrors :class:`protocols.AlertPhase`): ``raise``/``update`` open the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -300,9 +301,12 @@ def list_alerts(
     category: str | None = None,
     rule_id: str | None = None,
     since: datetime | None = None,
+    site_ids: Collection[str] | None = None,
     offset: int = 0,
     limit: int = 100,
 ) -> tuple[list[Alert], int]:
+    """Alerts matching the filters, newest first, and their total; ``site_ids`` limits them to those sites
+    (jurisdiction; None = every site)."""
     from sqlalchemy import func
 
     conditions: list[Any] = []
@@ -318,6 +322,8 @@ def list_alerts(
         conditions.append(Alert.rule_id == rule_id)
     if since is not None:
         conditions.append(col(Alert.started_at) >= since)
+    if site_ids is not None:
+        conditions.append(col(Alert.site_id).in_(sorted(site_ids)))
     total = session.exec(select(func.count()).select_from(Alert).where(*conditions)).one()
     rows = session.exec(
         select(Alert).where(*conditions).order_by(col(Alert.id).desc()).offset(offset).limit(limit)

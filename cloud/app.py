@@ -2,7 +2,9 @@
 
 Adding a router (another module's): append one line to :data:`OPTIONAL_ROUTERS` —
 ``"cloud.api.routes.evidence:router"``. The module is imported when present and skipped when absent;
-its router is mounted under ``/api/v1`` (give the router its own ``prefix`` and ``tags``). Tables defined
+its router is mounted under ``/api/v1`` (give the router its own ``prefix`` and ``tags``) with the jurisdiction
+guard (:func:`cloud.security.scoping.scope_guard`): its routes are scoped unless they declare
+``public(...)``/``county_wide(...)``. Tables defined
 in that module are created at start-up because importing it registers them.
 
 Background tasks (ingest, presence) are started by the lifespan, owned by it and cancelled on shutdown.
@@ -17,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from cloud.api.deps import API_PREFIX
@@ -25,6 +27,7 @@ from cloud.core.config import Settings, get_settings
 from cloud.core.db import init_db, make_engine
 from cloud.core.users import ensure_admin
 from cloud.security.http import install as install_security_guards
+from cloud.security.scoping import scope_guard
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +150,16 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     install_security_guards(app)  # request size and rate limits, personal-data masking (cloud.security.http)
+    # jurisdiction by construction: every route is scoped unless it declares itself public or county-wide
+    jurisdiction = [Depends(scope_guard)]
     for target in CORE_ROUTERS:
         router = _load_router(target, optional=False)
         assert router is not None
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, dependencies=jurisdiction)
     for target in OPTIONAL_ROUTERS:
         router = _load_router(target, optional=True)
         if router is not None:
-            app.include_router(router, prefix=API_PREFIX)
+            app.include_router(router, prefix=API_PREFIX, dependencies=jurisdiction)
     # tables of optional modules imported with their routers
     init_db(engine)
     with contextlib.suppress(ModuleNotFoundError):  # the web console (cloud/web), when installed

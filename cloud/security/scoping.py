@@ -5,22 +5,33 @@
   department comes from the staff profile (``StaffProfile.department_id``), else from ``User.department``
   matched against a registry department code or name. An inspector without a department sees the county when
   ``SENTINEL_SCOPE_UNASSIGNED_INSPECTORS`` is true (small bureaus, the default) and nothing otherwise.
-* Routers apply it with :data:`ScopeDep` and two helpers: ``scope.where(Model.department_id)`` for lists and
-  ``scope.ensure(row.department_id)`` for single rows, which answers **404** (not 403: the row's existence
-  is itself information an out-of-scope user must not get).
+* **By construction**: :func:`scope_guard` is a dependency of *every* router the app mounts
+  (``cloud.app.create_app``). For each identifier named in the path or the query string that
+  :data:`RESOLVERS` knows (``clue_id``, ``site_id``, ``document_id``, ``sha256``, …) it finds the object's
+  department(s) and answers **404** (not 403: the row's existence is itself information an out-of-scope user
+  must not get) unless one of them is in the caller's scope; an object without a department, or that does not
+  exist, is visible to county-wide users only. List routes filter with :data:`ScopeDep`:
+  ``scope.where(Model.department_id)``, :func:`visible_sites`, ``scope.allows(...)``.
+* A route is **scoped unless declared otherwise** with a marker dependency carrying the reason:
+  ``dependencies=[public("...")]`` (no login: health, login, kiosk, signed links) or
+  ``dependencies=[county_wide("...")]`` (data of no department, or routes only county roles reach).
+  ``tests/cloud/security/test_route_scoping.py`` walks the app's route table: a scoped route must name only
+  resolvable identifiers (or sub-keys in :data:`SUB_KEYS`), and a scoped list must depend on :data:`ScopeDep`;
+  then it calls every route as an inspector of another department and of the owning one.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy import ColumnElement, false, or_
+from fastapi import Depends, HTTPException, Request, params, status
+from sqlalchemy import ColumnElement, String, cast, false, or_
 from sqlmodel import Session, col, select
 
-from cloud.api.deps import CurrentUser, SessionDep
+from cloud.api.deps import CurrentUser, SessionDep, StreamUser
 from cloud.core.users import Role, User
 from cloud.security.config import SecuritySettings, get_security_settings
 
@@ -121,11 +132,25 @@ def scope_for(session: Session, user: User, sec: SecuritySettings | None = None)
 
 
 def get_scope(request: Request, session: SessionDep, user: CurrentUser) -> Scope:
-    """FastAPI dependency: the current user's scope."""
-    return scope_for(session, user, getattr(request.app.state, "security_settings", None))
+    """FastAPI dependency: the current user's scope (computed once per request; the guard may have done it)."""
+    known: Scope | None = getattr(request.state, "scope", None)
+    if known is not None and known.username == user.username:
+        return known
+    scope = scope_for(session, user, getattr(request.app.state, "security_settings", None))
+    request.state.scope = scope
+    return scope
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def get_stream_scope(request: Request, user: StreamUser) -> Scope:
+    """The scope of a Server-Sent-Events user (token in the header or ``?access_token=``)."""
+    with Session(request.app.state.engine) as session:
+        return scope_for(session, user, getattr(request.app.state, "security_settings", None))
+
+
+StreamScopeDep = Annotated[Scope, Depends(get_stream_scope)]
 
 
 def site_department(session: Session, site_id: str | None) -> int | None:
@@ -145,57 +170,261 @@ def site_department(session: Session, site_id: str | None) -> int | None:
     return None
 
 
-def _department_of(session: Session, name: str, value: str) -> tuple[bool, int | None]:
-    """(row exists, its department) for a known path parameter; (True, None) when the parameter is not scoped."""
-    try:
-        if name == "clue_id":
-            from cloud.workflow.clues import Clue
-
-            clue = session.get(Clue, int(value))
-            return (clue is not None, clue.department_id if clue else None)
-        if name == "order_id":
-            from cloud.workflow.clues import Clue
-            from cloud.workflow.models import WorkOrder
-
-            order = session.get(WorkOrder, int(value))
-            if order is None:
-                return (False, None)
-            clue = session.get(Clue, order.clue_id) if order.clue_id else None
-            return (True, clue.department_id if clue else None)
-        if name == "task_id":
-            from cloud.workflow.models import InspectionTask
-
-            task = session.get(InspectionTask, int(value))
-            return (task is not None, task.department_id if task else None)
-        if name == "case_id":
-            from cloud.workflow.models import EnforcementCase
-
-            case = session.get(EnforcementCase, int(value))
-            return (case is not None, getattr(case, "department_id", None) if case else None)
-        registry = _registry()
-        if registry is not None and name == "subject_id":
-            subject = session.get(registry.MarketSubject, int(value))
-            return (subject is not None, subject.department_id if subject else None)
-        if registry is not None and name == "site_id":
-            return (session.get(registry.Site, value) is not None, site_department(session, value))
-    except (ValueError, ModuleNotFoundError):
-        return (True, None)
-    return (True, None)
-
-
-#: path parameters the guard resolves to a department
-SCOPED_PARAMS = ("clue_id", "order_id", "task_id", "case_id", "subject_id", "site_id")
-
-
-def scope_guard(request: Request, session: SessionDep, scope: Annotated[Scope, Depends(get_scope)]) -> None:
-    """Router dependency: a path naming a clue, work order, task, case, subject or site outside the caller's
-    jurisdiction answers 404. Add to a router with ``dependencies=[Depends(scope_guard)]``."""
+def visible_sites(session: Session, scope: Scope) -> set[str] | None:
+    """Site ids in the scope (the site's own department, else its subject's); None = every site."""
     if scope.county:
-        return
-    for name in SCOPED_PARAMS:
+        return None
+    registry = _registry()
+    if registry is None:
+        return set()
+    site, subject = registry.Site, registry.MarketSubject
+    rows = session.exec(
+        select(site.site_id, site.department_id, subject.department_id).outerjoin(
+            subject, col(subject.id) == col(site.subject_id)
+        )
+    ).all()
+    return {sid for sid, own, via in rows if scope.allows(own if own is not None else via)}
+
+
+# ---------------------------------------------------------------- route declarations
+Access = Literal["scoped", "public", "county"]
+_MARK = "__jurisdiction__"
+
+
+def _marker(access: Access, reason: str) -> params.Depends:
+    def declared() -> None:
+        """Marker dependency: declares the route's jurisdiction (see :func:`access_of`)."""
+
+    declared.__name__ = f"{access}_route"
+    setattr(declared, _MARK, (access, reason))
+    marker: params.Depends = Depends(declared)
+    return marker
+
+
+def public(reason: str) -> params.Depends:
+    """Declare a route public (no login): ``@router.get(..., dependencies=[public("why")])``."""
+    return _marker("public", reason)
+
+
+def county_wide(reason: str) -> params.Depends:
+    """Declare a route county-wide: its data belongs to no department, or only county roles reach it."""
+    return _marker("county", reason)
+
+
+def access_of(route: Any) -> tuple[Access, str]:
+    """A route's declared jurisdiction (``scoped`` unless a :func:`public`/:func:`county_wide` marker is among
+    its dependencies, router-level ones included)."""
+    todo = list(getattr(getattr(route, "dependant", None), "dependencies", []))
+    while todo:
+        dep = todo.pop()
+        mark = getattr(dep.call, _MARK, None)
+        if mark is not None:
+            access, reason = mark
+            return access, reason
+        todo.extend(dep.dependencies)
+    return "scoped", ""
+
+
+# ---------------------------------------------------------------- resolvers: identifier -> departments
+Departments = list[int | None]
+
+
+def _clue(session: Session, value: str) -> Departments:
+    from cloud.workflow.clues import Clue
+
+    clue = session.get(Clue, int(value))
+    return [clue.department_id] if clue else []
+
+
+def _order(session: Session, value: str) -> Departments:
+    from cloud.workflow.models import WorkOrder
+
+    order = session.get(WorkOrder, int(value))
+    if order is None:
+        return []
+    return _clue(session, str(order.clue_id)) if order.clue_id else [None]
+
+
+def _task(session: Session, value: str) -> Departments:
+    from cloud.workflow.models import InspectionTask
+
+    task = session.get(InspectionTask, int(value))
+    return [task.department_id] if task else []
+
+
+def _case(session: Session, value: str) -> Departments:
+    from cloud.workflow.models import EnforcementCase
+
+    case = session.get(EnforcementCase, int(value))
+    return [case.department_id] if case else []
+
+
+def _subject(session: Session, value: str) -> Departments:
+    registry = _registry()
+    subject = session.get(registry.MarketSubject, int(value)) if registry else None
+    return [subject.department_id] if subject else []
+
+
+def _site(session: Session, value: str) -> Departments:
+    return [site_department(session, value)]
+
+
+def _alert(session: Session, value: str) -> Departments:
+    from cloud.alerts import Alert
+
+    alert = session.get(Alert, int(value))
+    return [site_department(session, alert.site_id)] if alert else []
+
+
+def _document(session: Session, value: str) -> Departments:
+    from cloud.workflow.models import DocumentRecord
+
+    doc = session.get(DocumentRecord, int(value))
+    return document_departments(session, doc) if doc else []
+
+
+def document_departments(session: Session, doc: Any) -> Departments:
+    """A legal document belongs to the department(s) of its task, case and clue."""
+    out: Departments = []
+    if doc.task_id is not None:
+        out += _task(session, str(doc.task_id))
+    if doc.case_id is not None:
+        out += _case(session, str(doc.case_id))
+    if doc.clue_id is not None:
+        out += _clue(session, str(doc.clue_id))
+    return out or [None]
+
+
+def _evidence(session: Session, value: str) -> Departments:
+    """Evidence (by SHA-256) belongs to the alerts, clue sources and inspection results that cite it."""
+    from cloud.alerts import Alert
+    from cloud.workflow.clues import ClueSource
+    from cloud.workflow.models import InspectionResult
+
+    if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
+        return []
+    like = f"%{value}%"
+    out: Departments = []
+    for site_id in session.exec(select(Alert.site_id).where(cast(col(Alert.evidence), String).like(like))):
+        out.append(site_department(session, site_id))
+    for clue_id in session.exec(select(ClueSource.clue_id).where(cast(col(ClueSource.extra), String).like(like))):
+        out += _clue(session, str(clue_id))
+    for task_id in session.exec(
+        select(InspectionResult.task_id).where(cast(col(InspectionResult.photos), String).like(like))
+    ):
+        out += _task(session, str(task_id))
+    return out
+
+
+def _incident(session: Session, value: str) -> Departments:
+    from cloud.notify.models import Incident
+
+    incident = session.get(Incident, int(value))
+    if incident is None:
+        return []
+    return incident_departments(session, incident)
+
+
+def incident_departments(session: Session, incident: Any) -> Departments:
+    out: Departments = []
+    if incident.site_id:
+        out.append(site_department(session, incident.site_id))
+    if incident.clue_id is not None:
+        out += _clue(session, str(incident.clue_id))
+    return out or [None]
+
+
+def _plan(session: Session, value: str) -> Departments:
+    from cloud.workflow.models import RandomPlan
+
+    plan = session.get(RandomPlan, int(value))
+    return [plan.department_id] if plan else []
+
+
+def _pending(session: Session, value: str) -> Departments:
+    registry = _registry()
+    pending = session.get(registry.PendingDevice, int(value)) if registry else None
+    return [site_department(session, pending.site_id)] if pending else []
+
+
+#: identifiers (path or query parameters) the guard resolves to the departments of their object
+RESOLVERS: dict[str, Callable[[Session, str], Departments]] = {
+    "clue_id": _clue,
+    "order_id": _order,
+    "task_id": _task,
+    "case_id": _case,
+    "subject_id": _subject,
+    "site_id": _site,
+    "alert_id": _alert,
+    "document_id": _document,
+    "sha256": _evidence,
+    "incident_id": _incident,
+    "plan_id": _plan,
+    "pending_id": _pending,
+}
+#: path parameters that only select a part of an object already resolved by another parameter of the path
+SUB_KEYS = frozenset({"sensor_id", "agent_id", "item_code", "pause_id"})
+#: kept for callers of the first version
+SCOPED_PARAMS = tuple(RESOLVERS)
+
+
+def departments_of(session: Session, name: str, value: str) -> Departments | None:
+    """The departments of the object ``name=value``; None when ``name`` is not an identifier or ``value`` is
+    malformed (the route answers 422 itself)."""
+    resolver = RESOLVERS.get(name)
+    if resolver is None:
+        return None
+    try:
+        return resolver(session, value)
+    except (ValueError, ModuleNotFoundError):
+        return None
+
+
+def _identifiers(request: Request) -> Iterable[tuple[str, str]]:
+    for name in RESOLVERS:
         value = request.path_params.get(name)
         if value is None:
-            continue
-        exists, department = _department_of(session, name, str(value))
-        if exists:
-            scope.ensure(department)
+            value = request.query_params.get(name)
+        if value is not None and str(value) != "":
+            yield name, str(value)
+
+
+def _token_user(request: Request, session: Session) -> User | None:
+    from cloud.core.security import TokenError, decode_token
+    from cloud.core.users import get_user_by_username
+
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("access_token")
+    if not token:
+        return None
+    settings = request.app.state.settings
+    try:
+        claims = decode_token(token, key=settings.jwt_key(), algorithm=settings.jwt_algorithm)
+    except TokenError:
+        return None
+    user = get_user_by_username(session, username=str(claims.get("sub")))
+    return user if user is not None and user.is_active else None
+
+
+def scope_guard(request: Request) -> None:
+    """App-wide dependency (every router): on a scoped route, an identifier in the path or query naming an
+    object outside the caller's jurisdiction answers 404. Without a valid token it does nothing: the route's
+    own authentication answers 401."""
+    route = request.scope.get("route")
+    if route is None or access_of(route)[0] != "scoped":
+        return
+    names = list(_identifiers(request))
+    if not names:
+        return
+    with Session(request.app.state.engine) as session:
+        user = _token_user(request, session)
+        if user is None:
+            return
+        scope = scope_for(session, user, getattr(request.app.state, "security_settings", None))
+        request.state.scope = scope
+        if scope.county:
+            return
+        for name, value in names:
+            departments = departments_of(session, name, value)
+            if departments is not None and not any(scope.allows(d) for d in departments):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "记录不存在 (not found)")

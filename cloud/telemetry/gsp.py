@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -522,10 +522,14 @@ def list_records(
     point_id: int | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    site_ids: Collection[str] | None = None,
     offset: int = 0,
     limit: int | None = 1000,
 ) -> Sequence[GspRecord]:
+    """Records by point and time; ``site_ids`` limits them to those sites (jurisdiction; None = all)."""
     stmt = select(GspRecord)
+    if site_ids is not None:
+        stmt = stmt.where(col(GspRecord.site_id).in_(sorted(site_ids)))
     if site_id:
         stmt = stmt.where(GspRecord.site_id == site_id)
     if point_id is not None:

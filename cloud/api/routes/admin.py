@@ -20,7 +20,7 @@ from cloud.core.users import Role, User
 from cloud.security import masking, provisioning
 from cloud.security.config import SecuritySettings, get_security_settings
 from cloud.security.events import record_now
-from cloud.security.scoping import ScopeDep
+from cloud.security.scoping import ScopeDep, county_wide
 
 router = APIRouter(tags=["security"])
 
@@ -28,13 +28,21 @@ SecurityAdmin = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN, admin
 Admins = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN))]
 
 
-@router.get("/admin/security/policy", summary="安全策略（口令、锁定、会话、限流）")
+@router.get(
+    "/admin/security/policy",
+    summary="安全策略（口令、锁定、会话、限流）",
+    dependencies=[county_wide("security policy: administrators only")],
+)
 def get_policy(request: Request, _: Admins) -> dict[str, Any]:
     sec: SecuritySettings = getattr(request.app.state, "security_settings", None) or get_security_settings()
     return sec.model_dump(mode="json")
 
 
-@router.get("/admin/devices", summary="设备 MQTT 账号列表（安全管理员）")
+@router.get(
+    "/admin/devices",
+    summary="设备 MQTT 账号列表（安全管理员）",
+    dependencies=[county_wide("device accounts: security admin only")],
+)
 def get_devices(session: SessionDep, _: SecurityAdmin) -> list[dict[str, Any]]:
     return [
         {

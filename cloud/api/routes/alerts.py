@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from cloud.alerts import Alert, AlertPublic, AlertsPublic, AlertStatus, list_alerts
 from cloud.api.deps import SessionDep, StaffUser
+from cloud.security.scoping import ScopeDep, visible_sites
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 def get_alerts(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
     site_id: str | None = None,
     severity: str | None = None,
@@ -34,6 +36,7 @@ def get_alerts(
         category=category,
         rule_id=rule_id,
         since=since,
+        site_ids=visible_sites(session, scope),
         offset=offset,
         limit=limit,
     )

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from cloud import journal
 from cloud.api.deps import CurrentUser, SessionDep, StaffUser, require_roles
@@ -22,9 +22,11 @@ from cloud.assessment.indicators import evaluate, to_csv
 from cloud.assessment.models import SpotCheck, SpotCheckPublic, SupervisionClock, SupervisionClockPublic
 from cloud.assessment.spot_checks import ReviewError, draw, review
 from cloud.core.users import Role, User
+from cloud.security.scoping import Scope, ScopeDep, county_wide, departments_of
 
 router = APIRouter(prefix="/assessment", tags=["assessment"])
 Manager = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
+SUPERVISORS_ONLY = county_wide("county-wide assessment: supervisors only")
 TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -49,12 +51,16 @@ def period(
 PeriodDep = Annotated[tuple[dt.datetime, dt.datetime], Depends(period)]
 
 
-@router.get("/indicators", summary="考核指标定义（数据文件 indicators.toml）")
+@router.get(
+    "/indicators",
+    summary="考核指标定义（数据文件 indicators.toml）",
+    dependencies=[county_wide("indicator definitions (rules file)")],
+)
 def indicators(_: StaffUser) -> dict[str, Any]:
     return packaged_indicator_rules().model_dump()
 
 
-@router.get("/scorecards", summary="个人/部门考核得分（任意期间；format=csv 导出）")
+@router.get("/scorecards", summary="个人/部门考核得分（任意期间；format=csv 导出）", dependencies=[SUPERVISORS_ONLY])
 def scorecards(
     session: SessionDep,
     _: Manager,
@@ -101,10 +107,13 @@ def manual_score(session: SessionDep, user: Manager, body: ManualScore) -> dict[
 def clocks(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     state: Literal["running", "warned", "breached", "stopped", "all"] = "running",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[SupervisionClockPublic]:
     query = select(SupervisionClock)
+    if (in_scope := scope.where(SupervisionClock.department_id)) is not None:
+        query = query.where(in_scope)
     if state == "running":
         query = query.where(col(SupervisionClock.stopped_at).is_(None), col(SupervisionClock.breached_at).is_(None))
     elif state == "warned":
@@ -131,11 +140,20 @@ def draw_now(session: SessionDep, _: Manager, body: DrawIn) -> list[SpotCheckPub
 
 
 @router.get("/spot-checks", summary="抽查记录")
-def spot_checks(session: SessionDep, _: StaffUser, pending: bool = False) -> list[SpotCheckPublic]:
+def spot_checks(session: SessionDep, _: StaffUser, scope: ScopeDep, pending: bool = False) -> list[SpotCheckPublic]:
     query = select(SpotCheck)
     if pending:
         query = query.where(col(SpotCheck.verdict).is_(None))
-    return [SpotCheckPublic.model_validate(c) for c in session.exec(query.order_by(col(SpotCheck.id).desc()))]
+    rows = session.exec(query.order_by(col(SpotCheck.id).desc()))
+    return [SpotCheckPublic.model_validate(c) for c in rows if _visible(session, scope, c)]
+
+
+def _visible(session: Session, scope: Scope, check: SpotCheck) -> bool:
+    """A spot check is visible where its target (a clue, a task, …) is."""
+    if scope.county:
+        return True
+    departments = departments_of(session, f"{check.target_type}_id", check.target_id)
+    return any(scope.allows(d) for d in departments or [None])
 
 
 class ReviewIn(BaseModel):
@@ -143,7 +161,9 @@ class ReviewIn(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-@router.post("/spot-checks/{check_id}/review", summary="抽查评定（发现问题生成督办线索）")
+@router.post(
+    "/spot-checks/{check_id}/review", summary="抽查评定（发现问题生成督办线索）", dependencies=[SUPERVISORS_ONLY]
+)
 def review_check(session: SessionDep, user: Manager, check_id: int, body: ReviewIn) -> SpotCheckPublic:
     try:
         check = review(session, check_id, verdict=body.verdict, note=body.note, by=user.username)
@@ -173,7 +193,7 @@ def check_in(session: SessionDep, user: CurrentUser, body: CheckIn) -> dict[str,
     return {"event_id": event.id, "ts": event.ts}
 
 
-@router.get("/attendance", summary="考勤统计（按值班表）")
+@router.get("/attendance", summary="考勤统计（按值班表）", dependencies=[SUPERVISORS_ONLY])
 def attendance_report(
     session: SessionDep, _: Manager, window: PeriodDep, department: str | None = None
 ) -> list[dict[str, Any]]:
@@ -181,6 +201,8 @@ def attendance_report(
     return [dataclasses.asdict(r) for r in rows]
 
 
-@router.get("/improvement", summary="持续改进报告：各研判规则与边缘规则的线索、去向与确认率")
+@router.get(
+    "/improvement", summary="持续改进报告：各研判规则与边缘规则的线索、去向与确认率", dependencies=[SUPERVISORS_ONLY]
+)
 def improvement(session: SessionDep, _: Manager, window: PeriodDep) -> list[dict[str, Any]]:
     return [dataclasses.asdict(r) for r in report(session, *window)]

@@ -18,8 +18,9 @@ from cloud.api.deps import SessionDep, get_engine, require_roles
 from cloud.core.users import Role, User
 from cloud.security import audit
 from cloud.security.events import record_now
+from cloud.security.scoping import county_wide
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[county_wide("audit log: audit administrator only")])
 
 Auditor = Annotated[User, Depends(require_roles(Role.AUDITOR, admin=False))]
 

@@ -23,6 +23,7 @@ from cloud.security import totp
 from cloud.security.config import SecuritySettings, get_security_settings
 from cloud.security.events import record
 from cloud.security.lockout import LoginRefused, attempt_login, security_state
+from cloud.security.scoping import county_wide, public
 from cloud.security.sessions import SessionInvalid, open_session, refresh, revoke_in
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -73,7 +74,7 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.post("/token", summary="登录获取令牌 (login)")
+@router.post("/token", summary="登录获取令牌 (login)", dependencies=[public("login")])
 def login(
     request: Request,
     session: SessionDep,
@@ -103,7 +104,11 @@ def login(
     )
 
 
-@router.post("/refresh", summary="刷新令牌（Authorization: Bearer <refresh_token>）")
+@router.post(
+    "/refresh",
+    summary="刷新令牌（Authorization: Bearer <refresh_token>）",
+    dependencies=[public("token refresh: the refresh token is the credential")],
+)
 def post_refresh(session: SessionDep, settings: SettingsDep, sec: SecurityDep, token: TokenDep) -> Token:
     try:
         user, pair = refresh(session, token, settings, sec)
@@ -135,7 +140,7 @@ def logout(session: SessionDep, user: CurrentUser, settings: SettingsDep, token:
         session.commit()
 
 
-@router.get("/me", summary="当前用户 (current user)")
+@router.get("/me", summary="当前用户 (current user)", dependencies=[county_wide("the caller's own account")])
 def me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user)
 

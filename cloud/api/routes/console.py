@@ -39,6 +39,7 @@ from cloud import journal
 from cloud.alerts import Alert, AlertStatus
 from cloud.api.deps import SessionDep, StaffUser, StreamUser
 from cloud.core.db import utcnow, writer
+from cloud.security.scoping import Scope, ScopeDep, StreamScopeDep, departments_of, public, visible_sites
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", tags=["console 控制台"])
@@ -69,7 +70,9 @@ def _site_categories(session: Session) -> dict[str, str | None]:
 
 
 # ---------------------------------------------------------------- labels (public reference data)
-@router.get("/labels", summary="界面用中文标签与检查事项清单（公开参考数据）")
+@router.get(
+    "/labels", summary="界面用中文标签与检查事项清单（公开参考数据）", dependencies=[public("static reference labels")]
+)
 def labels() -> dict[str, Any]:
     from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, SEVERITY_LABELS
     from cloud.workflow.intake import CHANNEL_LABELS
@@ -117,17 +120,22 @@ def _task_status(due: dt.date, today: dt.date, left: int | None) -> str:
     return "due_soon" if left is not None and left <= 1 else "running"
 
 
-def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Open tasks and running case clocks, soonest first, with remaining working days."""
+def deadline_rows(
+    session: Session, *, user_id: int | None = None, limit: int = 200, scope: Scope | None = None
+) -> list[dict[str, Any]]:
+    """Open tasks and running case clocks, soonest first, with remaining working days (within ``scope``)."""
     from cloud.workflow import enforcement, staffing
     from cloud.workflow.models import EnforcementCase, InspectionTask
     from cloud.workflow.states import CASE_MACHINE, TASK_MACHINE
 
     today = dt.datetime.now(TZ).date()
     rows: list[dict[str, Any]] = []
-    open_tasks = session.exec(
-        select(InspectionTask).where(col(InspectionTask.state).not_in(["closed", "cancelled", "declined"]))
-    )
+    task_query = select(InspectionTask).where(col(InspectionTask.state).not_in(["closed", "cancelled", "declined"]))
+    case_query = select(EnforcementCase)
+    if scope is not None and not scope.county:
+        task_query = task_query.where(scope.where(InspectionTask.department_id))  # type: ignore[arg-type]
+        case_query = case_query.where(scope.where(EnforcementCase.department_id))  # type: ignore[arg-type]
+    open_tasks = session.exec(task_query)
     for task in open_tasks:
         people = staffing.assignees(session, "task", task.id or 0)
         if user_id is not None and user_id not in people:
@@ -150,7 +158,7 @@ def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 
                 "people": people,
             }
         )
-    for case in session.exec(select(EnforcementCase)):
+    for case in session.exec(case_query):
         people = staffing.assignees(session, "case", case.id or 0)
         if user_id is not None and user_id not in people:
             continue
@@ -182,38 +190,46 @@ def deadline_rows(session: Session, *, user_id: int | None = None, limit: int = 
 def get_deadlines(
     session: SessionDep,
     user: StaffUser,
+    scope: ScopeDep,
     mine: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    return deadline_rows(session, user_id=user.id if mine else None, limit=limit)
+    return deadline_rows(session, user_id=user.id if mine else None, limit=limit, scope=scope)
 
 
 # ---------------------------------------------------------------- overview (big screen)
 @router.get("/overview", summary="总览：按领域统计、场所在线、24 小时趋势、最新告警、期限预警")
-def get_overview(session: SessionDep, _: StaffUser) -> dict[str, Any]:
+def get_overview(session: SessionDep, _: StaffUser, scope: ScopeDep) -> dict[str, Any]:
     from cloud.presence import AgentPresence
     from cloud.workflow.clues import Clue, ClueStatus
 
     now = utcnow()
     journal_id = int(session.exec(select(func.max(col(journal.JournalEvent.id)))).one() or 0)
     sites = _site_categories(session)
+    visible = visible_sites(session, scope)
+    alerts_in: list[Any] = []  # jurisdiction: the caller's sites and clues only
+    clues_in: list[Any] = []
+    if visible is not None:
+        sites = {k: v for k, v in sites.items() if k in visible}
+        alerts_in.append(col(Alert.site_id).in_(sorted(visible)))
+        clues_in.append(scope.where(Clue.department_id))
     counts: dict[str, dict[str, Any]] = {
         d: {"label": label, "open_alerts": 0, "open_clues": 0, "sites": 0} for d, label in DOMAINS.items()
     }
     for cat in sites.values():
         if cat in counts:
             counts[cat]["sites"] += 1
-    for alert in session.exec(select(Alert).where(Alert.status == AlertStatus.OPEN)):
+    for alert in session.exec(select(Alert).where(Alert.status == AlertStatus.OPEN, *alerts_in)):
         d = domain_of(alert.category, sites.get(alert.site_id))
         if d:
             counts[d]["open_alerts"] += 1
-    for clue in session.exec(select(Clue).where(Clue.status == ClueStatus.OPEN)):
+    for clue in session.exec(select(Clue).where(Clue.status == ClueStatus.OPEN, *clues_in)):
         d = domain_of(clue.category, sites.get(clue.site_id or ""))
         if d:
             counts[d]["open_clues"] += 1
 
     # presence: a site is online when any of its agents is online
-    agents = list(session.exec(select(AgentPresence)))
+    agents = [a for a in session.exec(select(AgentPresence)) if visible is None or a.site_id in visible]
     site_state: dict[str, bool] = {}
     for agent in agents:
         site_state[agent.site_id] = site_state.get(agent.site_id, False) or agent.state == "online"
@@ -224,16 +240,19 @@ def get_overview(session: SessionDep, _: StaffUser) -> dict[str, Any]:
     start = (now - dt.timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
     hours = [start + dt.timedelta(hours=i) for i in range(24)]
     series = {d: [0] * 24 for d in DOMAINS}
-    for alert in session.exec(select(Alert).where(col(Alert.started_at) >= start)):
+    for alert in session.exec(select(Alert).where(col(Alert.started_at) >= start, *alerts_in)):
         d = domain_of(alert.category, sites.get(alert.site_id))
         started = alert.started_at if alert.started_at.tzinfo else alert.started_at.replace(tzinfo=dt.UTC)
         idx = int((started - start).total_seconds() // 3600)
         if d and 0 <= idx < 24:
             series[d][idx] += 1
 
-    recent = session.exec(select(Alert).order_by(col(Alert.id).desc()).limit(20))
-    total_open_clues = session.exec(select(func.count()).select_from(Clue).where(Clue.status == ClueStatus.OPEN)).one()
-    warnings = [r for r in deadline_rows(session, limit=500) if r["status"] in ("overdue", "due_soon")][:20]
+    recent = session.exec(select(Alert).where(*alerts_in).order_by(col(Alert.id).desc()).limit(20))
+    total_open_clues = session.exec(
+        select(func.count()).select_from(Clue).where(Clue.status == ClueStatus.OPEN, *clues_in)
+    ).one()
+    rows = deadline_rows(session, limit=500, scope=scope)
+    warnings = [r for r in rows if r["status"] in ("overdue", "due_soon")][:20]
     return {
         "generated_at": now.isoformat(),
         "journal_id": journal_id,  # pass as ?after= to /console/live: no gap between this view and the stream
@@ -337,16 +356,30 @@ def _live_user(user: StreamUser) -> str:
     return user.username
 
 
+def _in_scope(session: Session, scope: Scope, ev: journal.JournalEvent, visible: set[str] | None) -> bool:
+    """An event of the live feed is shown where its alert's site or its clue/task is."""
+    if visible is None:
+        return True
+    if ev.action.startswith("alert."):
+        return str((ev.payload or {}).get("site_id")) in visible
+    departments = departments_of(session, f"{ev.target_type}_id", str(ev.target_id))
+    return any(scope.allows(d) for d in departments or [None])
+
+
 def _last_event_id(engine: Engine) -> int:
     with Session(engine) as session:
         return int(session.exec(select(func.max(col(journal.JournalEvent.id)))).one() or 0)
 
 
-def _events_after(engine: Engine, after: int) -> list[dict[str, Any]]:
+def _events_after(engine: Engine, after: int, scope: Scope | None = None) -> list[dict[str, Any]]:
     with Session(engine) as session:
         sites = None
+        visible = visible_sites(session, scope) if scope is not None else None
         out: list[dict[str, Any]] = []
         for ev in journal.read_since(session, after, limit=200, actions=LIVE_ACTIONS):
+            if scope is not None and not _in_scope(session, scope, ev, visible):
+                out.append({"id": ev.id, "skip": True})  # moves the cursor, sends nothing
+                continue
             payload = dict(ev.payload or {})
             if ev.action.startswith("alert."):
                 sites = sites if sites is not None else _site_categories(session)
@@ -365,7 +398,13 @@ def _events_after(engine: Engine, after: int) -> list[dict[str, Any]]:
 
 
 async def live_frames(
-    request: Request, engine: Engine, after: int, *, poll_s: float = 0.5, keepalive_s: float = 15.0
+    request: Request,
+    engine: Engine,
+    after: int,
+    *,
+    poll_s: float = 0.5,
+    keepalive_s: float = 15.0,
+    scope: Scope | None = None,
 ) -> AsyncIterator[str]:
     import json
 
@@ -374,9 +413,11 @@ async def live_frames(
     while not await request.is_disconnected():
         if getattr(request.app.state, "console_closing", False):
             return
-        events = await asyncio.to_thread(_events_after, engine, after)
+        events = await asyncio.to_thread(_events_after, engine, after, scope)
         for event in events:
             after = event["id"]
+            if event.get("skip"):
+                continue
             data = json.dumps(event, ensure_ascii=False, default=str)
             yield f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
         if events:
@@ -391,6 +432,7 @@ async def live_frames(
 async def live(
     request: Request,
     _: Annotated[str, Depends(_live_user)],
+    scope: StreamScopeDep,
     after: Annotated[int | None, Query(ge=0, description="从该日志编号之后开始（默认：现在）")] = None,
 ) -> StreamingResponse:
     engine: Engine = request.app.state.engine
@@ -400,7 +442,7 @@ async def live(
     elif after is None:
         after = await asyncio.to_thread(_last_event_id, engine)
     return StreamingResponse(
-        live_frames(request, engine, after),
+        live_frames(request, engine, after, scope=scope),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -473,6 +515,7 @@ def receipt_number(now: dt.datetime) -> str:
 @router.post(
     "/kiosk/complaints",
     status_code=status.HTTP_201_CREATED,
+    dependencies=[public("self-service terminal: rate- and size-limited")],
     summary="自助终端投诉举报（无需登录；限流、限大小；返回受理回执号）",
 )
 async def post_kiosk_complaint(request: Request) -> JSONResponse:

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, dump
+from cloud.security.scoping import ScopeDep, document_departments, public
 from cloud.workflow import paperwork
 from cloud.workflow.models import DocumentRecord
 from cloud.workflow.service import Forbidden, NotFound
@@ -41,6 +42,7 @@ def _view(session: Any, doc: DocumentRecord) -> dict[str, Any]:
 def get_documents(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     task_id: int | None = None,
     case_id: int | None = None,
     clue_id: int | None = None,
@@ -52,10 +54,13 @@ def get_documents(
         query = query.where(DocumentRecord.case_id == case_id)
     if clue_id is not None:
         query = query.where(DocumentRecord.clue_id == clue_id)
-    return [_view(session, d) for d in session.exec(query.order_by(col(DocumentRecord.id)))]
+    rows = session.exec(query.order_by(col(DocumentRecord.id)))
+    return [_view(session, d) for d in rows if any(scope.allows(dep) for dep in document_departments(session, d))]
 
 
-@router.get("/public-key", summary="本局电子签名公钥（PEM）")
+@router.get(
+    "/public-key", summary="本局电子签名公钥（PEM）", dependencies=[public("the bureau's public key, for recipients")]
+)
 def get_public_key(settings: SettingsDep) -> Response:
     key = paperwork.bureau_key(settings)
     return Response(key.public_pem(), media_type="application/x-pem-file", headers={"X-Key-Id": key.key_id})

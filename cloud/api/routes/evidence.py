@@ -18,12 +18,15 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from cloud.api.deps import STAFF_ROLES, SettingsDep, require_roles
 from cloud.core.users import Role, User
 from cloud.evidence import MAX_EVIDENCE_BYTES, EvidenceError, EvidenceStore, sniff_content_type
+from cloud.security.scoping import county_wide
 
 router = APIRouter(prefix="/evidence", tags=["evidence"])
 
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content, lower-case hex")]
 DeviceUser = Annotated[User, Depends(require_roles(Role.DEVICE))]
 StaffUser = Annotated[User, Depends(require_roles(*STAFF_ROLES))]
+#: upload and existence check by content hash: the device names bytes it holds, it reads nothing
+DEVICE_ROUTE = county_wide("device upload by content hash")
 
 
 def get_evidence_store(settings: SettingsDep) -> EvidenceStore:
@@ -37,6 +40,7 @@ EvidenceStoreDep = Annotated[EvidenceStore, Depends(get_evidence_store)]
     "/{sha256}",
     summary="上传证据（按哈希）(upload evidence by hash)",
     responses={201: {"description": "stored"}, 200: {"description": "already stored"}},
+    dependencies=[DEVICE_ROUTE],
 )
 async def upload(sha256: Sha256, request: Request, store: EvidenceStoreDep, _: DeviceUser) -> Response:
     declared = request.headers.get("content-length")
@@ -74,7 +78,7 @@ def download(sha256: Sha256, store: EvidenceStoreDep, _: StaffUser) -> Response:
     )
 
 
-@router.head("/{sha256}", summary="证据是否已存在 (does the cloud have it)")
+@router.head("/{sha256}", summary="证据是否已存在 (does the cloud have it)", dependencies=[DEVICE_ROUTE])
 def exists(sha256: Sha256, store: EvidenceStoreDep, _: DeviceUser) -> Response:
     if not store.exists(sha256):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "证据不存在 (no such evidence)")

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from cloud.api.deps import EngineDep, SessionDep, StaffUser, StoreDep, require_roles
 from cloud.core.users import Role, User
+from cloud.security.scoping import ScopeDep, county_wide, visible_sites
 from cloud.telemetry import gsp, gsp_export
 from protocols.topics import ID_PATTERN
 
@@ -75,6 +76,7 @@ def _public(r: gsp.GspRecord) -> RecordPublic:
 def get_records(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     site_id: str | None = None,
     point_id: int | None = None,
     start: datetime | None = None,
@@ -83,7 +85,14 @@ def get_records(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[RecordPublic]:
     rows = gsp.list_records(
-        session, site_id=site_id, point_id=point_id, start=start, end=end, offset=offset, limit=limit
+        session,
+        site_id=site_id,
+        point_id=point_id,
+        start=start,
+        end=end,
+        site_ids=visible_sites(session, scope),
+        offset=offset,
+        limit=limit,
     )
     return [_public(r) for r in rows]
 
@@ -115,7 +124,11 @@ def export_records(
     return Response(body, media_type=XLSX_TYPE, headers=headers)
 
 
-@router.get("/verify", summary="校验记录哈希链 (verify the record chain; names the first bad row)")
+@router.get(
+    "/verify",
+    summary="校验记录哈希链 (verify the record chain; names the first bad row)",
+    dependencies=[county_wide("chain check: counts and hashes, no record content")],
+)
 def verify(session: SessionDep, _: VerifierUser) -> VerifyPublic:
     result = gsp.verify_chain(session)
     return VerifyPublic(

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from cloud.api.deps import EngineDep
+from cloud.security.scoping import public
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/health", tags=["health"], dependencies=[public("liveness probe, no data")])
 
 
 @router.get("", summary="健康检查 (health)")

@@ -11,9 +11,15 @@ from sqlmodel import col, select
 from cloud.api.deps import SessionDep, StoreDep, require_roles
 from cloud.core.users import Role
 from cloud.ingest.models import DeadLetter, DeadLetterPublic, IngestSeq
+from cloud.security.scoping import county_wide
 
 router = APIRouter(
-    prefix="/ingest", tags=["ingest"], dependencies=[Depends(require_roles(Role.SUPERVISOR, Role.AUDITOR))]
+    prefix="/ingest",
+    tags=["ingest"],
+    dependencies=[
+        Depends(require_roles(Role.SUPERVISOR, Role.AUDITOR)),
+        county_wide("ingest operations: county roles only"),
+    ],
 )
 
 

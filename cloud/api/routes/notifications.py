@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from cloud.api.deps import CurrentUser, SessionDep, StaffUser, StreamUser, require_roles
@@ -35,9 +36,13 @@ from cloud.notify.models import (
     SiteContact,
 )
 from cloud.notify.roster import on_duty
+from cloud.security.scoping import ScopeDep, county_wide, public, visible_sites
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 Manager = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
+OWN = county_wide("the caller's own notifications")
+SUPERVISORS_ONLY = county_wide("notification set-up: supervisors only")
+ROSTER = county_wide("the bureau's duty roster")
 
 
 def _public(notification: Notification, incident: Incident) -> NotificationPublic:
@@ -52,7 +57,7 @@ def _public(notification: Notification, incident: Incident) -> NotificationPubli
     )
 
 
-@router.get("", summary="我的通知（最新在前）")
+@router.get("", summary="我的通知（最新在前）", dependencies=[OWN])
 def my_notifications(
     session: SessionDep,
     user: CurrentUser,
@@ -70,7 +75,7 @@ def my_notifications(
     return [_public(n, i) for n, i in rows]
 
 
-@router.get("/stream", summary="实时通知流 (Server-Sent Events)", response_class=StreamingResponse)
+@router.get("/stream", summary="实时通知流 (Server-Sent Events)", response_class=StreamingResponse, dependencies=[OWN])
 async def stream(request: Request, user: StreamUser) -> StreamingResponse:
     username = user.username
     service = getattr(request.app.state, "notify", None)
@@ -87,11 +92,18 @@ async def stream(request: Request, user: StreamUser) -> StreamingResponse:
 def incidents(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
     clue_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[IncidentPublic]:
     query = select(Incident)
+    if not scope.county:
+        from cloud.workflow.clues import Clue
+
+        sites = sorted(visible_sites(session, scope) or ())
+        clues = select(Clue.id).where(scope.where(Clue.department_id))  # type: ignore[arg-type]
+        query = query.where(or_(col(Incident.site_id).in_(sites), col(Incident.clue_id).in_(clues)))
     if status_ is not None:
         query = query.where(Incident.status == status_)
     if clue_id is not None:
@@ -156,7 +168,12 @@ _PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>
 <body style="font-family:sans-serif;max-width:36em;margin:2em auto"><h2>{title}</h2>{body}</body></html>"""
 
 
-@router.get("/ack", summary="确认链接页面（一次性签名链接）", response_class=HTMLResponse)
+@router.get(
+    "/ack",
+    summary="确认链接页面（一次性签名链接）",
+    response_class=HTMLResponse,
+    dependencies=[public("signed one-time link")],
+)
 def ack_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
     try:
         claims = verify(_secret(request), token, utcnow())
@@ -171,7 +188,9 @@ def ack_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title="确认收到通知", body=form))
 
 
-@router.post("/ack", summary="通过一次性签名链接确认", response_class=HTMLResponse)
+@router.post(
+    "/ack", summary="通过一次性签名链接确认", response_class=HTMLResponse, dependencies=[public("signed one-time link")]
+)
 def ack_by_link(request: Request, session: SessionDep, token: Annotated[str, Form()]) -> HTMLResponse:
     now = utcnow()
     try:
@@ -186,7 +205,7 @@ def ack_by_link(request: Request, session: SessionDep, token: Annotated[str, For
 
 
 # ------------------------------------------------------------------ people, designations, roster
-@router.get("/contacts", summary="通知对象（人员与渠道）")
+@router.get("/contacts", summary="通知对象（人员与渠道）", dependencies=[SUPERVISORS_ONLY])
 def contacts(session: SessionDep, _: Manager) -> list[ContactPublic]:
     return [ContactPublic.model_validate(c) for c in session.exec(select(Contact).order_by(col(Contact.id)))]
 
@@ -217,7 +236,7 @@ def add_site_contact(session: SessionDep, _: Manager, body: SiteDesignation) -> 
     return body
 
 
-@router.get("/roster", summary="值班表")
+@router.get("/roster", summary="值班表", dependencies=[ROSTER])
 def roster(
     session: SessionDep, _: StaffUser, department: str | None = None, start: dt.datetime | None = None, days: int = 7
 ) -> list[DutyShiftPublic]:
@@ -240,12 +259,12 @@ def add_shifts(session: SessionDep, _: Manager, shifts: list[DutyShiftBase]) -> 
     return [DutyShiftPublic.model_validate(r) for r in rows]
 
 
-@router.get("/roster/on-duty", summary="当前在岗人员")
+@router.get("/roster/on-duty", summary="当前在岗人员", dependencies=[ROSTER])
 def who_is_on_duty(session: SessionDep, _: StaffUser, department: str, at: dt.datetime | None = None) -> list[str]:
     return on_duty(session, department, at or utcnow())
 
 
-@router.get("/config/check", summary="通知配置检查（GSP 指定人员不少于 3 人等）")
+@router.get("/config/check", summary="通知配置检查（GSP 指定人员不少于 3 人等）", dependencies=[SUPERVISORS_ONLY])
 def config_check(session: SessionDep, _: Manager) -> dict[str, Any]:
     rules = load_rules(NotifySettings().rules_dir)
     problems: list[dict[str, Any]] = []

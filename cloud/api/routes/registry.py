@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
 from pydantic import BaseModel
+from sqlmodel import Session, select
 
 from cloud.api.deps import SessionDep, StaffUser, require_roles
 from cloud.core.users import Role, User
@@ -23,6 +24,7 @@ from cloud.registry.models import (
     DevicePublic,
     LicenceCreate,
     LicencePublic,
+    MarketSubject,
     MeasuringPointCreate,
     MeasuringPointPublic,
     PendingDevicePublic,
@@ -38,7 +40,7 @@ from cloud.registry.models import (
     SubjectUpdate,
 )
 from cloud.registry.uscc import InvalidUSCC
-from cloud.security.scoping import ScopeDep, scope_guard, site_department
+from cloud.security.scoping import Scope, ScopeDep, county_wide, scope_guard, site_department, visible_sites
 
 
 def _registry_errors() -> Iterator[None]:
@@ -60,7 +62,11 @@ EditorUser = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
 
 
 # ---------------------------------------------------------------- departments
-@router.get("/departments", summary="部门/辖区列表 (departments and jurisdictions)")
+@router.get(
+    "/departments",
+    summary="部门/辖区列表 (departments and jurisdictions)",
+    dependencies=[county_wide("the list of departments is reference data")],
+)
 def get_departments(session: SessionDep, _: StaffUser) -> list[DepartmentPublic]:
     return [DepartmentPublic.model_validate(d) for d in service.list_departments(session)]
 
@@ -164,14 +170,22 @@ def post_licence(session: SessionDep, _: EditorUser, data: LicenceCreate) -> Lic
 
 @router.get("/licences/expiring", summary="即将到期的许可证 (expiring within N days)")
 def get_expiring(
-    session: SessionDep, _: StaffUser, within_days: Annotated[int, Query(ge=0, le=3650)] = 30
+    session: SessionDep, _: StaffUser, scope: ScopeDep, within_days: Annotated[int, Query(ge=0, le=3650)] = 30
 ) -> list[LicencePublic]:
-    return service.expiring_licences(session, today=date.today(), within_days=within_days)
+    return _in_scope(session, scope, service.expiring_licences(session, today=date.today(), within_days=within_days))
+
+
+def _in_scope(session: Session, scope: Scope, licences: list[LicencePublic]) -> list[LicencePublic]:
+    if scope.county:
+        return licences
+    departments = dict(session.exec(select(MarketSubject.id, MarketSubject.department_id)).all())
+    return [lic for lic in licences if scope.allows(departments.get(lic.subject_id))]
 
 
 @router.get("/licences/expired", summary="已过期的许可证 (expired)")
-def get_expired(session: SessionDep, _: StaffUser) -> list[LicencePublic]:
-    return service.expiring_licences(session, today=date.today(), within_days=None, include_expired=True)
+def get_expired(session: SessionDep, _: StaffUser, scope: ScopeDep) -> list[LicencePublic]:
+    rows = service.expiring_licences(session, today=date.today(), within_days=None, include_expired=True)
+    return _in_scope(session, scope, rows)
 
 
 # ---------------------------------------------------------------- sites, points, devices, sensors
@@ -252,9 +266,11 @@ def patch_sensor(session: SessionDep, _: EditorUser, site_id: str, sensor_id: st
 # ---------------------------------------------------------------- approvals
 @router.get("/pending", summary="待审批的设备（边缘上报的未知设备/传感器）")
 def get_pending(
-    session: SessionDep, _: StaffUser, state: ApprovalState | None = ApprovalState.PENDING
+    session: SessionDep, _: StaffUser, scope: ScopeDep, state: ApprovalState | None = ApprovalState.PENDING
 ) -> list[PendingDevicePublic]:
-    return [PendingDevicePublic.model_validate(p) for p in service.list_pending(session, state=state)]
+    sites = visible_sites(session, scope)
+    rows = service.list_pending(session, state=state)
+    return [PendingDevicePublic.model_validate(p) for p in rows if sites is None or p.site_id in sites]
 
 
 @router.post("/pending/{pending_id}/approve", summary="批准接入 (approve an announced device)")

@@ -32,9 +32,12 @@ from cloud.core.users import (
 from cloud.security.events import record
 from cloud.security.lockout import unlock
 from cloud.security.models import AccountSecurity
+from cloud.security.scoping import county_wide
 from cloud.security.sessions import revoke_all
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(
+    prefix="/users", tags=["users"], dependencies=[county_wide("user administration: security admin and auditor only")]
+)
 
 ReaderUser = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN, Role.AUDITOR))]
 SecurityAdmin = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN, admin=False))]

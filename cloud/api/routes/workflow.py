@@ -24,7 +24,7 @@ from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser
 from cloud.core.models import BoundedDate, DueDate
 from cloud.core.users import User
 from cloud.registry.models import MarketSubject
-from cloud.security.scoping import ScopeDep, scope_guard
+from cloud.security.scoping import ScopeDep, county_wide, scope_guard
 from cloud.workflow import enforcement, inspection, paperwork, penalty, random_inspection, staffing
 from cloud.workflow.decisions import recompute_all, recompute_risk
 from cloud.workflow.models import (
@@ -84,7 +84,9 @@ def dump(row: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- state machines (for the UI)
-@router.get("/workflow/machines", summary="状态机：状态、操作、角色")
+@router.get(
+    "/workflow/machines", summary="状态机：状态、操作、角色", dependencies=[county_wide("state machine definitions")]
+)
 def get_machines(_: StaffUser) -> dict[str, Any]:
     return {
         name: {
@@ -107,7 +109,7 @@ def get_machines(_: StaffUser) -> dict[str, Any]:
     }
 
 
-@router.get("/workflow/me", summary="当前用户的业务职责")
+@router.get("/workflow/me", summary="当前用户的业务职责", dependencies=[county_wide("the caller's own duties")])
 def get_me(actor: ActorDep) -> dict[str, Any]:
     return {
         "username": actor.username,
@@ -126,7 +128,11 @@ class StaffIn(BaseModel):
     active: bool = True
 
 
-@router.get("/staff", summary="人员目录（职责、部门、在办工作量）")
+@router.get(
+    "/staff",
+    summary="人员目录（职责、部门、在办工作量）",
+    dependencies=[county_wide("the bureau's staff directory (draws and assignments pick from it)")],
+)
 def get_staff(session: SessionDep, _: StaffUser) -> list[dict[str, Any]]:
     users = session.exec(select(User).where(User.is_active == True).order_by(col(User.id))).all()  # noqa: E712
     actors = [actor_for(session, u) for u in users]
@@ -145,7 +151,11 @@ def get_staff(session: SessionDep, _: StaffUser) -> list[dict[str, Any]]:
     ]
 
 
-@router.put("/staff/{user_id}", summary="设置人员职责、部门、执法证号（管理员）")
+@router.put(
+    "/staff/{user_id}",
+    summary="设置人员职责、部门、执法证号（管理员）",
+    dependencies=[county_wide("staff administration: system administrator only")],
+)
 def put_staff(session: SessionDep, actor: ActorDep, user: CurrentUser, user_id: int, body: StaffIn) -> dict[str, Any]:
     if user.role != "admin":
         raise Forbidden("只有系统管理员可以设置人员职责 / admin only")
@@ -187,8 +197,12 @@ def post_recusal(session: SessionDep, actor: ActorDep, body: RecusalIn) -> dict[
 
 
 @router.get("/recusals", summary="回避名单")
-def get_recusals(session: SessionDep, _: StaffUser, subject_id: int | None = None) -> list[dict[str, Any]]:
+def get_recusals(
+    session: SessionDep, _: StaffUser, scope: ScopeDep, subject_id: int | None = None
+) -> list[dict[str, Any]]:
     query = select(Recusal)
+    if (in_scope := scope.where(MarketSubject.department_id)) is not None:
+        query = query.join(MarketSubject, col(MarketSubject.id) == Recusal.subject_id).where(in_scope)
     if subject_id is not None:
         query = query.where(Recusal.subject_id == subject_id)
     return [dump(r) for r in session.exec(query.order_by(col(Recusal.id)))]
@@ -474,11 +488,14 @@ def case_view(session: Any, case: EnforcementCase, actor: Actor | None = None) -
 def get_cases(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     state: str | None = None,
     clue_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     query = select(EnforcementCase)
+    if (in_scope := scope.where(EnforcementCase.department_id)) is not None:
+        query = query.where(in_scope)
     if state:
         query = query.where(EnforcementCase.state == state)
     if clue_id is not None:
@@ -608,8 +625,11 @@ def post_plan(session: SessionDep, actor: ActorDep, body: PlanIn) -> dict[str, A
 
 
 @router.get("/random-plans", summary="抽查计划列表")
-def get_plans(session: SessionDep, _: StaffUser) -> list[dict[str, Any]]:
-    return [plan_view(p) for p in session.exec(select(RandomPlan).order_by(col(RandomPlan.id).desc()))]
+def get_plans(session: SessionDep, _: StaffUser, scope: ScopeDep) -> list[dict[str, Any]]:
+    query = select(RandomPlan)
+    if (in_scope := scope.where(RandomPlan.department_id)) is not None:
+        query = query.where(in_scope)
+    return [plan_view(p) for p in session.exec(query.order_by(col(RandomPlan.id).desc()))]
 
 
 @router.get("/random-plans/{plan_id}", summary="抽查计划详情（冻结名单）")

@@ -37,7 +37,7 @@ from cloud.internet.models import (
 from cloud.internet.rules import cite, screening_rules
 from cloud.internet.service import Outcome, record_ad, record_price
 from cloud.rules.loader import RuleFileError
-from cloud.security.scoping import ScopeDep, scope_guard
+from cloud.security.scoping import ScopeDep, county_wide, scope_guard, visible_sites
 from cloud.workflow.clues import Clue
 from cloud.workflow.service import record
 from cloud.workflow.states import Role as Duty
@@ -114,11 +114,14 @@ async def post_import(
 def get_ads(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     shop: str | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AdObservationPublic]:
     query = select(AdObservation).order_by(col(AdObservation.id).desc()).offset(offset).limit(limit)
+    if (sites := visible_sites(session, scope)) is not None:  # jurisdiction: observations of the caller's sites
+        query = query.where(col(AdObservation.site_id).in_(sorted(sites)))
     if shop:
         query = query.where(AdObservation.shop == shop)
     return [AdObservationPublic.model_validate(r) for r in session.exec(query)]
@@ -128,12 +131,15 @@ def get_ads(
 def get_prices(
     session: SessionDep,
     _: StaffUser,
+    scope: ScopeDep,
     shop: str | None = None,
     goods: str | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[PriceObservationPublic]:
     query = select(PriceObservation).order_by(col(PriceObservation.id).desc()).offset(offset).limit(limit)
+    if (sites := visible_sites(session, scope)) is not None:
+        query = query.where(col(PriceObservation.site_id).in_(sorted(sites)))
     if shop:
         query = query.where(PriceObservation.shop == shop)
     if goods:
@@ -162,7 +168,7 @@ def get_hits(
     return [ScreeningHitPublic.model_validate(h) for h in session.exec(query)]
 
 
-@router.get("/rules", summary="筛查规则（含法律依据）")
+@router.get("/rules", summary="筛查规则（含法律依据）", dependencies=[county_wide("screening rules (rules file)")])
 def get_rules(_: StaffUser) -> dict[str, Any]:
     rules = screening_rules()
     return {
@@ -193,12 +199,18 @@ def _sources(settings: Settings) -> SourcesFile:
         raise HTTPException(500, f"监测源配置有误 / bad sources file: {exc}") from None
 
 
-@router.get("/sources", summary="已配置的监测源（抓取插件）")
+@router.get(
+    "/sources", summary="已配置的监测源（抓取插件）", dependencies=[county_wide("monitoring source configuration")]
+)
 def get_sources(settings: SettingsDep, _: StaffUser) -> list[dict[str, Any]]:
     return [s.model_dump(mode="json") for s in _sources(settings).sources]
 
 
-@router.post("/sources/{name}/run", summary="立即运行一个监测源")
+@router.post(
+    "/sources/{name}/run",
+    summary="立即运行一个监测源",
+    dependencies=[county_wide("runs a configured source; what it finds is filtered where it is read")],
+)
 def post_run(
     session: SessionDep, engine: EngineDep, settings: SettingsDep, actor: ActorDep, store: EvidenceStoreDep, name: str
 ) -> FetchRunPublic:
@@ -212,7 +224,11 @@ def post_run(
     return FetchRunPublic.model_validate(run)
 
 
-@router.get("/runs", summary="监测源运行记录（含未能采用的条目及原因）")
+@router.get(
+    "/runs",
+    summary="监测源运行记录（含未能采用的条目及原因）",
+    dependencies=[county_wide("run log of the monitoring sources")],
+)
 def get_runs(
     session: SessionDep,
     _: StaffUser,

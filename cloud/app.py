@@ -39,6 +39,7 @@ CORE_ROUTERS: list[str] = [
     "cloud.api.routes.alerts:router",
     "cloud.api.routes.clues:router",
     "cloud.api.routes.ingest:router",
+    "cloud.api.routes.fleet:router",
 ]
 #: Routers of other modules, mounted when their module exists. One line each.
 OPTIONAL_ROUTERS: list[str] = [

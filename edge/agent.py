@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 from datetime import UTC, datetime
@@ -22,6 +23,11 @@ from edge.vision.bridge import CameraBridge
 from protocols.messages import Announce, AnnouncedDevice, Heartbeat, Severity
 
 log = logging.getLogger(__name__)
+
+
+def config_version(site: LoadedSite) -> str:
+    """The applied configuration's version as the fleet view shows it: the first 12 hex of its text's SHA-256."""
+    return hashlib.sha256(site.text.encode()).hexdigest()[:12]
 
 
 class Agent:
@@ -108,6 +114,7 @@ class Agent:
             rss_mb=round(self.health.rss_mb(), 1),
             incarnation=self.outbox.incarnation,
             clock_offset_s=self.uplink.clock_offset_s,
+            config_version=config_version(self.site),
         )
 
     def announce(self) -> Announce:

@@ -1,0 +1,86 @@
+"""The fleet view API (issue 15): every agent with online state, versions, outbox, clock, resources and open
+alerts; an agent that stopped is offline and its still-open edge alerts are "state unknown"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from cloud.app import create_app
+from cloud.core.config import Settings
+from cloud.ingest.writer import IngestWriter, RawMessage
+from cloud.telemetry.store import TelemetryStore
+from protocols import AlertEvent, AlertPhase, Channel, Heartbeat, Severity, encode, topic_for
+from tests.cloud.conftest import ADMIN_PASSWORD
+from tests.cloud.test_api_auth import login
+
+
+def heartbeat(site: str, agent: str) -> RawMessage:
+    msg = Heartbeat(
+        site_id=site,
+        agent_id=agent,
+        ts=datetime.now(UTC),
+        uptime_s=60,
+        outbox_depth=7,
+        cpu_percent=3.5,
+        rss_mb=48.0,
+        incarnation="20261201t000000z-0000abcd",
+        clock_offset_s=0.4,
+        config_version="v3",
+    )
+    return RawMessage(topic_for(site, agent, Channel.HEARTBEAT), encode(msg))
+
+
+def raised(site: str, agent: str, seq: int) -> RawMessage:
+    now = datetime.now(UTC)
+    event = AlertEvent(
+        site_id=site,
+        agent_id=agent,
+        seq=seq,
+        alert_id=f"alert-{site}-{seq}",
+        device_id="fridge1",
+        rule_id="gsp.temp_high",
+        phase=AlertPhase.RAISE,
+        severity=Severity.MAJOR,
+        category="drug_storage",
+        value=9.5,
+        message="冷藏柜温度 9.5 °C 超上限",
+        ts=now,
+        started_at=now,
+    )
+    return RawMessage(topic_for(site, agent, Channel.EVENTS), encode(event))
+
+
+@pytest.fixture
+def client(cloud_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(cloud_settings, run_background=False)) as c:
+        yield c
+
+
+def test_fleet_view_shows_every_agent_and_unknown_alerts_of_offline_ones(
+    client: TestClient, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    writer = IngestWriter(cloud_engine, cloud_store)
+    writer.commit([heartbeat("site-a", "edge-1"), raised("site-a", "edge-1", 1)])
+    writer.commit([heartbeat("site-b", "edge-1"), raised("site-b", "edge-1", 1)])
+    with cloud_engine.begin() as conn:  # site-b's box stopped an hour ago
+        conn.execute(
+            text("UPDATE agent_presence SET last_seen_at = :t WHERE site_id = 'site-b'"),
+            {"t": (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)},
+        )
+    headers = login(client, "admin", ADMIN_PASSWORD)
+    r = client.get("/api/v1/fleet/agents", headers=headers)
+    assert r.status_code == 200, r.text
+    a, b = r.json()
+    assert (a["site_id"], a["online"], a["online_label"]) == ("site-a", True, "在线")
+    assert (a["outbox_depth"], a["cpu_percent"], a["rss_mb"], a["clock_offset_s"]) == (7, 3.5, 48.0, 0.4)
+    assert a["incarnation"] == "20261201t000000z-0000abcd" and a["config_version_reported"] == "v3"
+    assert [x["state"] for x in a["open_alerts"]] == ["open"]
+    assert (b["site_id"], b["online"], b["online_label"]) == ("site-b", False, "离线")
+    assert b["silent_s"] >= 3500
+    assert [(x["state"], x["state_label"]) for x in b["open_alerts"]] == [("state_unknown", "状态未知（代理离线）")]
+    assert client.get("/api/v1/fleet/agents").status_code == 401

@@ -110,7 +110,7 @@ def seed(api: JsonApi, county: dict[str, Any], staff_password: str) -> Seeded:
         for licence in subject.get("licences", []):
             call(api, "POST", "/registry/licences", {**licence, "subject_id": sid}, f"许可证 {licence['licence_no']}")
     for site in county.get("sites", []):
-        body = {k: site[k] for k in ("site_id", "name", "address", "category") if k in site}
+        body = {k: site[k] for k in ("site_id", "name", "address", "category", "longitude", "latitude") if k in site}
         body["subject_id"] = out.subjects[site["subject"]]
         body["department_id"] = out.departments[site["department"]]
         call(api, "POST", "/registry/sites", body, f"场所 {site['name']}")

@@ -36,6 +36,7 @@ app = typer.Typer(help="运行演示县 (run the demo county)", add_completion=F
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "firmware-config"
 COUNTY_FILE = REPO_CONFIG / "demo" / "county.toml"
+COUNTY_BOUNDARY_FILE = REPO_CONFIG.parent / "cloud" / "geo" / "data" / "demo_county.geojson"  # fictional boundary
 
 
 #: What the embedded broker cannot do (also in docs/operations.md), printed in the demo banner when it is used.
@@ -282,6 +283,7 @@ class DemoCounty:
             "SENTINEL_ADMIN_PASSWORD": self.password,
             "SENTINEL_PRESENCE_CHECK_S": "5",
             "SENTINEL_COUNTY_FILE": str(COUNTY_FILE),
+            "SENTINEL_COUNTY_BOUNDARY_FILE": str(COUNTY_BOUNDARY_FILE),
         }
         self.procs.spawn("cloud", sentinel("cloud", "serve"), self.log_dir, cloud_env)
         wait_http(f"{self.base}/api/v1/health", 60, self.procs)

@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime
 from cloud.core.models import BoundedDate, update_model
+from cloud.geo.coords import CoordSystem, to_wgs84
 from cloud.registry import uscc as uscc_mod
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -79,8 +80,42 @@ class DepartmentPublic(DepartmentBase):
     id: int
 
 
+# ---------------------------------------------------------------- coordinates (GIS, 一张图)
+class Located(SQLModel):
+    """A WGS-84 position: both or neither, never 0,0. Inside-the-county is checked by the registry service."""
+
+    longitude: float | None = Field(default=None, ge=-180, le=180, description="经度（WGS-84）")
+    latitude: float | None = Field(default=None, ge=-90, le=90, description="纬度（WGS-84）")
+
+    @model_validator(mode="after")
+    def _pair(self) -> Located:
+        if (self.longitude is None) != (self.latitude is None):
+            raise ValueError("经度和纬度须同时填写 (longitude and latitude go together)")
+        if self.longitude == 0 and self.latitude == 0:
+            raise ValueError("坐标 0,0 无效（未定位）/ 0,0 is not a position")
+        return self
+
+
+class CoordinatesIn(SQLModel):
+    """Input only: the datum of the given coordinates; GCJ-02 (Chinese map apps) is converted to WGS-84."""
+
+    coord_system: CoordSystem = Field(default="wgs84", description="wgs84 | gcj02（高德、腾讯等地图坐标）")
+
+    @model_validator(mode="after")
+    def _to_wgs84(self) -> CoordinatesIn:
+        lon, lat = getattr(self, "longitude", None), getattr(self, "latitude", None)
+        if self.coord_system == "gcj02" and (lon is None) != (lat is None):
+            raise ValueError("换算 GCJ-02 坐标须同时提供经度和纬度 (gcj02 needs both longitude and latitude)")
+        if self.coord_system == "gcj02" and lon is not None and lat is not None:
+            wlon, wlat = to_wgs84(lon, lat, "gcj02")
+            object.__setattr__(self, "longitude", round(wlon, 7))
+            object.__setattr__(self, "latitude", round(wlat, 7))
+            object.__setattr__(self, "coord_system", "wgs84")
+        return self
+
+
 # ---------------------------------------------------------------- market subjects
-class SubjectBase(SQLModel):
+class SubjectBase(Located):
     name: str = Field(min_length=1, max_length=200, description="企业名称")
     uscc: str = Field(max_length=18, index=True, unique=True, description="统一社会信用代码 (GB 32100)")
     legal_representative: str | None = Field(default=None, max_length=64, description="法定代表人")
@@ -90,14 +125,14 @@ class SubjectBase(SQLModel):
     department_id: int | None = Field(default=None, ge=1, foreign_key="department.id")
 
 
-class SubjectCreate(SubjectBase):
+class SubjectCreate(CoordinatesIn, SubjectBase):
     @field_validator("uscc")
     @classmethod
     def _valid_uscc(cls, v: str) -> str:
         return uscc_mod.validate(v).code
 
 
-class SubjectUpdate(update_model(SubjectBase, exclude={"uscc"})):  # type: ignore[misc]
+class SubjectUpdate(CoordinatesIn, update_model(SubjectBase, exclude={"uscc"})):  # type: ignore[misc]
     """修改市场主体：省略的字段不变，边界与登记相同；统一社会信用代码不可修改。"""
 
 
@@ -140,7 +175,7 @@ class LicencePublic(LicenceBase):
 
 
 # ---------------------------------------------------------------- sites
-class SiteBase(SQLModel):
+class SiteBase(Located):
     site_id: str = Field(
         primary_key=True, schema_extra=ID_FORMAT, max_length=64, description="场所 ID（与 MQTT 主题一致）"
     )
@@ -154,11 +189,11 @@ class SiteBase(SQLModel):
     )
 
 
-class SiteCreate(SiteBase):
+class SiteCreate(CoordinatesIn, SiteBase):
     pass
 
 
-class SiteUpdate(update_model(SiteBase, exclude={"site_id"})):  # type: ignore[misc]
+class SiteUpdate(CoordinatesIn, update_model(SiteBase, exclude={"site_id"})):  # type: ignore[misc]
     """修改场所：省略的字段不变，边界与登记相同；场所 ID 不可修改。"""
 
 

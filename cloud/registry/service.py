@@ -65,7 +65,22 @@ class Invalid(RegistryError):
     status = 422
 
 
+def check_position(longitude: float | None, latitude: float | None) -> None:
+    """A stored position must lie inside the county boundary (``SENTINEL_COUNTY_BOUNDARY_FILE``), when one is set."""
+    from cloud.geo.boundary import configured_boundary
+
+    if longitude is None or latitude is None:
+        return
+    boundary = configured_boundary()
+    if boundary is not None and not boundary.contains(longitude, latitude):
+        raise Invalid(
+            f"坐标 {longitude:.6f},{latitude:.6f} 不在辖区（{boundary.county.name}）范围内；"
+            "如为高德、腾讯等地图坐标请注明 coord_system=gcj02 / position outside the county boundary"
+        )
+
+
 def _update(row: object, changes: dict[str, object], base: type) -> None:
+    changes.pop("coord_system", None)  # input only: the coordinates were converted to WGS-84 on validation
     try:
         apply_update(row, changes, base=base)  # type: ignore[type-var]
     except UpdateRejected as exc:
@@ -119,6 +134,7 @@ def create_subject(session: Session, *, data: SubjectCreate) -> MarketSubject:
     if find_subject_by_uscc(session, code=code):
         raise Conflict(f"统一社会信用代码 {code} 已登记")
     _check_refs(session, department_id=data.department_id)
+    check_position(data.longitude, data.latitude)
     subject = MarketSubject.model_validate(data, update={"uscc": code})
     session.add(subject)
     session.flush()
@@ -130,6 +146,7 @@ def update_subject(session: Session, *, subject_id: int, data: SubjectUpdate) ->
     changes = data.model_dump(exclude_unset=True)
     _check_refs(session, department_id=changes.get("department_id"))
     _update(subject, changes, SubjectBase)
+    check_position(subject.longitude, subject.latitude)
     subject.updated_at = utcnow()
     session.add(subject)
     session.flush()
@@ -215,6 +232,7 @@ def create_site(session: Session, *, data: SiteCreate) -> Site:
     if session.get(Site, data.site_id):
         raise Conflict(f"场所 {data.site_id} 已存在")
     _check_refs(session, subject_id=data.subject_id, department_id=data.department_id)
+    check_position(data.longitude, data.latitude)
     site = Site.model_validate(data)
     session.add(site)
     session.flush()
@@ -226,6 +244,7 @@ def update_site(session: Session, *, site_id: str, data: SiteUpdate) -> Site:
     changes = data.model_dump(exclude_unset=True)
     _check_refs(session, subject_id=changes.get("subject_id"), department_id=changes.get("department_id"))
     _update(site, changes, SiteBase)
+    check_position(site.longitude, site.latitude)
     session.add(site)
     session.flush()
     return site

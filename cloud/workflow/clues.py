@@ -49,6 +49,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "consumer_dispute": "消费纠纷",
     "online_advertising": "网络广告",
     "online_price": "网络价格",
+    "check_in_location": "签到位置异常",
 }
 KIND_LABELS: dict[str, str] = {
     "alert": "感知告警",

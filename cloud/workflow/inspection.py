@@ -157,7 +157,8 @@ def task_action(
         values["accepted_at"] = utcnow()
     elif action == "check_in":
         values["checked_in_at"] = utcnow()
-        values["check_in"] = check_in or {}
+        check_in = _with_geofence(session, task, check_in or {})
+        values["check_in"] = check_in
     elif action == "close":
         values["closed_at"] = utcnow()
     members: list[staffing.StaffMember] = []
@@ -190,6 +191,8 @@ def task_action(
         if check_in
         else {"task_no": task.task_no, "clue_id": task.clue_id},
     )
+    if action == "check_in" and check_in and check_in.get("geofence") == "outside":
+        _flag_outside_geofence(session, task, actor, check_in)
     if action == "accept":
         feedback.start_clue(session, task.clue_id, actor, because=f"task {task.task_no} accepted")
     elif action in ("decline", "cancel"):
@@ -538,3 +541,47 @@ def _fact(d: FindingDisposal) -> str:
     """The violation as the document states it: the item's statement, then what the inspector found on site."""
     note = d.finding.note.strip().rstrip("。；;")
     return f"{d.item.violation}（现场检查发现：{note}）" if note else d.item.violation
+
+
+# ---------------------------------------------------------------------------------------------------------
+# check-in geofence (cloud/geo/geofence.py, radius in cloud/rules/geo.toml)
+# ---------------------------------------------------------------------------------------------------------
+def _with_geofence(session: Session, task: InspectionTask, check_in: dict[str, Any]) -> dict[str, Any]:
+    from cloud.geo.geofence import assess
+
+    site = session.get(Site, task.site_id) if task.site_id else None
+    return {**check_in, **assess(check_in, site.longitude if site else None, site.latitude if site else None)}
+
+
+def _flag_outside_geofence(session: Session, task: InspectionTask, actor: Actor, check_in: dict[str, Any]) -> None:
+    """Journal the flag and raise it to supervision as a 督办线索 (kind feedback, channel assessment)."""
+    from cloud.workflow.grouping import Incoming, collect
+
+    distance, radius = check_in.get("distance_m"), check_in.get("radius_m")
+    title = f"【签到位置异常】检查任务 {task.task_no}：{actor.name} 签到位置距场所 {distance} 米（允许 {radius:g} 米）"
+    clue = collect(
+        session,
+        Incoming(
+            kind="feedback",
+            channel="assessment",
+            category="check_in_location",
+            severity="minor",
+            title=title[:300],
+            at=utcnow(),
+            site_id=task.site_id,
+            subject_id=task.subject_id,
+            summary=title[:500],
+            parent_clue_id=task.clue_id,
+            ref=f"task:{task.id}",
+            extra={"task_id": task.id, "inspector": actor.username, **check_in},
+        ),
+        actor=actor,
+    ).clue
+    record(
+        session,
+        actor,
+        "task.check_in_outside_geofence",
+        "task",
+        task.id or 0,
+        {"task_no": task.task_no, "distance_m": distance, "radius_m": radius, "supervision_clue_id": clue.id},
+    )

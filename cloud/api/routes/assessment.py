@@ -202,6 +202,26 @@ def attendance_report(
 
 
 @router.get(
+    "/check-in-flags",
+    summary="签到位置异常：距场所超过签到半径的现场签到（geo.toml [geofence]）",
+    dependencies=[SUPERVISORS_ONLY],
+)
+def check_in_flags(session: SessionDep, _: Manager, window: PeriodDep) -> list[dict[str, Any]]:
+    events = session.exec(
+        select(journal.JournalEvent)
+        .where(
+            journal.JournalEvent.action == "task.check_in_outside_geofence",
+            col(journal.JournalEvent.ts) >= window[0],
+            col(journal.JournalEvent.ts) < window[1],
+        )
+        .order_by(col(journal.JournalEvent.id))
+    ).all()
+    return [
+        {"task_id": int(e.target_id), "inspector": e.actor, "at": e.ts.isoformat(), **(e.payload or {})} for e in events
+    ]
+
+
+@router.get(
     "/improvement", summary="持续改进报告：各研判规则与边缘规则的线索、去向与确认率", dependencies=[SUPERVISORS_ONLY]
 )
 def improvement(session: SessionDep, _: Manager, window: PeriodDep) -> list[dict[str, Any]]:

@@ -160,6 +160,18 @@ async def import_subjects(
     )
 
 
+@router.post("/sites/positions/import", summary="批量导入场所坐标 CSV（WGS-84 或 GCJ-02；须在辖区内，逐行报错）")
+async def import_site_positions(session: SessionDep, _: EditorUser, file: UploadFile) -> dict[str, object]:
+    from cloud.registry.positions import import_positions
+
+    try:
+        report = import_positions(session, await file.read())
+    except csv_import.ImportFormatError as exc:
+        raise HTTPException(422, str(exc)) from None
+    session.commit()
+    return report.__dict__
+
+
 # ---------------------------------------------------------------- licences
 @router.post("/licences", status_code=201, summary="登记许可证")
 def post_licence(session: SessionDep, _: EditorUser, data: LicenceCreate) -> LicencePublic:

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from edge.config.loader import load_site
-from edge.config.models import SiteConfig
+from edge.config.models import ModbusProbeConfig, SerialBusConfig, SiteConfig
 from edge.errors import ConfigError
 
 app = typer.Typer(help="边缘代理 (site edge agent)", add_completion=False, no_args_is_help=True)
@@ -38,6 +38,32 @@ def validate(config: Path = typer.Argument(..., help="站点配置文件 site TO
         f"OK {config}: site {c.agent.site_id} agent {c.agent.agent_id}, {len(c.buses)} buses, "
         f"{len(c.devices)} devices, {len(c.rules)} rule bindings, {len(c.cameras)} cameras"
     )
+    for line in source_notes(c, config.parent):
+        typer.echo(line)
+
+
+def source_notes(c: SiteConfig, base_dir: Path) -> list[str]:
+    """Warnings about sources that do not exist here, and how probe register numbers are read."""
+    notes: list[str] = []
+    for bus in c.buses:
+        if isinstance(bus, SerialBusConfig) and not Path(bus.port).exists():
+            notes.append(f"警告 warning: 总线 {bus.id} 的串口 {bus.port} 不存在 (serial port does not exist here)")
+    for camera in c.cameras:
+        if camera.resolved_kind == "file":
+            path = Path(camera.source)
+            if not (path.exists() or (base_dir / path).exists()):
+                notes.append(
+                    f"警告 warning: 摄像头 {camera.camera_id} 的视频文件 {camera.source} 不存在 (video file not found)"
+                )
+    for device in c.devices:
+        if isinstance(device, ModbusProbeConfig):
+            r = device.registers
+            kind = "从 0 起（线上地址）0-based wire addresses" if r.base == 0 else "从 1 起 1-based"
+            notes.append(
+                f"说明 note: {device.id} 寄存器编号{kind}: temperature={r.temperature} humidity={r.humidity}"
+                + ("；若设备手册从 1 编号，请设 registers.base = 1" if r.base == 0 else "")
+            )
+    return notes
 
 
 @app.command()

@@ -122,9 +122,28 @@ class _Device(_Section):
 
 
 class ProbeRegisters(_Section):
-    temperature: int | None = Field(default=0, ge=0, le=65535)
-    humidity: int | None = Field(default=1, ge=0, le=65535)
+    """Register numbers of a probe. **0-based by default** (the wire address in the request, as in the pymodbus
+    simulator); a device manual that numbers registers from 1 (register 1 = wire address 0, or 40001 style without
+    the 4) needs ``base = 1``."""
+
+    base: Literal[0, 1] = Field(
+        default=0, description="0: the numbers below are wire addresses (0-based); 1: they are 1-based (manual style)"
+    )
+    temperature: int | None = Field(default=0, ge=0, le=65535, description="register of the temperature (see base)")
+    humidity: int | None = Field(default=1, ge=0, le=65535, description="register of the humidity (see base)")
     scale: float = Field(default=0.1, description="value = signed register × scale")
+
+    @model_validator(mode="after")
+    def _not_below_base(self) -> Self:
+        for name in ("temperature", "humidity"):
+            value = getattr(self, name)
+            if value is not None and value < self.base:
+                raise ValueError(f"{name} = {value} but base = 1: 1-based register numbers start at 1")
+        return self
+
+    def wire(self, number: int) -> int:
+        """The 0-based wire address of a configured register number."""
+        return number - self.base
 
 
 class ModbusProbeConfig(_Device):

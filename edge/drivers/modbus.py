@@ -7,7 +7,9 @@ does no retries or reconnects on its own (the bus poller owns retries, back-off 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -24,6 +26,38 @@ log = logging.getLogger(__name__)
 MAX_BLOCK = 100
 #: Raw int16 values probes use to say "sensor broken".
 PROBE_FAULT_RAW = {-32768, 32767}
+
+#: Modbus exception codes (Modbus Application Protocol v1.1b3, §7): meaning and the likely fix.
+EXCEPTION_CODES: dict[int, tuple[str, str]] = {
+    1: ("illegal function 非法功能码", "the device does not support this function: holding (03) vs input (04)?"),
+    2: ("illegal data address 非法数据地址", "wrong function code or register? (addresses are 0-based on the wire)"),
+    3: ("illegal data value 非法数据值", "register count too large for the device?"),
+    4: ("server device failure 从站设备故障", "the device reports an internal fault: check it on site"),
+    5: ("acknowledge 已受理（处理中）", "the device needs longer: raise timeout_s"),
+    6: ("server device busy 从站忙", "poll less often or raise pause_ms"),
+    8: ("memory parity error 存储奇偶校验错误", "the device's memory is faulty"),
+    10: ("gateway path unavailable 网关路径不可用", "the gateway has no route to this slave address"),
+    11: ("gateway target failed to respond 网关目标无响应", "slave address wrong, device off, or RS-485 wiring"),
+}
+
+
+def explain_exception(response: Any) -> str:
+    """``ExceptionResponse(dev_id=1, function_code=131, exception_code=2)`` in words, with the likely fix."""
+    code = getattr(response, "exception_code", None)
+    function = (getattr(response, "function_code", 0) or 0) & 0x7F
+    meaning, hint = EXCEPTION_CODES.get(code or -1, (f"exception code {code}", "see the device's manual"))
+    return f"Modbus exception {code} on function {function:02d}: {meaning} — {hint}"
+
+
+def explain_port(port: str) -> str:
+    """Why a serial port cannot be opened, with the OS's own words (missing device, permission, busy)."""
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        hint = " (add the agent's user to the dialout group)" if exc.errno == errno.EACCES else ""
+        return f"serial port {port}: {exc.strerror} [errno {exc.errno}]{hint}"
+    os.close(fd)
+    return f"serial port {port} opens, but the Modbus client could not use it"
 
 
 class ModbusTransport:
@@ -65,11 +99,17 @@ class ModbusTransport:
             ok = await asyncio.wait_for(client.connect(), self.bus.timeout_s + 2)
         except (TimeoutError, OSError, ModbusException) as exc:
             client.close()
-            raise DriverError(f"bus {self.name}: cannot connect: {exc}") from None
+            raise DriverError(f"bus {self.name}: cannot connect: {self._why(exc)}") from None
         if not ok:
             client.close()
-            raise DriverError(f"bus {self.name}: cannot connect")
+            raise DriverError(f"bus {self.name}: cannot connect: {self._why(None)}")
         self._client = client
+
+    def _why(self, exc: BaseException | None) -> str:
+        if isinstance(self.bus, SerialBusConfig):
+            return explain_port(self.bus.port)
+        where = f"{self.bus.host}:{self.bus.port}"
+        return f"{where}: {exc}" if exc is not None and str(exc) else f"{where} refused or unreachable"
 
     async def close(self) -> None:
         if self._client is not None:
@@ -95,7 +135,7 @@ class ModbusTransport:
                 await self.close()
             raise DriverError(f"device {device_id} on {self.name}: {exc}") from None
         if response.isError():
-            raise DriverError(f"device {device_id} on {self.name}: exception response {response}")
+            raise DriverError(f"device {device_id} on {self.name}: {explain_exception(response)}")
         registers = list(response.registers)
         if len(registers) < count:
             raise DriverError(f"device {device_id} on {self.name}: short answer ({len(registers)}/{count})")
@@ -118,12 +158,10 @@ class ModbusProbeReader:
 
     async def read(self, transport: Transport) -> dict[str, float | None]:
         modbus = _as_modbus(transport)
+        regs = self.device.registers
         wanted = {
-            name: address
-            for name, address in (
-                ("temperature", self.device.registers.temperature),
-                ("humidity", self.device.registers.humidity),
-            )
+            name: regs.wire(address)
+            for name, address in (("temperature", regs.temperature), ("humidity", regs.humidity))
             if address is not None
         }
         low, high = min(wanted.values()), max(wanted.values())

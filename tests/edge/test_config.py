@@ -122,3 +122,30 @@ def test_cli_validate_and_schema(tmp_path: Path) -> None:
         "firmware-config/schema/site.schema.json is stale: regenerate it with "
         "`sentinel edge schema -o firmware-config/schema/site.schema.json`"
     )
+
+
+def test_validate_warns_about_missing_sources_and_says_how_registers_count(tmp_path: Path) -> None:
+    """Issue 15: validate accepted a serial port and a camera file that do not exist, and never said that probe
+    register numbers are 0-based (a 1-based probe silently read the wrong registers)."""
+    site = tmp_path / "site.toml"
+    site.write_text(
+        MINIMAL
+        + f'data_dir = "{tmp_path}/data"\n'
+        + f'[[buses]]\nkind = "serial"\nid = "rs485"\nport = "{tmp_path}/ttyUSB9"\n'
+        + '[[devices]]\ntype = "modbus_probe"\nid = "fridge1"\nbus = "rs485"\naddress = 1\n'
+        + '[[devices]]\ntype = "modbus_probe"\nid = "store1"\nbus = "rs485"\naddress = 2\n'
+        + "registers = { base = 1, temperature = 1, humidity = 2 }\n"
+        + '[[cameras]]\ncamera_id = "cam1"\nsource = "no-such-video.mp4"\n',
+        encoding="utf-8",
+    )
+    out = CliRunner().invoke(app, ["validate", str(site)])
+    assert out.exit_code == 0, out.output
+    assert f"串口 {tmp_path}/ttyUSB9 不存在" in out.output
+    assert "视频文件 no-such-video.mp4 不存在" in out.output
+    assert "fridge1 寄存器编号从 0 起" in out.output and "registers.base = 1" in out.output
+    assert "store1 寄存器编号从 1 起" in out.output
+    loaded = load_site(site).config.devices[1]
+    assert loaded.registers.wire(1) == 0  # type: ignore[union-attr]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(site.read_text(encoding="utf-8").replace("temperature = 1,", "temperature = 0,"), encoding="utf-8")
+    assert CliRunner().invoke(app, ["validate", str(bad)]).exit_code == 1

@@ -7,7 +7,9 @@ guard (:func:`cloud.security.scoping.scope_guard`): its routes are scoped unless
 ``public(...)``/``county_wide(...)``. Tables defined
 in that module are created at start-up because importing it registers them.
 
-Background tasks (ingest, presence) are started by the lifespan, owned by it and cancelled on shutdown.
+Background tasks are started by the lifespan, owned by it and cancelled on shutdown. Ingest runs on every
+instance (shared subscription); every scheduler and follower runs under a lease (:mod:`cloud.core.leases`) so
+that exactly one of several instances does it, with failover.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -81,35 +84,48 @@ def _print_once(password: str, settings: Settings) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from cloud.core.leases import hold
+    from cloud.core.live import LiveWake
+
     settings: Settings = app.state.settings
+    engine = app.state.engine
     tasks: list[asyncio.Task[None]] = []
+    app.state.live = LiveWake(engine)
+    tasks.append(asyncio.create_task(app.state.live.run(), name="live-listener"))
+    app.state.leases = {}
+
+    def leased(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+        """Run ``work`` on whichever instance holds lease ``name`` (exactly one; failover on its death)."""
+
+        def note(held: bool) -> None:
+            app.state.leases[name] = held
+
+        coro = hold(engine, name, work, ttl_s=settings.lease_ttl_s, holder=app.state.instance_id, on_state=note)
+        return asyncio.create_task(coro, name=f"lease:{name}")
+
     if app.state.run_background and settings.ingest_enabled:
         from cloud.ingest.service import IngestService
 
-        service = IngestService(settings, app.state.engine, app.state.store)
+        service = IngestService(settings, engine, app.state.store)
         app.state.ingest = service
-        tasks.append(asyncio.create_task(service.run(), name="ingest"))
+        tasks.append(asyncio.create_task(service.run(), name="ingest"))  # shared subscription: every instance
     if app.state.run_background and settings.presence_enabled:
         from cloud.presence import PresenceMonitor
 
-        tasks.append(asyncio.create_task(PresenceMonitor(settings, app.state.engine).run(), name="presence"))
-    if app.state.run_background:  # notifications and supervision follow the journal (SENTINEL_NOTIFY_ENABLED)
-        from cloud.notify.lifespan import start_followers
+        tasks.append(leased("presence", PresenceMonitor(settings, engine).run))
+    # notifications and supervision follow the journal (SENTINEL_NOTIFY_ENABLED); the SSE stream on every instance
+    from cloud.notify.lifespan import start_followers
 
-        tasks += start_followers(app, settings)
+    tasks += start_followers(app, settings, leased if app.state.run_background else None)
     if app.state.run_background:  # subjects' risk grades recomputed on a schedule (rules: workflow.toml)
         from cloud.workflow.decisions import run_periodic as regrade_periodically
 
-        tasks.append(asyncio.create_task(regrade_periodically(app.state.engine), name="risk-regrade"))
+        tasks.append(leased("risk_regrade", lambda: regrade_periodically(engine)))
     if app.state.run_background:
         from cloud.telemetry import gsp
 
         interval = settings.gsp_derive_interval_s
-        tasks.append(
-            asyncio.create_task(
-                gsp.run_periodically(app.state.engine, app.state.store, interval_s=interval), name="gsp"
-            )
-        )
+        tasks.append(leased("gsp", lambda: gsp.run_periodically(engine, app.state.store, interval_s=interval)))
     try:
         yield
     finally:
@@ -146,6 +162,10 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     app.state.store = open_store(settings, engine)
     app.state.ingest = None
     app.state.run_background = run_background
+    from cloud.core.leases import default_holder
+    from cloud.core.live import install_triggers
+
+    app.state.instance_id = settings.instance_id or default_holder()
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
@@ -163,6 +183,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             app.include_router(router, prefix=API_PREFIX, dependencies=jurisdiction)
     # tables of optional modules imported with their routers
     init_db(engine)
+    install_triggers(engine)  # PostgreSQL: NOTIFY on new journal events and deliveries (cloud.core.live)
     with contextlib.suppress(ModuleNotFoundError):  # the web console (cloud/web), when installed
         importlib.import_module("cloud.web").mount_console(app)
     return app

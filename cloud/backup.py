@@ -304,6 +304,36 @@ def next_run(at: dt.time, now: dt.datetime) -> dt.datetime:
     return candidate if candidate > now else candidate + dt.timedelta(days=1)
 
 
+BACKUP_LEASE_S = 3600.0  # a backup host killed mid-run lets another one redo the day after this
+
+
+def backup_once_for(settings: Settings, engine: Engine, dest_root: Path, period: str) -> Path | None:
+    """The backup of ``period`` (a local date) once across every scheduler process (lease + job record).
+
+    None: another process holds the backup lease, or the period's backup is done already.
+    """
+    import contextvars
+
+    from cloud.core import leases
+
+    lease = leases.Lease(engine, "backup", ttl_s=BACKUP_LEASE_S)
+    if not lease.acquire():
+        return None
+    made: list[Path] = []
+
+    def work() -> str:
+        made.append(create_backup(settings, dest_root))
+        return made[-1].name
+
+    ctx = contextvars.copy_context()
+    ctx.run(leases._current.set, lease)
+    try:
+        ctx.run(leases.run_period_job, engine, "backup", period, work)
+    finally:
+        lease.release()
+    return made[0] if made else None
+
+
 def run_daily(
     settings: Settings,
     dest_root: Path,
@@ -314,18 +344,29 @@ def run_daily(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now().astimezone(),
     runs: int | None = None,
+    engine: Engine | None = None,
 ) -> None:
-    """Back up every day at local time ``at``, keeping the newest ``keep`` (``runs`` bounds it for tests)."""
+    """Back up every day at local time ``at``, keeping the newest ``keep`` (``runs`` bounds it for tests).
+
+    With ``engine`` the day's backup is made once however many hosts run this schedule
+    (:func:`backup_once_for`; job ``backup``, period = the local date).
+    """
     done = 0
     while runs is None or done < runs:
         wait = (next_run(at, clock()) - clock()).total_seconds()
         sleep(max(0.0, wait))
         try:
-            path = create_backup(settings, dest_root)
+            if engine is None:
+                path: Path | None = create_backup(settings, dest_root)
+            else:
+                path = backup_once_for(settings, engine, dest_root, clock().date().isoformat())
         except Exception as exc:  # keep the schedule; the next day tries again
             log.error("scheduled backup failed: %s", exc)
         else:
-            prune(dest_root, keep)
-            if on_done is not None:
-                on_done(path)
+            if path is None:
+                log.info("today's backup is made by another host (lease backup)")
+            else:
+                prune(dest_root, keep)
+                if on_done is not None:
+                    on_done(path)
         done += 1

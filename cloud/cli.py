@@ -71,6 +71,7 @@ def ingest_command(
     """An ingest worker alone (scale-out: run several with different --client-id on a shared subscription)."""
     from cloud.core.config import get_settings
     from cloud.core.db import init_db, make_engine
+    from cloud.core.leases import hold
     from cloud.ingest.service import IngestService
     from cloud.presence import PresenceMonitor
     from cloud.telemetry.store import open_store
@@ -87,7 +88,9 @@ def ingest_command(
         service = IngestService(settings, engine, store)
         tasks = [asyncio.create_task(service.run(), name="ingest")]
         if presence:
-            tasks.append(asyncio.create_task(PresenceMonitor(settings, engine).run(), name="presence"))
+            monitor = PresenceMonitor(settings, engine)
+            # under the same lease as in `serve`: one presence check however many processes ask for it
+            tasks.append(asyncio.create_task(hold(engine, "presence", monitor.run, ttl_s=settings.lease_ttl_s)))
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -230,9 +230,20 @@ class SupervisionMonitor:
         every = self.rules.spot_check.every_hours * 3600
         return self._last_spot_check is None or mono - self._last_spot_check >= every
 
-    async def run(self) -> None:
-        from cloud.assessment.spot_checks import draw_spot_checks
+    def draw_spot_checks_once(self, now: dt.datetime | None = None) -> bool:
+        """Draw the spot checks of the period ``now`` is in, unless done already (by any instance)."""
+        from cloud.assessment.spot_checks import draw
+        from cloud.core.leases import period_key, run_in_period
 
+        spec = self.rules.spot_check
+        end = now or utcnow()
+
+        def work(session: Session) -> str:
+            return f"{len(draw(session, spec, end - dt.timedelta(hours=spec.every_hours), end))} checks"
+
+        return run_in_period(self.engine, "spot_check", period_key(end, spec.every_hours * 3600), work)
+
+    async def run(self) -> None:
         failing = False
         loop = asyncio.get_running_loop()
         self._last_spot_check = loop.time()  # the first draw one period after start
@@ -242,12 +253,7 @@ class SupervisionMonitor:
                 await asyncio.to_thread(self.tick)
                 if self.spot_check_due(loop.time()):
                     self._last_spot_check = loop.time()
-                    await asyncio.to_thread(
-                        draw_spot_checks,
-                        self.engine,
-                        self.rules.spot_check,
-                        period_hours=self.rules.spot_check.every_hours,
-                    )
+                    await asyncio.to_thread(self.draw_spot_checks_once)
                 failing = False
             except Exception:
                 if not failing:

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="edge clock offset beyond this → flagged; data stamped further ahead refused"
     )
 
+    # several instances (cloud.core.leases): background work runs on the holder of its lease
+    lease_ttl_s: float = Field(
+        default=15.0, ge=1.0, le=600.0, description="a dead holder's lease expires after this; takeover ≤ 4/3 × it"
+    )
+    instance_id: str | None = Field(default=None, max_length=120, description="default: <host>:<pid>:<random>")
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

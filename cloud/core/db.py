@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 #: Modules whose SQLModel tables belong to the business DB. Optional modules may be missing.
 MODEL_MODULES: list[str] = [
     "cloud.core.users",
+    "cloud.core.leases",
     "cloud.ingest.models",
     "cloud.alerts",
     "cloud.presence",

@@ -26,6 +26,45 @@ from cloud.notify.models import AckLink, Contact, Delivery, DeliveryStatus, Inci
 log = logging.getLogger(__name__)
 
 
+def outbound_message(
+    session: Session,
+    delivery: Delivery,
+    notification: Notification,
+    incident: Incident,
+    *,
+    secret: bytes,
+    ack_base_url: str,
+) -> OutboundMessage:
+    """The message a channel renders for one delivery (also what the in-app stream sends)."""
+    ack_url = None
+    if delivery.link_jti:
+        link = session.get(AckLink, delivery.link_jti)
+        if link is not None:
+            ack_url = f"{ack_base_url.rstrip('/')}/api/v1/notifications/ack?token={token_for(secret, link)}"
+    contact = session.exec(select(Contact).where(Contact.key == notification.recipient)).first()
+    return OutboundMessage(
+        delivery_id=delivery.id or 0,
+        notification_id=notification.id or 0,
+        incident_id=incident.id or 0,
+        channel=delivery.channel,
+        recipient=notification.recipient,
+        address=delivery.address,
+        kind=incident.kind,
+        title=incident.title,
+        body=incident.body,
+        severity=incident.severity,
+        category=incident.category,
+        site_id=incident.site_id,
+        clue_id=incident.clue_id,
+        count=max(delivery.count, 1),
+        level=notification.level,
+        ts=incident.opened_at,
+        ack_url=ack_url,
+        webhook_format=str(contact.webhook_format) if contact else "generic",
+        webhook_secret=contact.webhook_secret if contact else None,
+    )
+
+
 class ChannelWorker:
     def __init__(
         self, channel: Channel, engine: Engine, rules: DeliveryRules, *, secret: bytes, ack_base_url: str
@@ -58,37 +97,12 @@ class ChannelWorker:
                 .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
                 .limit(limit)
             ).all()
-            out: list[OutboundMessage] = []
-            for delivery, notification, incident in rows:
-                ack_url = None
-                if delivery.link_jti:
-                    link = session.get(AckLink, delivery.link_jti)
-                    if link is not None:
-                        ack_url = f"{self.ack_base_url}/api/v1/notifications/ack?token={token_for(self.secret, link)}"
-                contact = session.exec(select(Contact).where(Contact.key == notification.recipient)).first()
-                out.append(
-                    OutboundMessage(
-                        delivery_id=delivery.id or 0,
-                        notification_id=notification.id or 0,
-                        incident_id=incident.id or 0,
-                        channel=self.name,
-                        recipient=notification.recipient,
-                        address=delivery.address,
-                        kind=incident.kind,
-                        title=incident.title,
-                        body=incident.body,
-                        severity=incident.severity,
-                        category=incident.category,
-                        site_id=incident.site_id,
-                        clue_id=incident.clue_id,
-                        count=max(delivery.count, 1),
-                        level=notification.level,
-                        ts=incident.opened_at,
-                        ack_url=ack_url,
-                        webhook_format=str(contact.webhook_format) if contact else "generic",
-                        webhook_secret=contact.webhook_secret if contact else None,
-                    )
+            out = [
+                outbound_message(
+                    session, delivery, notification, incident, secret=self.secret, ack_base_url=self.ack_base_url
                 )
+                for delivery, notification, incident in rows
+            ]
             return out
 
     def _record(self, delivery_id: int, receipt: str | None, error: ChannelError | None) -> None:

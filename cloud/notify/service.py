@@ -45,7 +45,7 @@ def get_cursor(session: Session, name: str) -> FollowerCursor:
 def default_channels(settings: Settings, nsettings: NotifySettings, rules: NotifyRules, hub: SseHub) -> list[Channel]:
     timeout = rules.escalation.delivery.timeout_s
     channels: list[Channel] = [
-        InAppChannel(hub),
+        InAppChannel(),
         WebhookChannel(timeout_s=timeout),
         EmailChannel(
             nsettings.smtp_host,
@@ -81,9 +81,9 @@ class NotifyService:
         self.engine = engine
         self.nsettings = nsettings or NotifySettings()
         self.rules = rules or load_rules(self.nsettings.rules_dir)
-        self.hub = hub or SseHub()
         self.notifier = Notifier(self.rules, self.nsettings)
         self.secret = self.nsettings.secret(settings)
+        self.hub = hub or SseHub(engine, secret=self.secret, ack_base_url=self.nsettings.public_base_url)
         self._channels = channels
         self.workers: dict[str, ChannelWorker] = {}
         self.ready = asyncio.Event()
@@ -141,9 +141,9 @@ class NotifyService:
         return effects
 
     # ------------------------------------------------------------------ async side
-    def apply(self, effects: Effects) -> None:
-        for user, event in effects.sse:
-            self.hub.publish(user, event)
+    async def apply(self, effects: Effects) -> None:
+        for user, event in effects.sse:  # folded repeats: the new count to the user's streams on every instance
+            await asyncio.to_thread(self.hub.publish_update, user, event)
         for name in effects.channels:
             worker = self.workers.get(name)
             if worker is not None:
@@ -154,7 +154,7 @@ class NotifyService:
         while True:
             try:
                 handled, effects = await asyncio.to_thread(self.process_batch)
-                self.apply(effects)
+                await self.apply(effects)
                 if failing:
                     log.info("notification follower recovered")
                 failing = False
@@ -169,7 +169,7 @@ class NotifyService:
         failing = False
         while True:
             try:
-                self.apply(await asyncio.to_thread(self.tick))
+                await self.apply(await asyncio.to_thread(self.tick))
                 failing = False
             except Exception:
                 if not failing:

@@ -294,7 +294,7 @@ def backup(
     if daily_at:
         hour, minute = (int(x) for x in daily_at.split(":"))
         typer.echo(f"每日 {daily_at} 备份到 {dest}，保留 {keep} 份 (Ctrl-C to stop)")
-        backups.run_daily(settings, dest, at=dt.time(hour, minute), keep=keep, on_done=done)
+        backups.run_daily(settings, dest, at=dt.time(hour, minute), keep=keep, on_done=done, engine=engine)
         return
     try:
         done(backups.create_backup(settings, dest))

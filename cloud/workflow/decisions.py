@@ -403,16 +403,27 @@ def recompute_all(engine: Engine, *, trigger: str = "schedule", batch: int = 200
 
 
 async def run_periodic(engine: Engine, *, every_s: float | None = None, first_delay_s: float = 60.0) -> None:
-    """Lifespan task: regrade all subjects every ``risk.recompute_every_hours`` (cancel to stop)."""
+    """Lifespan task: regrade all subjects once per ``risk.recompute_every_hours`` period (cancel to stop).
+
+    Runs are recorded by period (``cloud_job_run``, job ``risk_regrade``): run under a lease
+    (:func:`cloud.core.leases.hold`) on several instances, a period is regraded once.
+    """
+    from cloud.core.leases import period_key, run_period_job
+
     interval = every_s if every_s is not None else workflow_rules().risk.recompute_every_hours * 3600
     await asyncio.sleep(first_delay_s)
     while True:
         try:
-            counts = await asyncio.to_thread(recompute_all, engine, trigger="schedule")
-            log.info("risk grades recomputed: %s", counts)
+            period = period_key(utcnow(), interval)
+
+            def regrade() -> str:
+                return str(recompute_all(engine, trigger="schedule"))
+
+            if await asyncio.to_thread(run_period_job, engine, "risk_regrade", period, regrade):
+                log.info("risk grades recomputed for period %s", period)
         except Exception:
             log.exception("periodic risk recomputation failed")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(interval, 60.0))
 
 
 def work_order_of(session: Session, clue_id: int) -> WorkOrder | None:

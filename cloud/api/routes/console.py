@@ -408,24 +408,39 @@ async def live_frames(
 ) -> AsyncIterator[str]:
     import json
 
-    yield "retry: 2000\n: connected\n\n"
-    quiet_since = time.monotonic()
-    while not await request.is_disconnected():
-        if getattr(request.app.state, "console_closing", False):
-            return
-        events = await asyncio.to_thread(_events_after, engine, after, scope)
-        for event in events:
-            after = event["id"]
-            if event.get("skip"):
+    from cloud.core.live import JOURNAL, LiveWake
+
+    wake: LiveWake | None = getattr(request.app.state, "live", None)
+    woken = wake.subscribe(JOURNAL) if wake is not None else None  # LISTEN/NOTIFY on PostgreSQL (every instance)
+    try:
+        yield "retry: 2000\n: connected\n\n"
+        quiet_since = time.monotonic()
+        while not await request.is_disconnected():
+            if woken is not None:
+                woken.clear()
+            if getattr(request.app.state, "console_closing", False):
+                return
+            events = await asyncio.to_thread(_events_after, engine, after, scope)
+            for event in events:
+                after = event["id"]
+                if event.get("skip"):
+                    continue
+                data = json.dumps(event, ensure_ascii=False, default=str)
+                yield f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
+            if events:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > keepalive_s:
+                quiet_since = time.monotonic()
+                yield ": keepalive\n\n"
+            if events:
                 continue
-            data = json.dumps(event, ensure_ascii=False, default=str)
-            yield f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
-        if events:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > keepalive_s:
-            quiet_since = time.monotonic()
-            yield ": keepalive\n\n"
-        await asyncio.sleep(poll_s)
+            if wake is not None and woken is not None and wake.listening:
+                await wake.wait(woken)
+            else:
+                await asyncio.sleep(poll_s)
+    finally:
+        if wake is not None and woken is not None:
+            wake.unsubscribe(JOURNAL, woken)
 
 
 @router.get("/live", summary="实时告警与线索流 (Server-Sent Events)", response_class=StreamingResponse)

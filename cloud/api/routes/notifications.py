@@ -76,13 +76,22 @@ def my_notifications(
 
 
 @router.get("/stream", summary="实时通知流 (Server-Sent Events)", response_class=StreamingResponse, dependencies=[OWN])
-async def stream(request: Request, user: StreamUser) -> StreamingResponse:
-    username = user.username
-    service = getattr(request.app.state, "notify", None)
-    if service is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "通知服务未在本进程运行 (notify service not running)")
+async def stream(
+    request: Request,
+    user: StreamUser,
+    after: Annotated[int | None, Query(ge=0, description="从该送达编号之后开始（默认：现在）")] = None,
+) -> StreamingResponse:
+    """Any instance serves it (it reads the shared database); ``Last-Event-ID`` / ``?after=`` resume without a gap."""
+    hub = getattr(request.app.state, "notify_hub", None)
+    if hub is None and getattr(request.app.state, "notify", None) is not None:
+        hub = request.app.state.notify.hub
+    if hub is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "通知服务未启用 (notifications disabled)")
+    last = request.headers.get("last-event-id", "")
+    if last.isdigit():  # a reconnecting EventSource resumes where it stopped, on whichever instance
+        after = int(last)
     return StreamingResponse(
-        service.hub.sse(username),
+        hub.sse(user.username, after=after),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -240,6 +240,7 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
     alert = _open_alert_for_change(session, signal)
     if alert is None:  # cleared between our insert attempt and now (another worker): retry once
         return apply_signal(session, signal)
+    escalated = alert.severity != signal.severity
     alert.severity = signal.severity
     alert.message = signal.message or alert.message
     alert.value = signal.value if signal.value is not None else alert.value
@@ -250,6 +251,11 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
     alert.update_count += 1
     session.add(alert)
     session.flush()
+    if escalated and alert.id is not None:
+        from cloud.workflow.clues import clue_title
+        from cloud.workflow.grouping import escalate
+
+        escalate(session, alert.id, alert.severity, clue_title(alert))
     return AlertOutcome(alert, created=False, cleared=False)
 
 

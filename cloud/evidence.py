@@ -21,6 +21,7 @@ MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
 _MAGIC: list[tuple[bytes, str]] = [
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\x1aE\xdf\xa3", "video/webm"),  # EBML: the edge's VP8 evidence clips
 ]
 
 
@@ -46,6 +47,8 @@ def sniff_content_type(data: bytes) -> str:
     for magic, content_type in _MAGIC:
         if data.startswith(magic):
             return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "video/x-msvideo"  # MJPEG clips
     return "application/octet-stream"
 
 

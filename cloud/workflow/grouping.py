@@ -24,7 +24,7 @@ from cloud.workflow.service import SYSTEM, Actor, record
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CollectResult", "Incoming", "Resolution", "collect", "group_key", "resolve_subject"]
+__all__ = ["CollectResult", "Incoming", "Resolution", "collect", "escalate", "group_key", "resolve_subject"]
 
 
 @dataclass(slots=True)
@@ -269,3 +269,16 @@ def collect(
 
         analyse_new_clue(session, clue)
     return CollectResult(clue, created)
+
+
+def escalate(session: Session, alert_id: int, severity: str, title: str) -> None:
+    """An alert already in an open clue became more severe (an UPDATE): the clue follows, as on a fold."""
+    for clue in session.exec(
+        select(Clue)
+        .join(ClueSource, col(ClueSource.clue_id) == col(Clue.id))
+        .where(ClueSource.alert_id == alert_id, col(Clue.state).not_in([s.value for s in TERMINAL_STATES]))
+    ):
+        if severity != clue.severity and more_severe(severity, clue.severity) == severity:
+            clue.severity, clue.title = severity, title[:300]
+            session.add(clue)
+    session.flush()

@@ -30,6 +30,7 @@ from protocols.topics import Channel
 if TYPE_CHECKING:
     from edge.outbox import Outbox
     from edge.vision.lifecycle import Transition
+    from edge.vision.recording import RecordingStore
     from edge.vision.service import CameraService
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,17 @@ class CameraBridge:
         self.queue = UploadQueue(directory / "uploads.db")
         self.store = EvidenceStore(directory, max_bytes=ev.max_bytes, max_count=ev.max_count, queue=self.queue)
         self.sink = OutboxAlertSink(outbox, site_id, agent_id, wake)
+        self.recordings: RecordingStore | None = None
+        if any(c.recording_mode != "off" for c in self.cameras):
+            from edge.vision.recording import RecordingStore  # OpenCV: only for an agent with cameras
+
+            rec_dir = ev.recordings_dir if ev.recordings_dir.is_absolute() else data_dir / ev.recordings_dir
+            self.recordings = RecordingStore(
+                rec_dir,
+                retention_days=max(c.recording.retention_days for c in self.cameras),
+                max_bytes=ev.recordings_max_bytes,
+                min_free_bytes=ev.recordings_min_free_bytes,
+            )
         self.uploader = (
             EvidenceUploader(self.store, self.queue, ev.upload_url, token or (lambda: os.environ.get(ev.token_env)))
             if ev.upload_url
@@ -146,6 +158,7 @@ class CameraBridge:
             evidence_store=self.store,
             loop=loop,
             restore=self.sink.open_alerts(),
+            recordings=self.recordings,
         )
         self.service.start()
         uploader = asyncio.create_task(self.uploader.run(stop), name="evidence-uploader") if self.uploader else None

@@ -289,6 +289,36 @@ class ModelConfig(_Section):
         return self
 
 
+class ClipConfig(_Section):
+    """A short video with each behaviour or security alert (riding the evidence upload queue)."""
+
+    enabled: bool = True
+    pre_s: float = Field(default=5, ge=0, le=60, description="seconds before the raise")
+    post_s: float = Field(default=5, ge=0, le=120, description="seconds after the raise (cut short by a clear)")
+    codec: Literal["vp8", "mjpeg"] = Field(default="vp8", description="vp8 = WebM (plays in the console); mjpeg = AVI")
+    max_width: int = Field(default=480, ge=160, le=1920, description="frames kept for clips are scaled to this")
+    skip_rules: list[str] = Field(
+        default_factory=lambda: ["video_offline", "video_frozen"],
+        description="rule ids (or prefixes before '.') without a clip: no picture to show",
+    )
+
+    def wants(self, rule_id: str) -> bool:
+        return self.enabled and rule_id not in self.skip_rules and rule_id.split(".", 1)[0] not in self.skip_rules
+
+
+class RecordingConfig(_Section):
+    """Segment recording of this camera (site quota: ``[evidence]`` ``recordings_*``)."""
+
+    mode: Literal["auto", "off", "continuous", "motion"] = Field(
+        default="auto", description="auto: continuous for a camera with a kitchen zone, else off"
+    )
+    segment_s: float = Field(default=300, ge=10, le=3600)
+    retention_days: float = Field(default=7, ge=0.01, le=3650, description="kitchen cameras: at least 7 (明厨亮灶)")
+    codec: Literal["vp8", "mjpeg"] = Field(default="mjpeg", description="mjpeg is the cheapest to write")
+    max_width: int = Field(default=640, ge=160, le=1920)
+    motion_hold_s: float = Field(default=10, ge=0, le=600, description="motion mode: keep recording this long")
+
+
 class SnapshotConfig(_Section):
     jpeg_quality: int = Field(default=80, ge=30, le=100)
     max_width: int = Field(default=1280, ge=160, le=4096)
@@ -317,6 +347,8 @@ class CameraConfig(_Section):
     pests: PestConfig = Field(default_factory=PestConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    clips: ClipConfig = Field(default_factory=ClipConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
 
     @model_validator(mode="after")
     def _unique_zones(self) -> Self:
@@ -324,6 +356,29 @@ class CameraConfig(_Section):
         if len(ids) != len(set(ids)):
             raise ValueError(f"camera {self.camera_id}: zone ids must be unique, got {ids}")
         return self
+
+    @model_validator(mode="after")
+    def _kitchen_retention(self) -> Self:
+        from edge.vision.behaviour import vocabulary
+
+        floor = vocabulary().recording.kitchen_min_retention_days
+        if self.is_kitchen and self.recording.retention_days < floor:
+            raise ValueError(
+                f"camera {self.camera_id}: recording.retention_days {self.recording.retention_days:g} is below the "
+                f"{floor:g} days kitchen video must be kept (明厨亮灶)"
+            )
+        return self
+
+    @property
+    def is_kitchen(self) -> bool:
+        return any(z.kind == "kitchen" for z in self.zones)
+
+    @property
+    def recording_mode(self) -> Literal["off", "continuous", "motion"]:
+        mode = self.recording.mode
+        if mode == "auto":
+            return "continuous" if self.is_kitchen else "off"
+        return mode
 
     @property
     def effective_zones(self) -> list[ZoneConfig]:
@@ -352,3 +407,10 @@ class EvidenceConfig(_Section):
     max_count: int = Field(default=20_000, ge=1)
     upload_url: str | None = Field(default=None, description="cloud base URL, e.g. https://cloud.example/")
     token_env: str = Field(default="SENTINEL_AGENT_TOKEN", description="env var holding the bearer token")
+    recordings_dir: Path = Field(default=Path("recordings"), description="relative = under the agent's data_dir")
+    recordings_max_bytes: int = Field(
+        default=200 * 1024**3, ge=1024, description="quota of all recordings; the oldest go first"
+    )
+    recordings_min_free_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="recording deletes the oldest (or pauses) to keep this free"
+    )

@@ -116,8 +116,11 @@ class UploadQueue:
             self._db.close()
 
 
+SUFFIXES = {"image/jpeg": ".jpg", "video/webm": ".webm", "video/x-msvideo": ".avi"}
+
+
 class EvidenceStore:
-    """Snapshots on the edge's disk, content-addressed, within a retention limit."""
+    """Snapshots and clips on the edge's disk, content-addressed, within a retention limit."""
 
     def __init__(self, directory: Path, *, max_bytes: int, max_count: int, queue: UploadQueue | None = None) -> None:
         self.directory = directory
@@ -126,13 +129,16 @@ class EvidenceStore:
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, tuple[float, int]] = {}
-        for path in directory.glob("*/*.jpg"):
-            st = path.stat()
-            self._index[path.stem] = (st.st_mtime, st.st_size)
+        self._suffix: dict[str, str] = {}
+        for suffix in SUFFIXES.values():
+            for path in directory.glob(f"*/*{suffix}"):
+                st = path.stat()
+                self._index[path.stem] = (st.st_mtime, st.st_size)
+                self._suffix[path.stem] = suffix
         self.evicted = 0
 
-    def path_for(self, sha256: str) -> Path:
-        return self.directory / sha256[:2] / f"{sha256}.jpg"
+    def path_for(self, sha256: str, suffix: str | None = None) -> Path:
+        return self.directory / sha256[:2] / f"{sha256}{suffix or self._suffix.get(sha256, '.jpg')}"
 
     @property
     def total_bytes(self) -> int:
@@ -143,23 +149,33 @@ class EvidenceStore:
 
     def put(self, snapshot: Snapshot, label: str | None = None) -> EvidenceRef:
         """Store a snapshot, queue its upload, enforce retention; returns the alert's evidence reference."""
-        path = self.path_for(snapshot.sha256)
+        return self.put_blob(snapshot.jpeg, "image/jpeg", label, sha256=snapshot.sha256)
+
+    def put_clip(self, data: bytes, content_type: str, label: str | None = None) -> EvidenceRef:
+        """Store a video clip (``video/webm`` or ``video/x-msvideo``) like a snapshot."""
+        return self.put_blob(data, content_type, label)
+
+    def put_blob(self, data: bytes, content_type: str, label: str | None, *, sha256: str | None = None) -> EvidenceRef:
+        sha = sha256 or hashlib.sha256(data).hexdigest()
+        suffix = SUFFIXES.get(content_type, ".bin")
+        path = self.path_for(sha, suffix)
         with self._lock:
-            if snapshot.sha256 not in self._index:
+            if sha not in self._index:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snap-")
                 try:
                     with os.fdopen(fd, "wb") as fh:
-                        fh.write(snapshot.jpeg)
+                        fh.write(data)
                     os.replace(tmp, path)
                 except BaseException:
                     Path(tmp).unlink(missing_ok=True)
                     raise
-                self._index[snapshot.sha256] = (time.time(), snapshot.size)
+                self._index[sha] = (time.time(), len(data))
+                self._suffix[sha] = suffix
                 if self.queue is not None:
-                    self.queue.add(snapshot.sha256, snapshot.size)
-                self._enforce_retention(keep=snapshot.sha256)
-        return EvidenceRef(sha256=snapshot.sha256, size=snapshot.size, label=(label or None) and label[:64])
+                    self.queue.add(sha, len(data), content_type)
+                self._enforce_retention(keep=sha)
+        return EvidenceRef(sha256=sha, size=len(data), content_type=content_type, label=(label or None) and label[:64])
 
     def read(self, sha256: str) -> bytes | None:
         try:
@@ -181,8 +197,10 @@ class EvidenceStore:
                 log.warning("evidence retention: dropping %s before it was uploaded (disk limit)", sha)
                 assert self.queue is not None
                 self.queue.remove(sha)
+            path = self.path_for(sha)
             total -= self._index.pop(sha)[1]
-            self.path_for(sha).unlink(missing_ok=True)
+            self._suffix.pop(sha, None)
+            path.unlink(missing_ok=True)
             self.evicted += 1
 
 

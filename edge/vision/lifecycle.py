@@ -170,6 +170,13 @@ class AlertLifecycle:
                     state.quiet_until = now + last.cooldown_s
         return out
 
+    def update_of(self, rule_id: str, wall: datetime) -> Transition | None:
+        """An UPDATE of the open alert of ``rule_id`` as it stands (to carry late evidence, e.g. a clip)."""
+        state = self._rules.get(rule_id)
+        if state is None or state.alert_id is None or state.last is None:
+            return None
+        return self._transition(AlertPhase.UPDATE, state, state.last, wall)
+
     def _transition(self, phase: AlertPhase, state: _RuleState, obs: Observation, wall: datetime) -> Transition:
         assert state.alert_id is not None and state.started_at is not None
         return Transition(

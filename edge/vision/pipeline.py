@@ -30,6 +30,7 @@ from edge.vision.models import Detector, ModelUnavailable, OnnxDetector
 from edge.vision.motion import MotionDetector, MotionResult
 from edge.vision.people import Detection, PeopleDetector, PersonTracker, median_count
 from edge.vision.pests import PestHeuristic
+from edge.vision.recording import ClipRecorder
 from edge.vision.snapshot import Snapshot, render_snapshot
 from edge.vision.tamper import TamperDetector, TamperState
 from protocols.messages import AlertPhase, EvidenceRef, Severity
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 Frame = NDArray[Any]
 EvidenceSink = Callable[[Snapshot, str], EvidenceRef]
 """Stores a snapshot (and queues its upload); returns the reference the alert carries."""
+ClipSink = Callable[[bytes, str, str], EvidenceRef]
+"""Stores a clip (data, content type, label) and queues its upload; returns its reference."""
 
 HEALTH_RULES = frozenset({"video_offline", "video_frozen"})
 TAMPER_RULES = frozenset({"camera_covered", "camera_defocused", "camera_moved"})
@@ -91,8 +94,18 @@ class CameraPipeline:
         evidence: EvidenceSink | None = None,
         people_detector: PeopleDetector | None = None,
         detectors: list[Detector] | None = None,
+        clip_sink: ClipSink | None = None,
     ) -> None:
         self.config = config
+        self._clip_sink = clip_sink
+        cc = config.clips
+        self._clips = (
+            ClipRecorder(
+                pre_s=cc.pre_s, post_s=cc.post_s, fps=config.analysis_fps, max_width=cc.max_width, codec=cc.codec
+            )
+            if clip_sink is not None and cc.enabled
+            else None
+        )
         self.lifecycle = AlertLifecycle(device_id=config.camera_id)
         self._evidence = evidence
         self._zones = config.effective_zones
@@ -207,18 +220,50 @@ class CameraPipeline:
 
         transitions = self.lifecycle.step(now, wall, obs, scope)
         report.transitions = [self._with_evidence(t, obs, frame) for t in transitions]
+        if self._clips is not None:
+            report.transitions = self._with_clips(report.transitions, frame, now, wall)
         return report
 
-    def no_frame(self, now: float, wall: datetime, silent_for: float) -> list[Transition]:
+    def _with_clips(self, transitions: list[Transition], frame: Frame, now: float, wall: datetime) -> list[Transition]:
+        """Start a clip on each raise; a finished clip rides an UPDATE (or the CLEAR that cut it short)."""
+        assert self._clips is not None and self._clip_sink is not None
+        self._clips.push(now, frame)
+        for t in transitions:
+            if t.phase is AlertPhase.RAISE and self.config.clips.wants(t.rule_id):
+                self._clips.start(t.alert_id, t.rule_id, now)
+        ending = {t.alert_id: i for i, t in enumerate(transitions) if t.phase is AlertPhase.CLEAR}
+        out = list(transitions)
+        for clip in self._clips.due(now, set(ending)):
+            try:
+                ref = self._clip_sink(clip.data, clip.content_type, f"{clip.rule_id} clip")
+            except OSError as exc:
+                log.error("camera %s: cannot store clip of %s: %s", self.config.camera_id, clip.rule_id, exc)
+                continue
+            if clip.alert_id in ending:
+                i = ending[clip.alert_id]
+                out[i] = _replace_evidence(out[i], (*out[i].evidence, ref))
+            else:
+                update = self.lifecycle.update_of(clip.rule_id, wall)
+                if update is not None and update.alert_id == clip.alert_id:
+                    out.append(_replace_evidence(update, (ref,)))
+        return out
+
+    def close(self) -> None:
+        """Drop clips still being written (the worker stops)."""
+        if self._clips is not None:
+            self._clips.close()
+
+    def no_frame(self, now: float, wall: datetime, silent_for: float, reason: str | None = None) -> list[Transition]:
         """Called while the stream delivers nothing; raises ``video_offline`` once ``offline_after_s`` passed."""
         obs: list[Observation] = []
         if silent_for >= self.config.health.offline_after_s:
+            why = f"；原因：{reason}" if reason else ""
             obs.append(
                 Observation(
                     "video_offline",
                     Severity.MAJOR,
                     "video",
-                    f"摄像头「{self.name}」视频离线（{silent_for:.0f} 秒无画面），正在自动重连",
+                    f"摄像头「{self.name}」视频离线（{silent_for:.0f} 秒无有效画面），正在自动重连{why}",
                     clear_message=f"摄像头「{self.name}」视频已恢复",
                 )
             )
@@ -473,6 +518,7 @@ class CameraPipeline:
             ts=t.ts,
             quality=self.config.snapshot.jpeg_quality,
             max_width=self.config.snapshot.max_width,
+            timezone=self.config.schedule.timezone,
         )
         try:
             ref = self._evidence(snap, t.rule_id)

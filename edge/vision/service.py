@@ -19,15 +19,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edge.vision.config import CameraConfig
 from edge.vision.evidence import EvidenceStore
 from edge.vision.lifecycle import Transition
-from edge.vision.pipeline import CameraPipeline, EvidenceSink
+from edge.vision.pipeline import CameraPipeline, ClipSink, EvidenceSink
+from edge.vision.recording import RecordingStore, SegmentRecorder
 from edge.vision.snapshot import Snapshot
-from edge.vision.source import FrameSource, SourceError, open_source
+from edge.vision.source import FrameSource, SourceEnded, SourceError, open_source
 from protocols.messages import EvidenceRef
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,14 @@ class CameraWorker:
         evidence: EvidenceSink | None = None,
         clock: Clock = _utc_now,
         source: FrameSource | None = None,
+        clip_sink: ClipSink | None = None,
+        recorder: SegmentRecorder | None = None,
     ) -> None:
         self.config = config
-        self.pipeline = CameraPipeline(config, evidence=evidence)
+        self.pipeline = CameraPipeline(config, evidence=evidence, clip_sink=clip_sink)
+        self.recorder = recorder
+        self.reason: str | None = None
+        """Why the camera is down (Chinese, for the log, the alert and the operator)."""
         self._emit = emit
         self._clock = clock
         self._source = source or open_source(config)
@@ -84,7 +90,7 @@ class CameraWorker:
         end = time.monotonic() + duration
         while not self._stop.is_set():
             now = time.monotonic()
-            self._publish(self.pipeline.no_frame(now, self._clock(), now - last_frame))
+            self._publish(self.pipeline.no_frame(now, self._clock(), now - last_frame, reason=self.reason))
             if now >= end:
                 return
             self._stop.wait(min(0.5, end - now))
@@ -95,9 +101,11 @@ class CameraWorker:
         interval = 1.0 / cfg.analysis_fps
         backoff = health.reopen_backoff_s
         opened = False
-        last_frame = time.monotonic()
+        last_frame = time.monotonic()  # last frame that arrived
+        failing_since: float | None = None  # first frame that did not decode since the last one that did
+        opened_at = last_frame
         next_analysis = 0.0
-        error_logged = False
+        error_logged = corrupt_logged = False
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -105,11 +113,13 @@ class CameraWorker:
                     try:
                         src.open()
                         opened = True
+                        opened_at = time.monotonic()  # each connection gets its own chance to decode
                         self.state = "ok"
                         if error_logged:
                             log.info("camera %s: stream reopened", cfg.camera_id)
                         error_logged = False
                     except SourceError as exc:
+                        self.reason = str(exc)
                         if not error_logged:
                             log.error("camera %s: %s; retrying with back-off", cfg.camera_id, exc)
                             error_logged = True
@@ -120,7 +130,12 @@ class CameraWorker:
                         continue
                 try:
                     got = src.grab()
+                except SourceEnded as exc:
+                    log.info("camera %s: %s; the camera stops (loop_file = false)", cfg.camera_id, exc)
+                    self.state, self.reason = "ended", str(exc)
+                    return
                 except SourceError as exc:
+                    self.reason = str(exc)
                     if not error_logged:
                         log.warning("camera %s: %s; reopening", cfg.camera_id, exc)
                         error_logged = True
@@ -129,38 +144,78 @@ class CameraWorker:
                     self._wait_silent(min(backoff, 1.0), last_frame)
                     continue
                 now = time.monotonic()
-                if not got:
-                    silent = now - last_frame
-                    self._publish(pipe.no_frame(now, self._clock(), silent))
-                    if silent >= health.offline_after_s:
+                if got:
+                    last_frame = now
+                # a stream of garbage is no stream: no frame decoded for offline_after_s since the first failure
+                garbage = failing_since is not None and now - max(failing_since, opened_at) >= health.offline_after_s
+                if not got or garbage:
+                    since = failing_since if garbage and failing_since is not None else last_frame
+                    silent = now - since
+                    self._publish(pipe.no_frame(now, self._clock(), silent, reason=self.reason))
+                    if garbage or silent >= health.offline_after_s:
                         self.state = "down"
-                        src.close()  # a stalled connection: reconnect
+                        src.close()  # a stalled (or garbage-only) connection: reconnect
                         opened = False
-                        self._wait_silent(backoff, last_frame)
+                        self._wait_silent(backoff, since)
                         backoff = min(backoff * 2, health.reopen_backoff_max_s)
                         self.reopens += 1
                     continue
                 self.frames_grabbed += 1
-                last_frame = now
-                backoff = health.reopen_backoff_s
-                self.state = "ok"
-                self._publish(pipe.frame_arrived(now, self._clock()))
                 if now < next_analysis:
                     continue
                 next_analysis = max(next_analysis + interval, now - interval)
                 try:
                     frame = src.retrieve()
                 except SourceError as exc:
-                    log.warning("camera %s: %s", cfg.camera_id, exc)
+                    failing_since = now if failing_since is None else failing_since
+                    self.reason = f"无有效画面（{exc}）"
+                    if not corrupt_logged:
+                        log.warning("camera %s: %s (logged once until a frame decodes)", cfg.camera_id, exc)
+                        corrupt_logged = True
                     continue
-                report = pipe.process(frame, now, self._clock())
+                if corrupt_logged:
+                    log.info("camera %s: frames decode again", cfg.camera_id)
+                corrupt_logged = False
+                failing_since = None
+                backoff = health.reopen_backoff_s
+                self.state, self.reason = "ok", None
+                wall = self._clock()
+                self._publish(pipe.frame_arrived(now, wall))
+                report = pipe.process(frame, now, wall)
                 self.frames_analysed += 1
                 self._publish(report.transitions)
+                if self.recorder is not None:
+                    try:
+                        self.recorder.write(frame, wall, motion=bool(report.motion and report.motion.active))
+                    except OSError as exc:
+                        log.error("camera %s: recording failed: %s", cfg.camera_id, exc)
+                        self.recorder = None
         except Exception:
             log.exception("camera %s: worker crashed", cfg.camera_id)
             self.state = "down"
         finally:
             src.close()
+            pipe.close()
+            if self.recorder is not None:
+                self.recorder.close()
+
+
+def _recorder(store: RecordingStore | None, cam: CameraConfig) -> SegmentRecorder | None:
+    mode = cam.recording_mode
+    if store is None or mode == "off":
+        return None
+    rc = cam.recording
+    store.camera_retention[cam.camera_id] = timedelta(days=rc.retention_days)
+    return SegmentRecorder(
+        store,
+        cam.camera_id,
+        mode=mode,
+        segment_s=rc.segment_s,
+        fps=cam.analysis_fps,
+        max_width=rc.max_width,
+        codec=rc.codec,
+        motion_hold_s=rc.motion_hold_s,
+    )
 
 
 class CameraService:
@@ -176,6 +231,7 @@ class CameraService:
         clock: Clock = _utc_now,
         restore: dict[str, list[dict[str, Any]]] | None = None,
         sources: dict[str, FrameSource] | None = None,
+        recordings: RecordingStore | None = None,
     ) -> None:
         self._emit_target = emit
         self._loop = loop
@@ -190,6 +246,8 @@ class CameraService:
                 evidence=self._evidence if evidence_store is not None else None,
                 clock=clock,
                 source=(sources or {}).get(cam.camera_id),
+                clip_sink=evidence_store.put_clip if evidence_store is not None else None,
+                recorder=_recorder(recordings, cam),
             )
             if restore and cam.camera_id in restore:
                 worker.pipeline.lifecycle.restore_open(restore[cam.camera_id], time.monotonic())
@@ -221,5 +279,6 @@ class CameraService:
         for cid, w in self.workers.items():
             open_rules = w.pipeline.lifecycle.open_rules()
             degraded = bool(open_rules & {"video_frozen", "camera_covered", "camera_defocused", "camera_moved"})
-            out[f"camera:{cid}"] = w.state if w.state != "ok" else ("degraded" if degraded else "ok")
+            state = "down" if w.state == "ended" else w.state
+            out[f"camera:{cid}"] = state if state != "ok" else ("degraded" if degraded else "ok")
         return out

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.vision.config import CameraConfig
+from edge.vision.quiet import silence_opencv
 
 Frame = NDArray[Any]
 _SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
@@ -27,6 +28,13 @@ _MAX_BUFFER = 8 * 1024 * 1024
 
 class SourceError(OSError):
     """The stream cannot be opened, broke, or ended."""
+
+
+class SourceEnded(SourceError):
+    """A video file reached its end and ``loop_file`` is false: nothing more will come."""
+
+
+_MJPEG_TYPES = ("multipart/x-mixed-replace", "image/jpeg", "image/jpg")
 
 
 class FrameSource(Protocol):
@@ -70,6 +78,13 @@ class MjpegSource:
         if resp.status != 200:
             conn.close()
             raise SourceError(f"{u.geturl()} answered HTTP {resp.status}")
+        content_type = (resp.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type and not content_type.startswith(_MJPEG_TYPES):
+            conn.close()
+            raise SourceError(
+                f"{u.geturl()} is not an MJPEG stream (Content-Type {content_type}); "
+                'for other video over HTTP set source_kind = "ffmpeg"'
+            )
         self._conn, self._resp = conn, resp
         self._buf.clear()
 
@@ -135,6 +150,7 @@ class OpenCvSource:
 
     def open(self) -> None:
         self.close()
+        silence_opencv()
         if isinstance(self._target, int):
             cap = cv2.VideoCapture(self._target)
         elif "://" in self._target:
@@ -165,10 +181,13 @@ class OpenCvSource:
             self._next = max(self._next + self._interval, time.monotonic() - self._interval)
         if self._cap.grab():
             return True
-        if self._loop and isinstance(self._target, str) and "://" not in self._target:
+        is_file = isinstance(self._target, str) and "://" not in self._target
+        if is_file and self._loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             if self._cap.grab():
                 return True
+        if is_file and not self._loop:
+            raise SourceEnded(f"video file {self._target!r} ended")
         raise SourceError(f"{self._target!r}: no more frames")
 
     def retrieve(self) -> Frame:

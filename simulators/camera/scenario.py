@@ -8,7 +8,7 @@ A scenario is a TOML file (see ``firmware-config/cameras/scenarios/``)::
     lighting = "day"                        # or "night" (dark IR-like view)
     [[events]]
     kind = "person_walk"                    # person_walk, lens_cover, camera_knock, defocus,
-    start_s = 4                             # stall, freeze, pest, flicker
+    start_s = 4                             # stall, freeze, pest, flicker, marker
     end_s = 14
     [[expect]]
     rule_id = "after_hours_presence.kitchen"
@@ -35,7 +35,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from simulators.camera.scene import Image, draw_person, draw_rodent, render_kitchen
 
-EventKind = Literal["person_walk", "lens_cover", "camera_knock", "defocus", "stall", "freeze", "pest", "flicker"]
+EventKind = Literal[
+    "person_walk", "lens_cover", "camera_knock", "defocus", "stall", "freeze", "pest", "flicker", "marker"
+]
 
 
 class _Model(BaseModel):
@@ -156,6 +158,11 @@ class SceneRenderer:
             y = int(h * (ev.feet_y + 0.03 * math.sin(t * 9)))
             heading = 0.0 if ev.to_x >= ev.from_x else math.pi
             draw_rodent(img, x, y, max(6, int(h * ev.size)), heading)
+        for ev in self._active("marker", t):
+            # a saturated red dot at (from_x, feet_y), radius size × height: what a tiny test "detector" looks for
+            # (a stand-in for a cigarette ember; the procedural kitchen has nothing this red)
+            centre = (int(w * ev.from_x), int(h * ev.feet_y))
+            cv2.circle(img, centre, max(2, int(h * ev.size)), (0, 0, 255), -1)
         for ev in self._active("camera_knock", t):
             m = cv2.getRotationMatrix2D((w / 2, h / 2), ev.angle, 1.0)
             m[0, 2] += ev.shift_x * w

@@ -129,3 +129,50 @@ def test_clear_keeps_the_alerts_value(cloud_engine: Engine) -> None:
         s.commit()
     with cloud_engine.connect() as conn:
         assert conn.execute(text("SELECT value, status FROM alert")).one() == (9.5, "cleared")
+
+
+def test_a_more_important_camera_alert_retitles_the_clue(cloud_engine: Engine) -> None:
+    """Issue #16: a clue kept the first camera alert's title after a more important one joined it."""
+    from dataclasses import replace
+
+    from sqlmodel import select
+
+    from cloud.workflow.clues import Clue
+
+    frozen = replace(
+        signal(AlertPhase.RAISE, 31.0),
+        site_id="canteen-1",
+        device_id="kitchen-cam-1",
+        sensor_id=None,
+        rule_id="video_frozen",
+        severity="minor",
+        category="video",
+        message="摄像头「后厨摄像头1」画面冻结",
+        edge_alert_id="cam-a",
+    )
+    covered = replace(
+        frozen,
+        rule_id="camera_covered",
+        severity="major",
+        message="摄像头「后厨摄像头1」疑似被遮挡",
+        edge_alert_id="cam-b",
+    )
+    offline = replace(
+        frozen,
+        rule_id="video_offline",
+        severity="major",
+        message="摄像头「后厨摄像头1」视频离线",
+        edge_alert_id="cam-c",
+    )
+    with Session(writer(cloud_engine)) as session:
+        for s in (frozen, covered, offline):
+            apply_signal(session, s)
+        # the frozen alert escalates on the edge (UPDATE with a higher severity)
+        apply_signal(
+            session, replace(frozen, phase=AlertPhase.UPDATE, severity="critical", message="画面冻结超过 1 小时")
+        )
+        session.commit()
+    with Session(cloud_engine) as session:
+        clue = session.exec(select(Clue)).one()
+    assert clue.source_count == 3
+    assert clue.severity == "critical" and "画面冻结超过 1 小时" in clue.title, clue.title

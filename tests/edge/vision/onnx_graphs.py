@@ -39,16 +39,19 @@ def _gate_nodes(gate: Gate, source: str) -> tuple[list[onnx.NodeProto], list[onn
         ], [numpy_helper.from_array(np.float32(0), "g_zero"), numpy_helper.from_array(np.float32(1), "g_one")]
     if gate == "brightness":
         return [helper.make_node("ReduceMean", [source], ["gate"], axes=[0, 1, 2, 3], keepdims=0)], []
-    # red: the largest (R - G) anywhere, ×2 clipped to 1 — a saturated red marker in a grey kitchen
+    # red: (largest R - G anywhere - 0.5) × 4, clipped to 0..1 — only a saturated red marker (the simulator's
+    # `marker` event) reaches 1; the simulated kitchen's reddest pixels stay below 0.5
     return [
         helper.make_node("Split", [source, "g_split"], ["g_r", "g_g", "g_b"], axis=1),
         helper.make_node("Sub", ["g_r", "g_g"], ["g_rg"]),
         helper.make_node("ReduceMax", ["g_rg"], ["g_max"], axes=[0, 1, 2, 3], keepdims=0),
-        helper.make_node("Mul", ["g_max", "g_two"], ["g_scaled"]),
+        helper.make_node("Sub", ["g_max", "g_half"], ["g_shift"]),
+        helper.make_node("Mul", ["g_shift", "g_four"], ["g_scaled"]),
         helper.make_node("Clip", ["g_scaled", "g_lo", "g_hi"], ["gate"]),
     ], [
         numpy_helper.from_array(np.array([1, 1, 1], np.int64), "g_split"),
-        numpy_helper.from_array(np.float32(2), "g_two"),
+        numpy_helper.from_array(np.float32(0.5), "g_half"),
+        numpy_helper.from_array(np.float32(4), "g_four"),
         numpy_helper.from_array(np.float32(0), "g_lo"),
         numpy_helper.from_array(np.float32(1), "g_hi"),
     ]
@@ -120,3 +123,23 @@ def yolov5_tensor(
         out[0, i, :5] = (cx, cy, w, h, obj)
         out[0, i, 5 : 5 + len(scores)] = scores
     return out
+
+
+# A one-box YOLOv8 "detector" of class 1 (`cigarette`): input 320×320, so on a 320×240 frame (40 px bands) the box
+# centre (160, 220) in input pixels is (160, 180) in the frame — inside the sim kitchen's `kitchen` zone.
+CIGARETTE_BOX = yolov8_tensor([(160, 220, 40, 40, [0.0, 1.0])], classes=2)
+CIGARETTE_GATE = yolov8_tensor([(0, 0, 0, 0, [0.0, 1.0])], classes=2)
+
+
+def cigarette_model(directory: Path, gate: Gate) -> dict[str, str | int | float]:
+    """Writes the model and its labels file; returns a ``[[cameras.models]]`` item without rules."""
+    gated_model(directory / "cigarette.onnx", {"output0": CIGARETTE_BOX}, gate=gate, scaled={"output0": CIGARETTE_GATE})
+    (directory / "labels.txt").write_text("person\ncigarette\n", encoding="utf-8")
+    return {
+        "model_id": "kitchen-behaviour",
+        "path": str(directory / "cigarette.onnx"),
+        "labels": str(directory / "labels.txt"),
+        "output": "yolov8",
+        "run": "always",
+        "interval_s": 0,
+    }

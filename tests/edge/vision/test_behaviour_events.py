@@ -19,17 +19,12 @@ pytest.importorskip("onnxruntime")
 from edge.vision.pipeline import CameraPipeline
 from protocols.messages import AlertPhase
 from tests.edge.vision.helpers import sim_camera_config
-from tests.edge.vision.onnx_graphs import gated_model, yolov8_tensor
+from tests.edge.vision.onnx_graphs import cigarette_model
 
 WORKING = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: working hours of the sim kitchen
-# input 320×320, frame 320×240 → 40 px bands; box centre (160, 220) in input px = (160, 180) in the frame
-HEAD = yolov8_tensor([(160, 220, 40, 40, [0.0, 1.0])], classes=2)
-GATE = yolov8_tensor([(0, 0, 0, 0, [0.0, 1.0])], classes=2)
 
 
 def pipeline(tmp_path: Path, **rule: Any) -> CameraPipeline:
-    gated_model(tmp_path / "smoke.onnx", {"output0": HEAD}, gate="brightness", scaled={"output0": GATE})
-    (tmp_path / "labels.txt").write_text("person\ncigarette\n", encoding="utf-8")
     rules = {
         "event": "smoking",
         "labels": ["cigarette"],
@@ -41,15 +36,7 @@ def pipeline(tmp_path: Path, **rule: Any) -> CameraPipeline:
         "clear_after_s": 1.0,
         "cooldown_s": 5,
     } | rule
-    model_cfg = {
-        "model_id": "kitchen",
-        "path": str(tmp_path / "smoke.onnx"),
-        "labels": str(tmp_path / "labels.txt"),
-        "output": "yolov8",
-        "run": "always",
-        "interval_s": 0,
-        "rules": [rules],
-    }
+    model_cfg = cigarette_model(tmp_path, "brightness") | {"rules": [rules]}
     cfg = sim_camera_config(models=[model_cfg], people={"enabled": False}, tamper={"enabled": False})
     return CameraPipeline(cfg)
 
@@ -99,6 +86,6 @@ def test_vocabulary_defaults_and_zone_filter(tmp_path: Path) -> None:
     pipe = pipeline(tmp_path, zones=[], cooldown_s=None)
     [raise_, _clear] = run(pipe, INCIDENT, 30)
     assert raise_[1] == "smoking.kitchen"
-    model = pipe._model_cfg["kitchen"]
+    model = pipe._model_cfg["kitchen-behaviour"]
     severity, category, _msg, cooldown = model.rules[0].resolved()
     assert (severity.value, category, cooldown) == ("major", "food_safety", 300.0)

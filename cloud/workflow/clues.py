@@ -143,10 +143,28 @@ class ClueSourcePublic(SQLModel):
     added_at: datetime
 
 
-def clue_title(alert: Alert) -> str:
+_QUANTITY_LABELS = {"temperature": "温度", "humidity": "湿度"}
+
+
+def place_label(session: Session | None, site_id: str, device_id: str | None, sensor_id: str | None) -> str:
+    """Where an alert happened as a person reads it: 场所名称·设备名称 温度, ids only for what is not registered."""
+    from cloud.registry.models import Device, Site
+
+    site = session.get(Site, site_id) if session is not None else None
+    device = session.get(Device, (site_id, device_id)) if session is not None and device_id else None
+    where = site.name if site is not None else site_id
+    if device is not None and device.name:
+        quantity = (sensor_id or "").rsplit(".", 1)[-1] if sensor_id and "." in sensor_id else ""
+        return f"{where}·{device.name}" + (f"{_QUANTITY_LABELS.get(quantity, '')}" if quantity else "")
+    if site is not None:
+        return where
+    return where + (f"/{sensor_id}" if sensor_id else f"/{device_id}")
+
+
+def clue_title(alert: Alert, session: Session | None = None) -> str:
     severity = SEVERITY_LABELS.get(alert.severity, alert.severity)
     category = CATEGORY_LABELS.get(alert.category, alert.category)
-    where = alert.site_id + (f"/{alert.sensor_id}" if alert.sensor_id else f"/{alert.device_id}")
+    where = place_label(session, alert.site_id, alert.device_id, alert.sensor_id)
     return f"【{severity}】{category}告警 {where}：{alert.message}"[:300]
 
 
@@ -165,7 +183,7 @@ def collect_from_alert(session: Session, alert: Alert) -> Clue:
         channel=channel,
         category=alert.category,
         severity=alert.severity,
-        title=clue_title(alert),
+        title=clue_title(alert, session),
         at=alert.started_at,
         site_id=alert.site_id,
         device_id=alert.device_id,

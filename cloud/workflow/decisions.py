@@ -199,11 +199,12 @@ def analyse(session: Session, clue: Clue, actor: Actor = SYSTEM, *, trigger: str
     return row
 
 
-def analyse_new_clue(session: Session, clue: Clue) -> None:
-    """Analysis at creation, inside the creating transaction; a failure is logged, never breaks intake."""
+def analyse_new_clue(session: Session, clue: Clue, *, trigger: str = "created") -> None:
+    """Analysis at creation (or when a more severe source or a new kind of source joins), inside the collecting
+    transaction; a failure is logged, never breaks intake."""
     try:
         with session.begin_nested():
-            analyse(session, clue, SYSTEM, trigger="created")
+            analyse(session, clue, SYSTEM, trigger=trigger)
             if workflow_rules().analysis.auto_dispatch and clue.disposal in (Disposal.INSPECT, Disposal.OPEN_CASE):
                 from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
 

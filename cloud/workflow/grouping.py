@@ -21,6 +21,7 @@ from cloud.registry.uscc import normalize as normalize_uscc
 from cloud.workflow.clues import TERMINAL_STATES, Clue, ClueSource, more_severe
 from cloud.workflow.config import GroupingRules, grouping_rules, workflow_rules
 from cloud.workflow.service import SYSTEM, Actor, record
+from cloud.workflow.states import ClueState
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ def collect(
     )
     clue = _find_open(session, key, incoming.at, rules)
     created = clue is None
+    reanalyse: str | None = None
     if clue is None:
         clue = Clue(
             site_id=res.site_id,
@@ -224,10 +226,20 @@ def collect(
         session.add(clue)
         session.flush()
     else:
+        known_kinds = set(session.exec(select(ClueSource.kind).where(ClueSource.clue_id == clue.id)))
+        escalated = (
+            incoming.severity != clue.severity and more_severe(incoming.severity, clue.severity) == incoming.severity
+        )
+        reanalyse = "severity_raised" if escalated else ("new_kind" if incoming.kind not in known_kinds else None)
         # the counter is incremented in SQL so that two folds in parallel transactions both count
         clue.source_count = Clue.source_count + 1
-        if incoming.severity != clue.severity and more_severe(incoming.severity, clue.severity) == incoming.severity:
-            clue.title = incoming.title[:300]  # the most severe source describes the clue (and its 【级别】)
+        if escalated:
+            # the most severe source describes the clue: its title (and 【级别】), sensor, rule and reading
+            clue.title = incoming.title[:300]
+            for name in ("device_id", "sensor_id", "rule_id", "unit"):
+                value = getattr(incoming, name)
+                if value is not None:
+                    setattr(clue, name, value)
         clue.severity = more_severe(incoming.severity, clue.severity)
         if incoming.value is not None:
             clue.value = incoming.value
@@ -264,10 +276,16 @@ def collect(
         "group_key": key,
     }
     record(session, actor, "clue.created" if created else "clue.folded", "clue", clue.id, payload)
-    if created and (analyse if analyse is not None else workflow_rules().analysis.analyse_on_create):
+    enabled = analyse if analyse is not None else workflow_rules().analysis.analyse_on_create
+    if created and enabled:
         from cloud.workflow.decisions import analyse_new_clue
 
         analyse_new_clue(session, clue)
+    elif enabled and reanalyse and clue.state in (ClueState.TRIAGED, ClueState.ANALYSING):
+        # analysis follows the clue: a more severe source or a new kind of source may change the disposal
+        from cloud.workflow.decisions import analyse_new_clue
+
+        analyse_new_clue(session, clue, trigger=reanalyse)
     return CollectResult(clue, created)
 
 

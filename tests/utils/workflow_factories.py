@@ -96,22 +96,27 @@ class World:
         severity: str = "major",
         at: datetime | None = None,
         rule_id: str = "fridge_high",
+        device_id: str = "probe-1",
+        sensor_id: str = "t1",
+        value: float = 12.0,
+        limit: float = 8.0,
+        message: str = "冷藏柜温度 12.0 ℃ 超出 2–8 ℃",
     ) -> int | None:
         ts = at or datetime.now(UTC)
         signal = AlertSignal(
             site_id=self.site_id,
-            device_id="probe-1",
+            device_id=device_id,
             rule_id=rule_id,
             phase=phase,
             severity=severity,
             category=category,
-            message="冷藏柜温度 12.0 ℃ 超出 2–8 ℃",
+            message=message,
             ts=ts,
             started_at=ts,
             agent_id="agent-1",
-            sensor_id="t1",
-            value=12.0,
-            limit=8.0,
+            sensor_id=sensor_id,
+            value=value,
+            limit=limit,
             unit="°C",
         )
         with session_scope(self.engine, write=True) as session:
@@ -177,3 +182,22 @@ def make_world(tmp_path: Path) -> World:
             full_name=["李四", "王五", "赵六"][i - 1],
         )
     return world
+
+
+def work_order(**overrides: object) -> dict[str, object]:
+    """A 12345 complaint about the world's pharmacy (by USCC), as the intake API takes it."""
+    order: dict[str, object] = {
+        "channel": "hotline_12345",
+        "kind": "complaint",
+        "external_no": "12345-0001",
+        "category": "drug_storage",
+        "complainant_name": "张某",
+        "complainant_phone": "13800001234",
+        "complainant_address": "苏州市道前街 1 号",
+        "respondent_name": "示例大药房",
+        "respondent_uscc": USCC,
+        "respondent_address": "人民路 100 号",
+        "request": "要求核查冷藏药品储存条件",
+        "facts": "冷藏柜显示 12 ℃",
+    }
+    return {**order, **overrides}

@@ -40,12 +40,14 @@ from cloud.alerts import Alert, AlertStatus
 from cloud.api.deps import SessionDep, StaffUser, StreamUser
 from cloud.core.db import utcnow, writer
 from cloud.security.scoping import Scope, ScopeDep, StreamScopeDep, departments_of, public, visible_sites
+from protocols.messages import SEVERITY_RANK
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", tags=["console 控制台"])
 TZ = ZoneInfo("Asia/Shanghai")
 
 DOMAINS: dict[str, str] = {"food": "食品", "drug": "药品", "special_equipment": "特种设备"}
+_SEVERITY_RANK = {str(k): v for k, v in SEVERITY_RANK.items()}
 _SPECIAL = ("elevator", "boiler", "pressure_vessel", "special_equipment", "lift", "crane", "gas_cylinder")
 
 
@@ -320,7 +322,10 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
             for sha in result.photos:
                 evidence.append({"sha256": sha, "label": f"检查照片 {result.item_code}", "from": "inspection"})
     window: dict[str, Any] | None = None
-    first = alerts[0] if alerts else None
+    # the chart follows the clue's most important source: the most severe alert with a reading (earliest on a tie),
+    # so a critical 8 °C threshold alert wins over the minor rate-of-change alert that opened the clue
+    with_reading = [a for a in alerts if a.sensor_id]
+    first = min(with_reading, key=lambda a: (_SEVERITY_RANK.get(a.severity, 99), a.id or 0)) if with_reading else None
     if first is not None and first.sensor_id:
         started = first.started_at if first.started_at.tzinfo else first.started_at.replace(tzinfo=dt.UTC)
         end = (first.cleared_at or utcnow()) + dt.timedelta(minutes=30)

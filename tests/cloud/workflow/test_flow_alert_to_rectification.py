@@ -5,7 +5,7 @@ closes the clue; a tampered PDF fails verification; a closed clue does not absor
 from __future__ import annotations
 
 from protocols import AlertPhase
-from tests.utils.workflow_factories import PNG, USCC, World
+from tests.utils.workflow_factories import PNG, World, work_order
 
 API = "/api/v1"
 
@@ -22,20 +22,7 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
     assert decision["facts"]["risk_grade"] == "C" and decision["explanation"].startswith("研判结论：现场检查")
 
     # a 12345 work order about the same subject (by USCC) folds into the open clue
-    order = {
-        "channel": "hotline_12345",
-        "kind": "complaint",
-        "external_no": "12345-0001",
-        "category": "drug_storage",
-        "complainant_name": "张某",
-        "complainant_phone": "13800001234",
-        "complainant_address": "苏州市道前街 1 号",
-        "respondent_name": "示例大药房",
-        "respondent_uscc": USCC,
-        "respondent_address": "人民路 100 号",
-        "request": "要求核查冷藏药品储存条件",
-        "facts": "冷藏柜显示 12 ℃",
-    }
+    order = work_order()
     folded = c.post(f"{API}/clues/intake", json=order, headers=world.h("clerk"))
     assert folded.status_code == 201, folded.text
     assert folded.json()["folded"] and folded.json()["clue"]["id"] == clue_id

@@ -10,6 +10,7 @@ the same transaction as the state change, so a restart (even ``kill -9``) neithe
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import sqlite3
@@ -135,6 +136,38 @@ def build_instances(
     return out
 
 
+def _rate_score(rate: float, direction: str) -> float:
+    return rate if direction == "rise" else -rate if direction == "fall" else abs(rate)
+
+
+def _fresh_rate(hist: list[tuple[float, float]], now: float, rule: RateRule) -> float | None:
+    """The steepest change per minute (in the rule's direction) from an earlier reading to the newest one, using
+    only the newest run of *consecutive, fresh* readings: no gap wider than ``max_gap_s`` (default 2.5 × the
+    observed interval) inside the run and a newest reading no older than that. A slope is never taken across a
+    gap (a probe that went silent and came back) nor from stale readings (a silent probe: unknown, not a rate);
+    the steepest pair spanning ≥ ``min(10 s, window/2)`` catches a step change that a first-to-last slope over
+    the whole window would dilute."""
+    if len(hist) < 2:
+        return None
+    intervals = sorted(b[0] - a[0] for a, b in itertools.pairwise(hist[-11:]))
+    max_gap = rule.max_gap_s or 2.5 * max(intervals[len(intervals) // 2], 0.1) + 1.0
+    t1, v1 = hist[-1]
+    if now - t1 > max_gap:
+        return None
+    start = len(hist) - 1
+    while start > 0 and hist[start][0] - hist[start - 1][0] <= max_gap:
+        start -= 1
+    min_span = min(10.0, rule.window_s / 2)
+    best: float | None = None
+    for t0, v0 in hist[start:-1]:
+        if t1 - t0 < min_span:
+            break
+        rate = (v1 - v0) / (t1 - t0) * 60
+        if best is None or _rate_score(rate, rule.direction) > _rate_score(best, rule.direction):
+            best = rate
+    return best
+
+
 class RuleEngine:
     def __init__(
         self,
@@ -253,11 +286,10 @@ class RuleEngine:
                 return Verdict(None, None)
             while len(hist) > 2 and now - hist[0][0] > rule.window_s:
                 hist.popleft()
-            (t0, v0), (t1, v1) = hist[0], hist[-1]
-            if t1 - t0 < min(10.0, rule.window_s / 2):
+            rate = _fresh_rate(list(hist), now, rule)
+            if rate is None:
                 return Verdict(None, None)
-            rate = (v1 - v0) / (t1 - t0) * 60
-            score = rate if rule.direction == "rise" else -rate if rule.direction == "fall" else abs(rate)
+            score = _rate_score(rate, rule.direction)
             return Verdict(score > rule.max_per_min, score <= rule.max_per_min, round(rate, 3), rule.max_per_min, unit)
         if isinstance(rule, StaleRule):
             item = self.latest.get((inst.device_id, rule.input))

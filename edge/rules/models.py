@@ -54,6 +54,13 @@ class RateRule(_Rule):
     max_per_min: float = Field(gt=0, description="largest allowed change per minute (absolute)")
     direction: Literal["rise", "fall", "both"] = "both"
     window_s: float = Field(default=300, ge=10, le=86_400)
+    max_gap_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="readings further apart, or a newest reading older than this, are not used for the slope "
+        "(default: 2.5 × the input's observed reading interval)",
+    )
 
     def inputs(self) -> list[str]:
         return [self.input]

@@ -41,9 +41,10 @@ class SlaveHealth:
         recovered = self.state is DriverState.DOWN
         self.failures = 0
         self.state = DriverState.OK
-        self.next_due = max(self.next_due + self.interval_s, now)
-        if self.next_due - now > self.interval_s:
-            self.next_due = now + self.interval_s
+        # keep the cadence, but never poll again sooner than one interval: the first poll (next_due 0) or a late
+        # one used to schedule the next poll *now*, giving two readings milliseconds apart
+        following = self.next_due + self.interval_s
+        self.next_due = following if now < following <= now + self.interval_s else now + self.interval_s
         return recovered
 
     def failed(self, now: float, error: str) -> bool:

@@ -55,6 +55,7 @@ class When(RuleModel):
     severity_at_least: str | None = None
     rule_id: list[str] = Field(default_factory=list)
     site_id: list[str] = Field(default_factory=list)
+    site_category: list[str] = Field(default_factory=list, description="registry category of the site (drug …)")
     channel_not: list[str] = Field(default_factory=list, description="skip clues from these intake channels")
 
     @model_validator(mode="after")
@@ -79,6 +80,7 @@ class When(RuleModel):
             glob(self.category, facts.get("category"))
             and glob(self.rule_id, facts.get("rule_id"))
             and glob(self.site_id, facts.get("site_id"))
+            and glob(self.site_category, facts.get("site_category"))
         )
 
 
@@ -89,6 +91,9 @@ class Route(RuleModel):
     recipients: list[RecipientKind] = Field(min_length=1)
     designation: str = "site_contact"
     min_recipients: int = Field(default=1, ge=0, le=100)
+    min_designated: int = Field(
+        default=0, ge=0, le=100, description="designated site contacts required (bureau staff on duty do not count)"
+    )
     channels: list[ChannelName] = Field(default_factory=lambda: list(CHANNELS))
     escalation: str = "default"
     storm_exempt: bool = Field(default=False, description="never folded into a summary nor rate-limited")
@@ -100,6 +105,7 @@ class RoutingRules(RuleModel):
     default_department: str = ""
     gsp_min_recipients: int = Field(default=3, ge=1)
     gsp_categories: list[str] = Field(default_factory=lambda: ["drug_*"])
+    gsp_site_categories: list[str] = Field(default_factory=lambda: ["drug"])
     routes: list[Route] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -108,11 +114,17 @@ class RoutingRules(RuleModel):
         if len(ids) != len(set(ids)):
             raise ValueError(f"duplicate route ids in {ids}")
         for route in self.routes:
-            drug = any(fnmatch.fnmatchcase(c, g) or c == g for c in route.when.category for g in self.gsp_categories)
-            if drug and route.min_recipients < self.gsp_min_recipients:
+            drug = any(
+                fnmatch.fnmatchcase(c, g) or c == g for c in route.when.category for g in self.gsp_categories
+            ) or any(c in self.gsp_site_categories for c in route.when.site_category)
+            if not drug:
+                continue
+            need = self.gsp_min_recipients
+            if route.min_recipients < need or route.min_designated < need or "site_contacts" not in route.recipients:
                 raise ValueError(
-                    f"route {route.id!r}: 药品温湿度报警须通知至少 {self.gsp_min_recipients} 名指定人员 (GSP) / "
-                    f"drug alarms need min_recipients >= {self.gsp_min_recipients}, got {route.min_recipients}"
+                    f"route {route.id!r}: 药品储存报警须通知至少 {need} 名企业指定人员（不含值班执法人员）(GSP) / "
+                    f"drug alarms need site_contacts with min_designated >= {need} and min_recipients >= {need} "
+                    f"(got {route.min_designated} / {route.min_recipients})"
                 )
         return self
 

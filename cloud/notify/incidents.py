@@ -25,7 +25,7 @@ from cloud.notify.models import (
     Notification,
     Rank,
 )
-from cloud.notify.routing import Facts, contact_for, people_of_rank
+from cloud.notify.routing import Facts, contact_for, designated_count, people_of_rank
 from cloud.notify.storm import StormControl
 
 ACTOR = "system:notify"
@@ -150,6 +150,7 @@ class Notifier:
             return effects
 
         policy = self.rules.policy(route.escalation)
+        designated = designated_count(session, route, people, facts.site_id)
         mono = time.monotonic()
         mass = False if route.storm_exempt else self.storm.note_new_incident(mono)
         incident = Incident(
@@ -171,7 +172,7 @@ class Notifier:
             updated_at=now,
             escalate_at=None if mass or not policy.levels else now + dt.timedelta(seconds=policy.levels[0].after_s),
             source_event_id=event.id,
-            understaffed=len(people) < route.min_recipients,
+            understaffed=len(people) < route.min_recipients or designated < route.min_designated,
         )
         if policy.sla is not None:
             incident.sla_name = policy.sla.name
@@ -222,12 +223,15 @@ class Notifier:
                 outcome="failed",
                 payload={
                     "route_id": route.id,
-                    "required": route.min_recipients,
+                    "required": max(route.min_recipients, route.min_designated),
                     "resolved": len(people),
+                    "designated": designated,
+                    "required_designated": route.min_designated,
                     "site_id": facts.site_id,
                     "department": department,
-                    "message": f"通知对象不足：路由 {route.id} 要求至少 {route.min_recipients} 人，"
-                    f"实际 {len(people)} 人",
+                    "message": f"通知对象不足：路由 {route.id} 要求至少 {route.min_recipients} 人"
+                    f"（其中企业指定人员至少 {route.min_designated} 人），实际 {len(people)} 人"
+                    f"（企业指定人员 {designated} 人）",
                 },
             )
         return effects

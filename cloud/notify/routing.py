@@ -41,6 +41,7 @@ class Facts:
     category: str | None = None
     rule_id: str | None = None
     site_id: str | None = None
+    site_category: str | None = None
     department: str | None = None
     department_id: int | None = None
     channel: str | None = None
@@ -56,6 +57,7 @@ class Facts:
             "category": self.category,
             "rule_id": self.rule_id,
             "site_id": self.site_id,
+            "site_category": self.site_category,
             "channel": self.channel,
         }
 
@@ -156,6 +158,32 @@ def workflow_title(event: JournalEvent) -> str:
     else:
         what = EVENT_VERBS.get(verb, verb)
     return f"【{noun}】{ident} {what}"
+
+
+def site_category(session: Session, site_id: str | None) -> str | None:
+    """The registry category of ``site_id`` (drug, food, special_equipment …), or None."""
+    if not site_id:
+        return None
+    try:
+        from cloud.registry.models import Site
+    except ModuleNotFoundError:  # registry not installed
+        return None
+    site = session.get(Site, site_id)
+    return site.category if site else None
+
+
+def designated_count(session: Session, route: Route, people: list[str], site_id: str | None) -> int:
+    """How many of ``people`` are the site's designated contacts for ``route`` (enterprise people)."""
+    if not site_id or "site_contacts" not in route.recipients:
+        return 0
+    keys = set(
+        session.exec(
+            select(SiteContact.contact_key).where(
+                SiteContact.site_id == site_id, SiteContact.designation == route.designation
+            )
+        ).all()
+    )
+    return len([p for p in people if p in keys])
 
 
 def site_department(session: Session, site_id: str | None) -> str | None:

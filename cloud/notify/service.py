@@ -28,7 +28,7 @@ from cloud.notify.config import NotifyRules, NotifySettings, load_rules
 from cloud.notify.dispatcher import ChannelWorker
 from cloud.notify.incidents import Effects, Notifier, sla_trigger_matches
 from cloud.notify.models import FollowerCursor
-from cloud.notify.routing import department_for, facts_from_event, resolve_recipients
+from cloud.notify.routing import department_for, facts_from_event, resolve_recipients, site_category
 
 log = logging.getLogger(__name__)
 CURSOR = "notify"
@@ -123,6 +123,7 @@ class NotifyService:
             self.notifier.sla_met(session, event, facts, self.met_by)
         if event.action not in self.rules.routing.events:
             return Effects()
+        facts.site_category = site_category(session, facts.site_id)
         route = self.rules.routing.route_for(event.action, facts.as_match())
         if route is None:
             return Effects()

@@ -180,6 +180,15 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
                 raise ConfigError(source, f"{key}.overrides.{rule_id}.{err.key}", err.reason) from None
         for device_id in binding.devices:
             device = config.device(device_id)
+            limit = pack.max_record_interval_s
+            interval = getattr(device, "poll_interval_s", None)
+            if limit is not None and interval is not None and interval > limit:
+                raise ConfigError(
+                    source,
+                    f"devices[{config.devices.index(device)}].poll_interval_s",
+                    f"{interval:g} s exceeds the maximum record interval {limit:g} s of pack {pack.id!r} "
+                    f"({pack.record_interval_basis or pack.basis}) / 测点记录间隔超过法定上限",
+                )
             points = points_of(device, maps)
             usable = [r for r in pack.rules_for(binding.profile) if all(i in points for i in r.inputs())]
             if not usable:

@@ -278,8 +278,10 @@ class RuleEngine:
             if v is None:
                 return Verdict(None, None)
             if rule.op == "above":
-                return Verdict(v > rule.limit, v <= rule.limit - rule.hysteresis, v, rule.limit, unit)
-            return Verdict(v < rule.limit, v >= rule.limit + rule.hysteresis, v, rule.limit, unit)
+                hit = v >= rule.limit if rule.inclusive else v > rule.limit
+                return Verdict(hit, not hit and v <= rule.limit - rule.hysteresis, v, rule.limit, unit)
+            hit = v <= rule.limit if rule.inclusive else v < rule.limit
+            return Verdict(hit, not hit and v >= rule.limit + rule.hysteresis, v, rule.limit, unit)
         if isinstance(rule, RateRule):
             hist = self.history.get((inst.device_id, rule.input))
             if not hist:

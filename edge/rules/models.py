@@ -42,6 +42,7 @@ class ThresholdRule(_Rule):
     input: Identifier
     op: Literal["above", "below"]
     limit: float = Field(allow_inf_nan=False)
+    inclusive: bool = Field(default=False, description="alarm when the limit is reached (≥ / ≤), e.g. GSP")
     hysteresis: float = Field(default=0.5, ge=0, description="clears at limit ∓ hysteresis")
 
     def inputs(self) -> list[str]:
@@ -144,6 +145,10 @@ class RulePack(_Strict):
     category: Identifier = Field(description="alert domain: drug_storage, food_cold_chain, elevator, boiler, power")
     basis: str = Field(default="", max_length=500, description="regulation the limits come from")
     profiles: dict[Identifier, str] = Field(default_factory=dict, description="profile id → Chinese title")
+    max_record_interval_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="statutory maximum between two readings of a measuring point"
+    )
+    record_interval_basis: str = Field(default="", max_length=200)
     rules: list[RuleSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

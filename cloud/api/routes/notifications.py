@@ -281,7 +281,7 @@ def config_check(session: SessionDep, _: Manager) -> dict[str, Any]:
         from cloud.registry.models import Site
     except ModuleNotFoundError:  # pragma: no cover
         return {"ok": True, "problems": []}
-    gsp = [r for r in rules.routing.routes if r.min_recipients >= rules.routing.gsp_min_recipients]
+    gsp = [r for r in rules.routing.routes if r.min_designated >= rules.routing.gsp_min_recipients]
     for site in session.exec(select(Site).where(Site.category == "drug")).all():
         for route in gsp:
             n = len(
@@ -291,15 +291,15 @@ def config_check(session: SessionDep, _: Manager) -> dict[str, Any]:
                     )
                 ).all()
             )
-            if n < route.min_recipients:
+            if n < route.min_designated:
                 problems.append(
                     {
                         "site_id": site.site_id,
                         "route": route.id,
                         "designated": n,
-                        "required": route.min_recipients,
+                        "required": route.min_designated,
                         "message": f"{site.name}：{route.designation} 指定人员 {n} 人，"
-                        f"少于 {route.min_recipients} 人（GSP）",
+                        f"少于 {route.min_designated} 人（GSP）",
                     }
                 )
     return {"ok": not problems, "problems": problems}

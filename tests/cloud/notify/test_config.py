@@ -56,3 +56,20 @@ def test_night_shift_crosses_midnight_in_shanghai_time() -> None:
     assert first.starts_at == dt.datetime(2026, 11, 2, 17, 30, tzinfo=TZ)
     assert first.ends_at == dt.datetime(2026, 11, 3, 8, 30, tzinfo=TZ)
     assert first.starts_at.astimezone(dt.UTC).hour == 9  # 17:30 Beijing time = 09:30 UTC
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("\nmin_designated = 3", "\nmin_designated = 2"),  # GSP: three designated enterprise people
+        ('recipients = ["site_contacts", "on_duty"]\ndesignation = "gsp_designated"', 'recipients = ["on_duty"]'),
+    ],
+)
+def test_drug_route_must_reach_three_designated_enterprise_people(tmp_path: Path, old: str, new: str) -> None:
+    d = copy_rules(tmp_path)
+    text = (d / "routing.toml").read_text(encoding="utf-8")
+    assert old in text
+    (d / "routing.toml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(RuleFileError) as err:
+        load_rules(d)
+    assert "routing.toml" in str(err.value) and "min_designated" in str(err.value)

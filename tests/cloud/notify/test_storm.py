@@ -49,7 +49,7 @@ def burst(engine: Engine, signals: list[AlertSignal], per_tx: int = 50) -> None:
 async def test_500_alerts_in_a_burst_give_bounded_notifications_with_correct_counters(
     cloud_settings: Settings, cloud_engine: Engine, smtp_server: SmtpServer
 ) -> None:
-    seed_department(cloud_engine)
+    seed_department(cloud_engine, site_category="food")  # food alarms: storm control applies (drug sites are exempt)
     set_channels(cloud_engine, "insp-a", email="insp-a@amr.example")
     rules = load_rules()
     routing = rules.routing.model_copy(update={"default_department": DEPT})  # unregistered sites → SC01
@@ -104,7 +104,7 @@ def _summary_mailed(engine: Engine) -> bool:
 async def test_repeated_alarms_about_one_clue_fold_into_one_notification_with_a_counter(
     cloud_settings: Settings, cloud_engine: Engine, smtp_server: SmtpServer
 ) -> None:
-    seed_department(cloud_engine)
+    seed_department(cloud_engine, site_category="food")  # food alarms: storm control applies (drug sites are exempt)
     set_channels(cloud_engine, "insp-a", email="insp-a@amr.example")
     from tests.cloud.notify.conftest import SITE
 

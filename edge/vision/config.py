@@ -141,6 +141,11 @@ class PeopleConfig(_Section):
     )
     min_hits: int = Field(default=2, ge=1, le=20, description="detections before a track counts as a person")
     count_rounds: int = Field(default=3, ge=1, le=30, description="occupancy = median count of this many rounds")
+    model: Identifier | None = Field(
+        default=None, description="model_id of a [[models]] item that finds people (e.g. a YOLO export); default HOG"
+    )
+    person_labels: list[str] = Field(default_factory=lambda: ["person"], description="the model's people classes")
+    min_score: float = Field(default=0.4, ge=0, le=1, description="model boxes below this are not people")
 
 
 class PestConfig(_Section):
@@ -268,7 +273,7 @@ class ModelConfig(_Section):
     max_detections: int = Field(default=300, ge=1, le=10_000)
     run: Literal["on_motion", "always"] = "on_motion"
     interval_s: float = Field(default=1, ge=0, le=3600, description="at most one inference per interval")
-    rules: list[LabelRule] = Field(min_length=1)
+    rules: list[LabelRule] = Field(default_factory=list, description="empty: the model only finds people")
 
     @property
     def keeps_ratio(self) -> bool:
@@ -278,7 +283,7 @@ class ModelConfig(_Section):
     def min_confidence(self) -> float:
         if self.conf_threshold is not None:
             return self.conf_threshold
-        return min(r.min_score for r in self.rules)
+        return min((r.min_score for r in self.rules), default=0.25)
 
     @model_validator(mode="after")
     def _stride(self) -> Self:
@@ -355,6 +360,12 @@ class CameraConfig(_Section):
         ids = [z.zone_id for z in self.zones]
         if len(ids) != len(set(ids)):
             raise ValueError(f"camera {self.camera_id}: zone ids must be unique, got {ids}")
+        return self
+
+    @model_validator(mode="after")
+    def _people_model(self) -> Self:
+        if self.people.model is not None and self.people.model not in {m.model_id for m in self.models}:
+            raise ValueError(f"camera {self.camera_id}: people.model {self.people.model!r} is not a [[models]] item")
         return self
 
     @model_validator(mode="after")

@@ -113,10 +113,14 @@ class CameraPipeline:
         self._motion: MotionDetector | None = None
         self._pests: PestHeuristic | None = None
         self._tamper = TamperDetector(config.tamper)
-        self._people = people_detector or (
-            PeopleDetector(config.people.hit_threshold, config.people.max_regions) if config.people.enabled else None
-        )
         self._detectors: list[Detector] = detectors if detectors is not None else self._load_models()
+        self._people_model = next((d for d in self._detectors if d.model_id == config.people.model), None)
+        self._people = people_detector or (
+            PeopleDetector(config.people.hit_threshold, config.people.max_regions)
+            if config.people.enabled and config.people.model is None
+            else None
+        )
+        self._detections: dict[str, tuple[float, list[Detection]]] = {}
         self._model_last_run: dict[str, float] = {}
         self._model_cfg = {m.model_id: m for m in config.models}
         self._dwell: dict[tuple[str, int, str | None], DwellWindow] = {}
@@ -203,7 +207,7 @@ class CameraPipeline:
         if scope is None:
             working = cfg.schedule.is_working(wall)
             dark = float(small.mean()) < cfg.pests.dark_mean
-            if self._people is not None and self._people_rules_armed(working):
+            if (self._people is not None or self._people_model is not None) and self._people_rules_armed(working):
                 report.people, report.hog_runs = self._find_people(frame, motion, now)
             obs.extend(self._people_observations(report.people, now, working))
             large = cfg.pests.max_blob_area * 4 * geo.small[0] * geo.small[1]
@@ -330,7 +334,7 @@ class CameraPipeline:
 
     def _find_people(self, frame: Frame, motion: MotionResult, now: float) -> tuple[list[Detection], int]:
         """Tracked people; the detector runs at most every ``detect_interval_s``, on motion and on live tracks."""
-        assert self._people is not None and self._geo is not None
+        assert self._geo is not None
         cfg = self.config.people
         live = self._tracker.live(now) if self._tracker.tracks else []
         runs = 0
@@ -338,9 +342,18 @@ class CameraPipeline:
             regions = [b.scaled(self._geo.fx, self._geo.fy) for b in motion.boxes] if motion.active else []
             # follow someone who stands still (and candidates not yet confirmed)
             regions += [t.box for t in self._tracker.tracks]
-            if regions:
+            if regions or self._people_model is not None:  # a model also finds people who stand still
                 self._people_last_run = now
-                self._tracker.update(self._people.detect(frame, regions), now)
+                if self._people_model is not None:  # a real detector: the whole frame, its people classes
+                    found = [
+                        Detection("person", d.score, d.box)
+                        for d in self._detect(self._people_model, frame, now)
+                        if d.label in cfg.person_labels and d.score >= cfg.min_score
+                    ]
+                else:
+                    assert self._people is not None
+                    found = self._people.detect(frame, regions)
+                self._tracker.update(found, now)
                 self._count_round(now)
                 live = self._tracker.live(now)
                 runs = 1
@@ -443,12 +456,7 @@ class CameraPipeline:
             if now - self._model_last_run.get(det.model_id, -1e18) < mc.interval_s:
                 continue
             self._model_last_run[det.model_id] = now
-            try:
-                detections = det.detect(frame)
-            except ModelUnavailable as exc:
-                log.error("camera %s: model %s disabled: %s", self.config.camera_id, det.model_id, exc)
-                self._detectors.remove(det)
-                continue
+            detections = self._detect(det, frame, now)
             for index, rule in enumerate(mc.rules):
                 self._judge_rule(mc.model_id, index, rule, detections)
         out: list[Observation] = []
@@ -460,6 +468,23 @@ class CameraPipeline:
                 continue
             out.append(obs)
         return out
+
+    def _detect(self, det: Detector, frame: Frame, now: float) -> list[Detection]:
+        """One inference per model and frame (people and behaviour rules share it); a broken model is dropped."""
+        cached = self._detections.get(det.model_id)
+        if cached is not None and cached[0] == now:
+            return cached[1]
+        try:
+            found = det.detect(frame)
+        except ModelUnavailable as exc:
+            log.error("camera %s: model %s disabled: %s", self.config.camera_id, det.model_id, exc)
+            if det in self._detectors:
+                self._detectors.remove(det)
+            if det is self._people_model:
+                self._people_model = None
+            found = []
+        self._detections[det.model_id] = (now, found)
+        return found
 
     def _judge_rule(self, model_id: str, index: int, rule: LabelRule, detections: list[Detection]) -> None:
         classes = rule.classes

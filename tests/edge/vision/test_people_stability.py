@@ -10,6 +10,7 @@ person across those gaps: exactly one raise while the person is there, one clear
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -77,3 +78,35 @@ def test_tracker_keeps_identity_and_holds_through_misses() -> None:
     assert [t.track_id for t in tracker.live(4.0)] == [1], "held for hold_s after the last detection"
     tracker.update([], 4.5)
     assert tracker.live(4.5) == []
+
+
+def test_people_counted_by_a_model_instead_of_hog(tmp_path: Path) -> None:
+    """A site's YOLO export finds the people (HOG counted 2 of 5–8 in the outside trial): five boxes → five."""
+    from tests.edge.vision.onnx_graphs import gated_model, yolov8_tensor
+
+    # five people standing along the counter; input 320×320 on a 320×240 frame (40 px bands)
+    rows = [(40 + 60 * k, 190, 40, 120, [0.8, 0.0]) for k in range(5)]
+    gated_model(tmp_path / "people.onnx", {"output0": yolov8_tensor(rows, classes=2)})
+    (tmp_path / "labels.txt").write_text("person\ncigarette\n", encoding="utf-8")
+    model = {"model_id": "yolo", "path": str(tmp_path / "people.onnx"), "labels": str(tmp_path / "labels.txt")}
+    cfg = sim_camera_config(models=[model | {"output": "yolov8"}], people={"model": "yolo"}, tamper={"enabled": False})
+    pipe = CameraPipeline(cfg)
+    assert pipe._people is None, "no HOG when a model finds the people"
+    rng = np.random.default_rng(0)
+    raised = []
+    day = NIGHT - timedelta(hours=12)  # 11:30 in Shanghai: working hours, occupancy limit 3
+    for i in range(30):
+        t = i * 0.2
+        frame = np.clip(90 + rng.normal(0, 3, (240, 320, 3)), 0, 255).astype(np.uint8)
+        raised += [tr for tr in pipe.process(frame, t, day + timedelta(seconds=t)).transitions]
+    assert [(tr.phase, tr.rule_id, tr.value) for tr in raised] == [
+        (AlertPhase.RAISE, "occupancy_exceeded.kitchen", 5.0)
+    ]
+
+
+def test_people_model_must_exist() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"people\.model 'yolo' is not a"):
+        sim_camera_config(people={"model": "yolo"})

@@ -350,6 +350,68 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
     }
 
 
+# ---------------------------------------------------------------- dispatch candidates
+@router.get("/clues/{clue_id}/candidates", summary="派发候选人员：辖区、在办工作量、回避（建议人选在前）")
+def get_dispatch_candidates(session: SessionDep, _: StaffUser, clue_id: int) -> dict[str, Any]:
+    """The inspectors a dispatcher may choose for a clue, each with department, open workload and recusal; the ones
+    dispatch would pick by itself are ``suggested``. Also which dispositions the clue's current analysis allows."""
+    from cloud.registry.models import Department
+    from cloud.workflow import staffing
+    from cloud.workflow.analysis import Disposal
+    from cloud.workflow.clues import Clue
+    from cloud.workflow.config import workflow_rules
+    from cloud.workflow.decisions import current_decision
+    from cloud.workflow.models import Recusal
+    from cloud.workflow.service import WorkflowError
+    from cloud.workflow.states import Role as Duty
+
+    clue = session.get(Clue, clue_id)
+    if clue is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
+    count = workflow_rules().dispatch.inspectors_per_task
+    people = [a for a in staffing.directory(session, Duty.INSPECTOR) if a.user_id is not None]
+    loads = staffing.workloads(session, [a.user_id for a in people if a.user_id is not None])
+    recusals = (
+        {r.user_id: r.reason for r in session.exec(select(Recusal).where(Recusal.subject_id == clue.subject_id))}
+        if clue.subject_id is not None
+        else {}
+    )
+    try:
+        suggested = {
+            m.actor.user_id
+            for m in staffing.pick(
+                session, duty=Duty.INSPECTOR, count=count, department_id=clue.department_id, subject_id=clue.subject_id
+            )
+        }
+    except WorkflowError:
+        suggested = set()
+    departments = {d.id: d.name for d in session.exec(select(Department))}
+    rows = [
+        {
+            "user_id": a.user_id,
+            "name": a.name,
+            "department": departments.get(a.department_id) if a.department_id else None,
+            "in_jurisdiction": a.department_id is None or a.department_id == clue.department_id,
+            "open_workload": loads.get(a.user_id or 0, 0),
+            "recused": a.user_id in recusals,
+            "recusal_reason": recusals.get(a.user_id or 0),
+            "suggested": a.user_id in suggested,
+        }
+        for a in people
+    ]
+    rows.sort(key=lambda r: (not r["suggested"], r["recused"], not r["in_jurisdiction"], r["open_workload"]))
+    decision = current_decision(session, clue_id)
+    dispatchable = [Disposal.INSPECT.value, Disposal.OPEN_CASE.value]
+    return {
+        "clue_id": clue_id,
+        "needed": count,
+        "candidates": rows,
+        "decision": decision.disposal if decision else None,
+        "default_disposal": decision.disposal if decision and decision.disposal in dispatchable else None,
+        "dispositions": dispatchable,
+    }
+
+
 # ---------------------------------------------------------------- live feed (SSE)
 LIVE_ACTIONS = ["alert.raised", "alert.cleared", "clue.created", "task.created", "task.transition", "clue.transition"]
 

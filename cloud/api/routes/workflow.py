@@ -260,6 +260,8 @@ def task_view(session: Any, task: InspectionTask, actor: Actor | None = None) ->
     data = dump(task)
     data["state_label"] = TASK_MACHINE.state_label(task.state)
     data["assignees"] = staffing.assignees(session, "task", task.id or 0)
+    data["assignee_names"] = [a.name for a, _ in inspection.officers_of(session, "task", task.id or 0)]
+    data["conclusion_label"] = inspection.CONCLUSION_LABELS.get(task.conclusion) if task.conclusion else None
     data["results"] = [dump(r) for r in inspection.results(session, task.id or 0)]
     data["documents"] = [
         {"id": d.id, "kind": d.kind, "title": d.title, "doc_no": d.doc_no, "sha256": d.sha256}

@@ -155,9 +155,21 @@ def test_supervisor_sees_live_alert_chart_and_dispatches(browser: Any, mosquitto
 
             # dispatch to inspection
             clue_id = int(page.url.rsplit("/", 1)[1])
+            # the form names the inspectors: the jurisdiction's two with the least work are suggested (checked);
+            # the system administrator is never a candidate; only dispositions dispatch can carry out are offered
+            people = page.locator("#dispatch-people")
+            people.locator("input[name=assignee]").first.wait_for()
+            checked = people.locator("label.person").filter(has=page.locator("input:checked"))
+            assert sorted(checked.all_inner_texts()) == sorted(
+                [t for t in people.locator("label.person").all_inner_texts() if "建议" in t]
+            )
+            assert {t.split()[0] for t in checked.all_inner_texts()} == {"李四", "王五"}
+            assert "系统管理员" not in people.inner_text() and "admin" not in people.inner_text()
+            assert page.locator("#dispatch-disposal option").all_inner_texts() == ["现场检查", "登记案源"]
             page.get_by_label("工作要求").fill("核查冷藏柜温度记录与冷藏药品储存情况")
             page.locator("#dispatch-button").click()
             page.locator("#clue-state").filter(has_text="已派发").wait_for()
+            page.get_by_text(re.compile("检查人员：(李四、王五|王五、李四)")).wait_for()
             detail = chief.get(f"/clues/{clue_id}").json()
             assert detail["state"] == "dispatched" and len(detail["tasks"]) == 1
             assert sorted(detail["tasks"][0]["assignees"]) == sorted([cloud.users["insp1"], cloud.users["insp2"]])

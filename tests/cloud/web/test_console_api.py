@@ -120,3 +120,33 @@ def test_overview_and_deadlines(world: World) -> None:
     assert ctx["domain"] == "drug" and ctx["window"]["sensor_id"] == "t1" and ctx["window"]["limit"] == 8.0
     assert c.get(f"{API}/console/overview").status_code == 401
     assert c.get(f"{API}/console/live").status_code == 401
+
+
+def test_dispatch_candidates_name_people_with_workload_and_recusal(world: World) -> None:
+    c = world.client
+    clue_id = world.alert()
+    r = c.post(
+        f"{API}/recusals",
+        json={"user_id": world.user_ids["insp3"], "subject_id": world.subject_id, "reason": "亲属在该企业任职"},
+        headers=world.h("head"),
+    )
+    assert r.status_code == 201, r.text
+    cand = c.get(f"{API}/console/clues/{clue_id}/candidates", headers=world.h("clerk")).json()
+    by_name = {p["name"]: p for p in cand["candidates"]}
+    assert set(by_name) == {"李四", "王五", "赵六"}  # never the system administrator
+    assert by_name["赵六"]["recused"] and by_name["赵六"]["recusal_reason"] == "亲属在该企业任职"
+    assert not by_name["赵六"]["suggested"]
+    assert by_name["李四"]["suggested"] and by_name["王五"]["suggested"] and cand["needed"] == 2
+    assert by_name["李四"]["department"] == "姑苏区市场监督管理局第一市场监督管理所"
+    assert cand["default_disposal"] == "inspect" and cand["dispositions"] == ["inspect", "open_case"]
+    sent = c.post(
+        f"{API}/clues/{clue_id}/dispatch",
+        json={"disposal": "inspect", "assignees": [world.user_ids["insp2"], world.user_ids["insp1"]]},
+        headers=world.h("clerk"),
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["task"]["assignee_names"] == ["王五", "李四"]
+    clue = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
+    assert clue["tasks"][0]["assignee_names"] == ["王五", "李四"]
+    cand = c.get(f"{API}/console/clues/{clue_id}/candidates", headers=world.h("clerk")).json()
+    assert {p["name"]: p["open_workload"] for p in cand["candidates"]}["李四"] == 1

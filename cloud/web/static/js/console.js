@@ -242,7 +242,7 @@ async function clueDetail(id) {
       h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF")))) : h("p", { class: "muted" }, "暂无文书"));
   const work = h("section", { class: "card", "aria-labelledby": "h-work" }, h("h2", { id: "h-work" }, "检查任务与案件"),
     clue.tasks.length || clue.cases.length
-      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDate(t.due_date)}`)),
+      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDate(t.due_date)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
         clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)))
       : h("p", { class: "muted" }, "尚未派发"));
   clear(main,
@@ -265,25 +265,43 @@ function actionsCard(clue) {
   const msg = h("p", { class: "error", role: "alert", id: "action-error" });
   const card = h("section", { class: "card", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "处置操作"));
   if (allowed.has("dispatch")) {
+    // only dispositions dispatch can carry out; the analysis' own choice is preselected when it is one of them
     const disp = h("select", { id: "dispatch-disposal" },
-      h("option", { value: "" }, `按研判结论（${DISPOSALS[clue.decision?.disposal] || "未研判"}）`),
       h("option", { value: "inspect" }, "现场检查"), h("option", { value: "open_case" }, "登记案源"));
+    const hint = h("p", { class: "muted", id: "dispatch-hint" });
     const due = h("input", { id: "dispatch-due", type: "date" });
     const instr = h("textarea", { id: "dispatch-instructions", rows: "2", placeholder: "例如：核查冷藏柜温度记录与药品储存情况" });
+    const people = h("fieldset", { id: "dispatch-people", class: "people" }, h("legend", {}, "检查人员（按辖区、在办工作量、回避建议）"),
+      h("p", { class: "muted" }, "正在加载候选人员…"));
+    const chosen = () => [...people.querySelectorAll("input[type=checkbox]:checked")].map((c) => Number(c.value));
+    api(`console/clues/${clue.id}/candidates`).then((cand) => {
+      if (cand.default_disposal) disp.value = cand.default_disposal;
+      const d = DISPOSALS[cand.decision] || "未研判";
+      hint.textContent = cand.default_disposal ? `研判结论：${d}` : `研判结论为“${d}”，不能直接派发；请选择处置方式（将记录为派发人的决定）`;
+      clear(people, h("legend", {}, `检查人员（至少 ${cand.needed} 名；按辖区、在办工作量、回避建议）`),
+        cand.candidates.length ? cand.candidates.map((c) => h("label", { class: "person" },
+          h("input", { type: "checkbox", value: String(c.user_id), name: "assignee", ...(c.suggested ? { checked: "" } : {}), ...(c.recused ? { disabled: "" } : {}) }),
+          ` ${c.name}`, h("span", { class: "muted" },
+            `　${c.department || "未分配部门"}${c.in_jurisdiction ? "" : "（非辖区）"}　在办 ${c.open_workload} 件`
+            + (c.recused ? `　应回避：${c.recusal_reason}` : "") + (c.suggested ? "　建议" : ""))))
+          : h("p", { class: "error" }, "没有可派的检查人员：请在“人员”中为检查人员设置职责和部门"));
+    }).catch((ex) => { clear(people, h("p", { class: "error" }, ex.message)); });
     card.append(h("form", { "aria-label": "派发", onsubmit: async (e) => {
       e.preventDefault();
       msg.textContent = "";
-      const body = { instructions: instr.value };
-      if (disp.value) body.disposal = disp.value;
+      const body = { instructions: instr.value, disposal: disp.value };
+      if (disp.value === "inspect" && chosen().length) body.assignees = chosen();
       if (due.value) body.due_date = due.value;
       try {
         const r = await api(`clues/${clue.id}/dispatch`, { method: "POST", json: body });
-        toast(r.task ? `已派发检查任务 ${r.task.task_no}` : `已登记案源 ${r.case?.case_no || ""}`);
+        const names = r.task?.assignee_names?.join("、");
+        toast(r.task ? `已派发检查任务 ${r.task.task_no}${names ? `（${names}）` : ""}` : `已登记案源 ${r.case?.case_no || ""}`);
         route();
       } catch (ex) { msg.textContent = ex.message; }
     } },
     h("h3", {}, "派发"),
-    h("label", { for: "dispatch-disposal" }, "处置方式"), disp,
+    h("label", { for: "dispatch-disposal" }, "处置方式"), disp, hint,
+    people,
     h("label", { for: "dispatch-due" }, "办理期限（不填按规定自动计算）"), due,
     h("label", { for: "dispatch-instructions" }, "工作要求"), instr,
     h("button", { type: "submit", class: "primary", id: "dispatch-button", style: "margin-top:.6rem" }, "派发")));
@@ -418,8 +436,10 @@ async function taskDetail(id) {
   clear(main, h("p", {}, t.clue_id ? h("a", { href: `#/clue/${t.clue_id}` }, "← 返回线索") : h("a", { href: "#/deadlines" }, "← 返回")),
     h("h1", {}, `检查任务 ${t.task_no}`),
     h("dl", { class: "kv card" }, h("dt", {}, "状态"), h("dd", {}, t.state_label), h("dt", {}, "检查方式"), h("dd", {}, t.method),
-      h("dt", {}, "办理期限"), h("dd", {}, fmtDate(t.due_date)), h("dt", {}, "签到"), h("dd", {}, t.checked_in_at ? fmtTime(t.checked_in_at) : "未签到"),
-      h("dt", {}, "结论"), h("dd", {}, t.conclusion || "—"), h("dt", {}, "工作要求"), h("dd", {}, t.instructions || "—")),
+      h("dt", {}, "检查人员"), h("dd", { id: "task-assignees" }, (t.assignee_names || []).join("、") || "—"),
+      h("dt", {}, "办理期限"), h("dd", {}, fmtDate(t.due_date)),
+      h("dt", {}, "签到"), h("dd", {}, t.checked_in_at ? `${fmtTime(t.checked_in_at)}${t.check_in?.lat != null ? `　定位 ${t.check_in.lat}, ${t.check_in.lon}${t.check_in.note ? `（${t.check_in.note}）` : ""}` : ""}` : "未签到"),
+      h("dt", {}, "结论"), h("dd", {}, t.conclusion_label || "—"), h("dt", {}, "工作要求"), h("dd", {}, t.instructions || "—")),
     h("h2", {}, "检查项目"),
     h("table", {}, h("thead", {}, h("tr", {}, ["项目", "结果", "说明", "照片"].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, t.items.map((code) => {

@@ -59,6 +59,7 @@ OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.admin:router",
     "cloud.api.routes.console:router",
     "cloud.api.routes.internet:router",
+    "cloud.api.routes.map:router",
 ]
 
 

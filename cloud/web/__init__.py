@@ -7,6 +7,7 @@ Pages (plain HTML + ES modules under ``static/``, Chinese, no build step of thei
 * ``/screen/``  big screen 1920×1080 (live counts, SSE alert feed, trends, deadline warnings)
 * ``/kiosk/``   self-service complaint/report terminal (no login)
 * ``/fleet/``   edge fleet view (every agent: online, last seen, versions, outbox, clock, resources, open alerts)
+* ``/map/``     the county map (一张图): boundary, townships, site markers by live state; ``?screen=1`` dark
 
 Front-end dependencies (ECharts) come from npm (``package.json`` + lock file); ``npm ci`` in this directory copies
 them into ``dist/vendor`` (not committed), served at ``/vendor/``. Without them the pages still work, charts are
@@ -26,7 +27,14 @@ from fastapi.staticfiles import StaticFiles
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 VENDOR = HERE / "dist" / "vendor"
-PAGES = {"": "index.html", "m": "mobile.html", "screen": "screen.html", "kiosk": "kiosk.html", "fleet": "fleet.html"}
+PAGES = {
+    "": "index.html",
+    "m": "mobile.html",
+    "screen": "screen.html",
+    "kiosk": "kiosk.html",
+    "fleet": "fleet.html",
+    "map": "map.html",
+}
 ENABLE_HINT = "图表组件未安装：请在 cloud/web 目录运行 npm ci（或在项目根目录运行 make install），然后刷新页面。"
 
 

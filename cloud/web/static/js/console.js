@@ -33,6 +33,7 @@ function navItems() {
   const items = [["#/clues", "线索看板"], ["#/deadlines", "任务与案件期限"]];
   if (me.role !== "inspector") items.push(["#/subjects", "市场主体与风险"]);
   if (isManager()) items.push(["#/scores", "考核评分"]);
+  items.push(["/map/", "辖区一张图"]);
   if (me.role === "inspector") items.push(["/m/", "移动端（我的任务）"]);
   if (isManager()) items.push(["/screen/", "态势大屏"], ["/kiosk/", "自助投诉终端"]);
   return items;

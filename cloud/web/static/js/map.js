@@ -1,0 +1,130 @@
+// County map (一张图): the bureau's boundary and townships drawn from its GeoJSON with ECharts geo (no tile
+// server, no internet), one marker per located site coloured by live state (normal / alert / offline) and shaped
+// by domain; filters (domain, risk grade, open clues); a click opens the site with its open clues (links into
+// the console). The list beside the map is the same data as text (and the fallback without charts).
+// Standalone page: /map/ (?screen=1: dark, for the big screen). Data: GET /api/v1/map/county, /map/sites.
+import { api, clear, h, liveFeed, session } from "./api.js";
+import { chartNotice, loadCharts } from "./charts.js";
+
+const params = new URLSearchParams(location.search);
+const dark = params.get("screen") === "1";
+const state = { county: null, markers: [], unlocated: [], selected: null, filters: { domain: "", risk_grade: "", open_clues: false } };
+let chart = null;
+
+function query() {
+  const q = new URLSearchParams();
+  if (state.filters.domain) q.set("domain", state.filters.domain);
+  if (state.filters.risk_grade) q.set("risk_grade", state.filters.risk_grade);
+  if (state.filters.open_clues) q.set("open_clues", "true");
+  return q.toString() ? `?${q}` : "";
+}
+
+function legend() {
+  const c = state.county;
+  return h("div", { class: "map-legend", "aria-label": "图例" },
+    Object.entries(c.state_labels).map(([k, v]) => h("span", {}, h("span", { class: "swatch", style: `background:${c.colours[k]}` }), v)));
+}
+
+function filters(root) {
+  const c = state.county;
+  const sel = (name, title, options) => h("label", {}, title,
+    h("select", { name, onchange: (e) => { state.filters[name] = e.target.value; refresh(root).catch(() => {}); } },
+      h("option", { value: "" }, "全部"), options.map(([v, t]) => h("option", { value: v }, t))));
+  return [
+    sel("domain", "领域", [...Object.entries(c.domains), ["other", "其他"]]),
+    sel("risk_grade", "风险等级", ["A", "B", "C", "D"].map((g) => [g, `${g} 级`])),
+    h("label", {}, h("input", { type: "checkbox", name: "open_clues", onchange: (e) => { state.filters.open_clues = e.target.checked; refresh(root).catch(() => {}); } }), "仅显示有在办线索"),
+  ];
+}
+
+function siteDetail(m) {
+  return h("section", { class: "map-detail", "aria-label": "场所详情", "data-site-id": m.site_id },
+    h("h2", {}, m.name),
+    h("p", {}, h("span", { class: "swatch", style: `background:${m.colour}` }), `${m.state_label}｜${m.domain_label}｜风险等级 ${m.risk_grade ?? "—"}`),
+    h("p", { class: "map-note" }, `${m.address ?? ""}${m.township ? `（${m.township}）` : ""}`),
+    m.subject_name ? h("p", {}, `经营主体：${m.subject_name}`) : null,
+    h("p", {}, `在办告警 ${m.open_alerts}，在办线索 ${m.open_clues}`),
+    m.clues.length ? h("ul", {}, m.clues.map((c) => h("li", {}, h("a", { href: `/#/clue/${c.id}`, target: dark ? "_blank" : null }, c.title)))) : null);
+}
+
+function renderSide() {
+  const side = document.getElementById("map-side");
+  const items = state.markers.map((m) => h("li", {
+    class: state.selected === m.site_id ? "selected" : "", tabindex: "0",
+    dataset: { siteId: m.site_id, state: m.state, colour: m.colour },
+    onclick: () => select(m.site_id), onkeydown: (e) => { if (e.key === "Enter") select(m.site_id); },
+  }, h("span", { class: "swatch", style: `background:${m.colour}` }), `${m.name}　${m.state_label}`,
+    m.open_clues ? `　线索 ${m.open_clues}` : ""));
+  const chosen = state.markers.find((m) => m.site_id === state.selected);
+  clear(side,
+    chosen ? siteDetail(chosen) : null,
+    h("h2", {}, `场所（${state.markers.length}）`),
+    h("ul", { class: "map-sites" }, items),
+    state.unlocated.length ? h("p", { class: "map-note" }, `未标注坐标的场所：${state.unlocated.join("、")}`) : null);
+}
+
+function select(siteId) {
+  state.selected = siteId;
+  renderSide();
+}
+
+function draw() {
+  if (!chart) return;
+  const c = state.county;
+  const symbol = (d) => c.domain_symbols[d] || c.domain_symbols.other || "circle";
+  chart.setOption({
+    backgroundColor: "transparent", animation: false,
+    tooltip: { trigger: "item", formatter: (p) => (p.data && p.data.site ? `${p.data.site.name}<br>${p.data.site.state_label}｜${p.data.site.domain_label}` : p.name) },
+    geo: { map: "county", roam: true, label: { show: true, color: dark ? "#8fb3de" : "#57606a" },
+      itemStyle: { areaColor: dark ? "#0d2038" : "#f3f6fa", borderColor: dark ? "#2f5b8a" : "#8c959f" },
+      emphasis: { label: { show: true }, itemStyle: { areaColor: dark ? "#12294a" : "#e6eef8" } } },
+    series: [{
+      type: "scatter", coordinateSystem: "geo", name: "场所", symbolSize: 16,
+      data: state.markers.map((m) => ({ name: m.name, value: [m.longitude, m.latitude], symbol: symbol(m.domain),
+        itemStyle: { color: m.colour, borderColor: "#ffffff", borderWidth: 1 }, site: m })),
+    }],
+  }, { replaceMerge: ["series"] });
+  document.getElementById("map-canvas").dataset.markers = String(state.markers.length);
+}
+
+async function refresh(root) {
+  const data = await api(`map/sites${query()}`);
+  state.markers = data.markers;
+  state.unlocated = data.unlocated;
+  if (state.selected && !state.markers.some((m) => m.site_id === state.selected)) state.selected = null;
+  renderSide();
+  draw();
+  root.dataset.ready = "1";
+}
+
+async function start() {
+  const root = document.getElementById("map-root");
+  if (dark) document.body.classList.add("dark");
+  await session(root, { title: "辖区一张图", hint: "请使用监管账号登录" });
+  state.county = await api("map/county");
+  const c = state.county;
+  clear(root, h("div", { class: "map-layout" },
+    h("header", {}, h("h1", {}, c.name ? `${c.name}一张图` : "辖区一张图"), filters(root), legend(),
+      dark ? null : h("a", { href: "/" }, "返回控制台")),
+    h("div", { class: "map-canvas", id: "map-canvas", role: "img", "aria-label": "辖区地图：场所按实时状态着色" }),
+    h("aside", { class: "map-side", id: "map-side" })));
+  const canvas = document.getElementById("map-canvas");
+  const { echarts, hint } = await loadCharts();
+  if (!c.geojson) chartNotice(canvas, "未配置辖区边界（SENTINEL_COUNTY_BOUNDARY_FILE），地图不可用；右侧列表仍显示各场所状态。");
+  else if (!echarts) chartNotice(canvas, hint);
+  else {
+    const features = c.geojson.features.filter((f) => f.properties.level === "township");
+    const county = c.geojson.features.filter((f) => f.properties.level === "county");
+    echarts.registerMap("county", { type: "FeatureCollection", features: features.length ? features : county });
+    chart = echarts.init(canvas, null, { renderer: "svg" });
+    chart.on("click", (p) => { if (p.data && p.data.site) select(p.data.site.site_id); });
+    addEventListener("resize", () => chart.resize());
+    window.__sentinelMap = chart; // tests read the option back
+  }
+  await refresh(root);
+  let pending = null;
+  liveFeed(() => { pending ??= setTimeout(() => { pending = null; refresh(root).catch(() => {}); }, 1000); });
+  setInterval(() => refresh(root).catch(() => {}), 30000);
+}
+
+start();

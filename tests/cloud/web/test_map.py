@@ -1,0 +1,131 @@
+"""The county map in headless Chromium against the real cloud app: one marker per located site, in the colour of
+its live state as the API reports it (rendered SVG checked, not only the chart option), filters, click-through."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from cloud.alerts import AlertSignal, apply_signal
+from cloud.core.db import session_scope
+from cloud.geo.boundary import DEMO_BOUNDARY
+from cloud.presence import AgentPresence
+from protocols import AlertPhase
+from tests.cloud.web.conftest import charts_built, live_cloud, poll, screenshot, seed_county
+from tests.cloud.web.test_console import login
+
+pytestmark = [pytest.mark.browser]
+
+POSITIONS = {"pharmacy-01": (120.6290, 31.3180), "bakery-02": (120.6150, 31.3050), "lift-03": (120.6450, 31.3250)}
+
+
+def _hex(fill: str) -> str:
+    """``#d32f2f`` or ``rgb(211, 47, 47)`` → ``#d32f2f``."""
+    fill = fill.strip().lower()
+    if fill.startswith("rgb"):
+        parts = [int(float(p)) for p in fill[fill.index("(") + 1 : fill.index(")")].split(",")[:3]]
+        return "#" + "".join(f"{p:02x}" for p in parts)
+    return fill
+
+
+def test_map_shows_one_marker_per_site_in_its_state_colour(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not charts_built():
+        pytest.skip("ECharts not built (cd cloud/web && npm ci)")
+    monkeypatch.setenv("SENTINEL_COUNTY_BOUNDARY_FILE", str(DEMO_BOUNDARY))
+    monkeypatch.setenv("SENTINEL_NOTIFY_MQTT_ENABLED", "false")
+    with live_cloud(tmp_path) as cloud:
+        seed_county(cloud)
+        admin = cloud.client()
+        lon, lat = POSITIONS["pharmacy-01"]
+        admin.patch("/registry/sites/pharmacy-01", json={"longitude": lon, "latitude": lat}).raise_for_status()
+        for site_id, category in (("bakery-02", "food"), ("lift-03", "special_equipment")):
+            lon, lat = POSITIONS[site_id]
+            admin.post(
+                "/registry/sites",
+                json={
+                    "site_id": site_id,
+                    "name": f"示例{site_id}",
+                    "category": category,
+                    "longitude": lon,
+                    "latitude": lat,
+                    "department_id": cloud.ids["department_id"],
+                },
+            ).raise_for_status()
+        admin.post("/registry/sites", json={"site_id": "unmapped-04", "name": "未定位场所"}).raise_for_status()
+        now = datetime.now(UTC)
+        with session_scope(cloud.app.state.engine, write=True) as session:  # an open alert at the pharmacy
+            apply_signal(
+                session,
+                AlertSignal(
+                    site_id="pharmacy-01",
+                    device_id="probe-1",
+                    rule_id="fridge_high",
+                    phase=AlertPhase.RAISE,
+                    severity="major",
+                    category="drug_storage",
+                    message="冷藏柜温度 12.0 ℃",
+                    ts=now,
+                    started_at=now,
+                    agent_id="agent-1",
+                    sensor_id="t1",
+                    value=12.0,
+                    limit=8.0,
+                    unit="°C",
+                ),
+            )
+        with Session(cloud.app.state.engine) as session:  # the lift's only agent went offline; the bakery's is online
+            session.add(AgentPresence(site_id="lift-03", agent_id="a3", state="offline", last_seen_at=now))
+            session.add(AgentPresence(site_id="bakery-02", agent_id="a2", state="online", last_seen_at=now))
+            session.commit()
+        api = admin.get("/map/sites").json()
+        expected = {m["site_id"]: (m["state"], m["colour"]) for m in api["markers"]}
+        assert {k: v[0] for k, v in expected.items()} == {
+            "pharmacy-01": "alert",
+            "bakery-02": "normal",
+            "lift-03": "offline",
+        }
+        assert api["unlocated"] == ["unmapped-04"]
+
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            login(page, cloud.base, "/map/", "chief")
+            poll(lambda: errors or page.get_attribute("#map-root", "data-ready") == "1", 30, "the map page")
+            assert errors == []
+            poll(lambda: page.get_attribute("#map-canvas", "data-markers") == "3", 10, "three markers drawn")
+            # the side list: one entry per site, state and colour as the API says
+            items = page.eval_on_selector_all(
+                "ul.map-sites li", "els => els.map(e => [e.dataset.siteId, e.dataset.state, e.dataset.colour])"
+            )
+            assert {i[0]: (i[1], i[2]) for i in items} == expected
+            # the chart: one scatter point per site, in its colour
+            points = page.evaluate(
+                "() => window.__sentinelMap.getOption().series[0].data.map(d => [d.site.site_id, d.itemStyle.color])"
+            )
+            assert dict(points) == {k: v[1] for k, v in expected.items()}
+            # the rendered SVG: as many marker shapes of each state colour as sites in that state
+            fills = page.eval_on_selector_all(
+                "#map-canvas svg path", "els => els.map(e => e.getAttribute('fill') || '')"
+            )
+            rendered = Counter(_hex(f) for f in fills if f)
+            for colour, count in Counter(c for _, c in expected.values()).items():
+                assert rendered[colour.lower()] == count, (colour, rendered)
+            screenshot(page, "map")
+            # filter: only sites with open clues (the pharmacy's alert made a clue)
+            page.get_by_label("仅显示有在办线索").check()
+            poll(lambda: page.get_attribute("#map-canvas", "data-markers") == "1", 10, "filtered to one marker")
+            # click-through: the site's detail with a link to its clue in the console
+            page.locator("ul.map-sites li", has_text="示例大药房").click()
+            link = page.locator(".map-detail a").first
+            assert link.get_attribute("href", timeout=5000).startswith("/#/clue/")
+        finally:
+            page.close()
+        admin.close()

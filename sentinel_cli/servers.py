@@ -237,6 +237,71 @@ def start_postgres(workdir: Path, port: int | None = None) -> Server:
     return server
 
 
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+{user}
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log info;
+events {{ worker_connections 512; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/tmp/body;
+    proxy_temp_path {workdir}/tmp/proxy;
+    fastcgi_temp_path {workdir}/tmp/fastcgi;
+    uwsgi_temp_path {workdir}/tmp/uwsgi;
+    scgi_temp_path {workdir}/tmp/scgi;
+    upstream sentinel_api {{
+{servers}
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 64m;
+        location / {{
+            proxy_pass http://sentinel_api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_connect_timeout 2s;
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_config(workdir: Path, port: int, upstreams: list[int]) -> str:
+    """A reverse proxy on 127.0.0.1:``port`` balancing over API instances on ``upstreams`` (round robin;
+    a dead instance is skipped for 2 s, SSE passes unbuffered). ``deploy/nginx/sentinel.conf`` is its production
+    sibling."""
+    servers = "\n".join(f"        server 127.0.0.1:{u} max_fails=1 fail_timeout=2s;" for u in upstreams)
+    user = "user root;" if os.geteuid() == 0 else ""  # as root, workers would otherwise run as nobody
+    return NGINX_CONF.format(user=user, workdir=workdir, servers=servers, port=port)
+
+
+def start_nginx(workdir: Path, upstreams: list[int], port: int | None = None) -> Server:
+    """Debian's nginx from ``workdir`` (its own config, pid and logs), proxying to ``upstreams``."""
+    nginx = find_binary("nginx")
+    if not nginx:
+        raise ServerUnavailable("nginx is not installed (apt-get install nginx)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()
+    (workdir / "tmp").mkdir(exist_ok=True)
+    port = port or free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(nginx_config(workdir, port, upstreams))
+    server = _spawn(
+        "nginx", [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "error.log")], workdir, port
+    )
+    server.extra["url"] = f"http://127.0.0.1:{port}"
+    return server
+
+
 def start_victoriametrics(workdir: Path, port: int | None = None) -> Server:
     binary = find_binary("victoria-metrics", "victoria-metrics-prod")
     if binary is None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MODEL_MODULES: list[str] = [
     "cloud.core.users",
     "cloud.core.leases",
+    "cloud.core.buckets",
     "cloud.ingest.models",
     "cloud.alerts",
     "cloud.presence",

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -109,7 +110,8 @@ class BodySizeLimit:
 
 
 class RateLimit:
-    """Token buckets keyed by (client address, path prefix), in process memory."""
+    """Token buckets keyed by (client address, path prefix): in the business DB when the app has one
+    (``app.state.engine``: the limit holds across instances, :mod:`cloud.core.buckets`), else in memory."""
 
     def __init__(self, app: ASGIApp, settings: SecuritySettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
@@ -140,7 +142,15 @@ class RateLimit:
             prefix = next((p for p in self.settings.rate_limited_paths if path.startswith(p)), None)
             if prefix is not None:
                 client = scope.get("client") or ("unknown", 0)
-                wait = self.take((str(client[0]), prefix))
+                engine = getattr(getattr(scope.get("app"), "state", None), "engine", None)
+                if engine is not None:
+                    from cloud.core.buckets import take
+
+                    key = f"http:{client[0]}:{prefix}"
+                    per_minute = self.settings.rate_limit_per_minute
+                    wait = await asyncio.to_thread(take, engine, key, per_minute=per_minute)
+                else:
+                    wait = self.take((str(client[0]), prefix))
                 if wait > 0:
                     await _answer(
                         send,

@@ -122,6 +122,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from cloud.workflow.decisions import run_periodic as regrade_periodically
 
         tasks.append(leased("risk_regrade", lambda: regrade_periodically(engine)))
+    if app.state.run_background:  # internet-monitoring sources with interval_min (cloud/internet/fetchers.py)
+        from cloud.evidence import EvidenceStore
+        from cloud.internet import fetchers
+
+        path = fetchers.sources_file(settings.data_dir, settings.internet_sources_file)
+        store = EvidenceStore(settings.data_dir / "evidence")
+        tasks.append(asyncio.create_task(fetchers.run_periodically(app.state.engine, path, store), name="internet"))
     if app.state.run_background:
         from cloud.telemetry import gsp
 

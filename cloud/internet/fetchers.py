@@ -300,3 +300,60 @@ def run_source(
     if errors:
         log.warning("internet source %s: %d item(s) refused", config.name, len(errors))
     return run
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+def sources_file(data_dir: Path, configured: Path | None) -> Path:
+    return configured or data_dir / "internet_sources.toml"
+
+
+def due_sources(engine: Engine, sources: SourcesFile, now: datetime) -> list[SourceConfig]:
+    """Sources with ``interval_min`` whose last run started at least that long before ``now`` (or never ran)."""
+    from datetime import timedelta
+
+    from sqlmodel import col, func, select
+
+    with Session(engine) as session:
+        last = dict(
+            session.exec(
+                select(FetchRun.source, func.max(col(FetchRun.started_at))).group_by(col(FetchRun.source))
+            ).all()
+        )
+    due: list[SourceConfig] = []
+    for src in sources.sources:
+        if src.interval_min is None:
+            continue
+        started = last.get(src.name)
+        if started is not None and started.tzinfo is None:
+            from datetime import UTC
+
+            started = started.replace(tzinfo=UTC)
+        if started is None or now - started >= timedelta(minutes=src.interval_min):
+            due.append(src)
+    return due
+
+
+def run_due(engine: Engine, path: Path, store: EvidenceStore | None, now: datetime | None = None) -> list[FetchRun]:
+    """One scheduler tick: run every due source of ``path`` (a missing file means no sources)."""
+    if not path.exists():
+        return []
+    sources = load_sources(path)
+    return [run_source(engine, src, store=store) for src in due_sources(engine, sources, now or utcnow())]
+
+
+async def run_periodically(engine: Engine, path: Path, store: EvidenceStore | None, *, tick_s: float = 60.0) -> None:
+    """Lifespan task: run due sources every ``tick_s`` (in a worker thread); a bad sources file is logged once."""
+    import asyncio
+
+    from cloud.rules.loader import RuleFileError
+
+    failing = False
+    while True:
+        try:
+            await asyncio.to_thread(run_due, engine, path, store)
+            failing = False
+        except RuleFileError as exc:
+            if not failing:
+                log.error("internet sources file refused: %s", exc)
+            failing = True
+        await asyncio.sleep(tick_s)

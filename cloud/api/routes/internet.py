@@ -21,7 +21,7 @@ from cloud.api.routes.evidence import EvidenceStoreDep
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, require
 from cloud.core.config import Settings
 from cloud.internet import csv_import
-from cloud.internet.fetchers import SourcesFile, load_sources, run_source
+from cloud.internet.fetchers import SourcesFile, load_sources, run_source, sources_file
 from cloud.internet.models import (
     AdObservation,
     AdObservationCreate,
@@ -186,7 +186,7 @@ def get_rules(_: StaffUser) -> dict[str, Any]:
 
 
 def sources_path(settings: Settings) -> Any:
-    return settings.internet_sources_file or settings.data_dir / "internet_sources.toml"
+    return sources_file(settings.data_dir, settings.internet_sources_file)
 
 
 def _sources(settings: Settings) -> SourcesFile:

@@ -152,3 +152,18 @@ def test_run_through_the_api(world: World, tmp_path: Path) -> None:
 def test_the_sample_sources_file_loads() -> None:
     sample = Path(__file__).resolve().parents[3] / "firmware-config" / "samples" / "internet_sources.toml"
     assert [s.name for s in load_sources(sample).sources] == ["demo-grain-shop", "demo-pharmacy-api"]
+
+
+def test_scheduler_runs_only_due_sources(world: World, tmp_path: Path) -> None:
+    from cloud.internet.fetchers import run_due
+
+    with shop_server() as base:
+        path = tmp_path / "scheduled.toml"
+        text = SOURCES.format(base=base).replace('platform = "示例药网"', 'platform = "示例药网"\ninterval_min = 60')
+        path.write_text(text, encoding="utf-8")
+        now = utcnow()
+        first = run_due(world.engine, path, None, now)
+        assert [r.source for r in first] == ["ding"]  # "bing" has no interval: run on demand only
+        assert run_due(world.engine, path, None, now + timedelta(minutes=59)) == []
+        assert [r.source for r in run_due(world.engine, path, None, now + timedelta(minutes=61))] == ["ding"]
+    assert run_due(world.engine, tmp_path / "absent.toml", None) == []

@@ -52,13 +52,38 @@ class YearTable(RuleModel):
     source: str = Field(default="", max_length=500, description="where the dates come from")
     holidays: list[dt.date] = Field(default_factory=list, description="days off (those on Mon–Fri matter)")
     workdays: list[dt.date] = Field(default_factory=list, description="make-up working days (调休上班)")
+    statutory: list[dt.date] = Field(
+        default_factory=list,
+        description="statutory holidays (法定节假日) including those on a weekend: each weekend one of a block "
+        "gives an in-lieu day off (补休) on the next weekdays after the block, unless listed in holidays already",
+    )
 
     @model_validator(mode="after")
     def _disjoint(self) -> YearTable:
-        both = set(self.holidays) & set(self.workdays)
+        both = (set(self.holidays) | set(self.statutory)) & set(self.workdays)
         if both:
             raise ValueError(f"dates both holiday and workday: {sorted(d.isoformat() for d in both)}")
         return self
+
+    def days_off(self) -> set[dt.date]:
+        """Holidays, statutory days and the in-lieu days they give (补休), for a year without official data."""
+        off = set(self.holidays) | set(self.statutory)
+        days = sorted(set(self.statutory))
+        blocks: list[list[dt.date]] = []
+        for day in days:
+            if blocks and (day - blocks[-1][-1]).days == 1:
+                blocks[-1].append(day)
+            else:
+                blocks.append([day])
+        for block in blocks:
+            owed = sum(1 for d in block if d.weekday() >= 5)
+            day = block[-1]
+            while owed:
+                day += dt.timedelta(days=1)
+                if day.weekday() < 5 and day not in off and day not in self.workdays:
+                    off.add(day)
+                    owed -= 1
+        return off
 
 
 class HolidayTable(RuleModel):
@@ -116,6 +141,12 @@ class WorkCalendar:
         self._use_cc = use_chinese_calendar
         self._year_source: dict[int, DaySource] = {}
         self._days: dict[dt.date, DayInfo] = {}
+        self._off_days: dict[int, set[dt.date]] = {}
+
+    def _off(self, year: int) -> set[dt.date]:
+        if year not in self._off_days:
+            self._off_days[year] = self._table.years[year].days_off()
+        return self._off_days[year]
 
     # -- per year -------------------------------------------------------------------------------------------
     def year_source(self, year: int) -> DaySource:
@@ -129,6 +160,10 @@ class WorkCalendar:
                 source = DaySource.WEEKDAYS
             self._year_source[year] = source
         return source
+
+    def certainty(self, years: set[int] | list[int]) -> str:
+        """``official`` when every year comes from official data, else ``provisional``."""
+        return "provisional" if any(self.year_warning(y) for y in years) else "official"
 
     def year_warning(self, year: int) -> str | None:
         """The warning to show for results that depend on ``year`` (``None`` when the data is official)."""
@@ -168,7 +203,7 @@ class WorkCalendar:
             table = self._table.years[day.year]
             if day in table.workdays:
                 return DayInfo(day, True, source, "make-up working day")
-            if day in table.holidays:
+            if day in self._off(day.year):
                 return DayInfo(day, False, source, "holiday")
         return DayInfo(day, weekday, source, None)
 

@@ -185,7 +185,8 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
         raise Conflict(f"工单 {order_in.external_no} 已导入 / work order already received", code="duplicate")
     received = order_in.received_at or utcnow()
     category = order_in.category or workflow_rules().intake.default_category
-    accept_due = compute_deadline("complaint_accept", received).due if order_in.kind == "complaint" else None
+    accept = compute_deadline("complaint_accept", received) if order_in.kind == "complaint" else None
+    accept_due = accept.due if accept else None
     order = WorkOrder(
         channel=order_in.channel,
         kind=order_in.kind,
@@ -204,6 +205,7 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
         facts=order_in.facts,
         site_id=order_in.site_id,
         accept_due=accept_due,
+        accept_due_warnings=list(accept.warnings) if accept else [],
         created_by=actor.username,
     )
     session.add(order)
@@ -222,6 +224,7 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
             "category": category,
             "respondent": order.respondent_name,
             "accept_due": accept_due.isoformat() if accept_due else None,
+            "accept_due_certainty": due_certainty(accept.warnings if accept else ()),
         },
     )
     kind_label = KIND_LABELS.get(order.kind, order.kind)
@@ -267,6 +270,20 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
     session.add(order)
     session.flush()
     return IntakeResult(order, res, result.created)
+
+
+def due_certainty(warnings: tuple[str, ...] | list[str]) -> str:
+    """``official`` (every day on the official calendar) or ``provisional`` (a fallback year was used)."""
+    return "provisional" if warnings else "official"
+
+
+def accept_due_view(order: WorkOrder) -> dict[str, object]:
+    """The acceptance due date as shown to people: the date, its certainty and the calendar warnings."""
+    return {
+        "accept_due": order.accept_due.isoformat() if order.accept_due else None,
+        "accept_due_certainty": due_certainty(order.accept_due_warnings) if order.accept_due else None,
+        "accept_due_warnings": list(order.accept_due_warnings),
+    }
 
 
 def create_manual_clue(session: Session, body: ClueIn, actor: Actor) -> tuple[Clue, bool]:

@@ -54,6 +54,7 @@ class WorkOrder(SQLModel, table=True):
     subject_match: str | None = Field(default=None, max_length=16, description="uscc | name | address | site")
     clue_id: int | None = Field(default=None, index=True)
     accept_due: date | None = None
+    accept_due_warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # calendar not official
     # complaint handling (cloud/workflow/complaints.py)
     acceptance: str | None = Field(default=None, max_length=12, description="accepted | refused")
     decided_on: date | None = None

@@ -28,7 +28,7 @@ from cloud.workflow import decisions
 from cloud.workflow.analysis import Disposal
 from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus
 from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
-from cloud.workflow.intake import ClueIn, WorkOrderIn, create_manual_clue, import_orders, intake
+from cloud.workflow.intake import ClueIn, WorkOrderIn, accept_due_view, create_manual_clue, import_orders, intake
 from cloud.workflow.models import AnalysisDecision, EnforcementCase, InspectionTask, WorkOrder
 from cloud.workflow.service import Conflict, NotFound, apply_transition, clue_timeline, record
 from cloud.workflow.states import CLUE_MACHINE, ClueState
@@ -100,7 +100,7 @@ def post_intake(session: SessionDep, actor: ActorDep, body: WorkOrderIn) -> dict
     session.commit()
     return {
         "work_order_id": result.order.id,
-        "accept_due": result.order.accept_due.isoformat() if result.order.accept_due else None,
+        **accept_due_view(result.order),
         "created": result.created,
         "folded": not result.created,
         "clue": CluePublic.model_validate(result.clue).model_dump(mode="json"),

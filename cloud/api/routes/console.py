@@ -601,7 +601,7 @@ def receipt_number(now: dt.datetime) -> str:
     summary="自助终端投诉举报（无需登录；限流、限大小；返回受理回执号）",
 )
 async def post_kiosk_complaint(request: Request) -> JSONResponse:
-    from cloud.workflow.intake import WorkOrderIn, intake
+    from cloud.workflow.intake import WorkOrderIn, accept_due_view, intake
     from cloud.workflow.service import Actor, WorkflowError
     from cloud.workflow.states import Role as Duty
 
@@ -639,9 +639,14 @@ async def post_kiosk_complaint(request: Request) -> JSONResponse:
             return {
                 "receipt_no": receipt,
                 "received_at": now.astimezone(TZ).isoformat(),
-                "accept_due": result.order.accept_due.isoformat() if result.order.accept_due else None,
+                **accept_due_view(result.order),
                 "clue_id": result.clue.id,
-                "message": "您的投诉举报已提交。市场监管部门将在 7 个工作日内决定是否受理，请妥善保存回执号。",
+                "message": "您的投诉举报已提交。市场监管部门将在 7 个工作日内决定是否受理，请妥善保存回执号。"
+                + (
+                    "受理期限按暂定节假日安排推算（官方放假安排尚未公布），以实际公布为准。"
+                    if result.order.accept_due_warnings
+                    else ""
+                ),
             }
 
     try:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from cloud.alerts import AlertSignal, apply_signal
 from cloud.core.db import session_scope
 from cloud.geo.boundary import DEMO_BOUNDARY
+from cloud.geo.coords import distance_m, wgs84_to_gcj02
 from cloud.presence import AgentPresence
 from protocols import AlertPhase
 from tests.cloud.web.conftest import charts_built, live_cloud, poll, screenshot, seed_county
@@ -126,6 +127,23 @@ def test_map_shows_one_marker_per_site_in_its_state_colour(
             page.locator("ul.map-sites li", has_text="示例大药房").click()
             link = page.locator(".map-detail a").first
             assert link.get_attribute("href", timeout=5000).startswith("/#/clue/")
+            # set the unlocated site's position from the page, read off a Chinese map app (GCJ-02)
+            page.get_by_label("仅显示有在办线索").uncheck()
+            poll(lambda: page.get_attribute("#map-canvas", "data-markers") == "3", 10, "unfiltered")
+            page.locator("ul.map-unlocated li", has_text="unmapped-04").click()
+            form = page.get_by_role("form", name="设置场所坐标")
+            form.get_by_label("经度").fill("121.5")  # outside the county: the server's Chinese reason is shown
+            form.get_by_label("纬度").fill("31.2")
+            form.get_by_role("button", name="保存坐标").click()
+            poll(lambda: "不在辖区" in form.get_by_role("alert").inner_text(), 10, "the refusal shown")
+            gcj = wgs84_to_gcj02(120.6400, 31.3000)
+            form.get_by_label("经度").fill(f"{gcj[0]:.7f}")
+            form.get_by_label("纬度").fill(f"{gcj[1]:.7f}")
+            form.get_by_label("坐标系").select_option("gcj02")
+            form.get_by_role("button", name="保存坐标").click()
+            poll(lambda: page.get_attribute("#map-canvas", "data-markers") == "4", 10, "the new marker")
+            site = admin.get("/registry/sites/unmapped-04").json()
+            assert distance_m(site["longitude"], site["latitude"], 120.6400, 31.3000) < 0.05
         finally:
             page.close()
         admin.close()

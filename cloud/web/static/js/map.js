@@ -3,13 +3,15 @@
 // by domain; filters (domain, risk grade, open clues); a click opens the site with its open clues (links into
 // the console). The list beside the map is the same data as text (and the fallback without charts).
 // Standalone page: /map/ (?screen=1: dark, for the big screen). Data: GET /api/v1/map/county, /map/sites.
-import { api, clear, h, liveFeed, session } from "./api.js";
+import { api, clear, h, liveFeed, session, toast } from "./api.js";
 import { chartNotice, loadCharts } from "./charts.js";
 
 const params = new URLSearchParams(location.search);
 const dark = params.get("screen") === "1";
 const state = { county: null, markers: [], unlocated: [], selected: null, filters: { domain: "", risk_grade: "", open_clues: false } };
 let chart = null;
+let me = null;
+let rootEl = null;
 
 function query() {
   const q = new URLSearchParams();
@@ -37,6 +39,32 @@ function filters(root) {
   ];
 }
 
+// Setting a site's position from the map page (supervisors): values from GPS (WGS-84) or read off a Chinese map
+// app (GCJ-02, converted by the server). The server validates (inside the county, not 0,0) and answers in Chinese.
+function positionForm(siteId, m) {
+  if (!me || !["admin", "supervisor"].includes(me.role)) return null;
+  const lon = h("input", { name: "longitude", inputmode: "decimal", value: m ? String(m.longitude) : "", required: true });
+  const lat = h("input", { name: "latitude", inputmode: "decimal", value: m ? String(m.latitude) : "", required: true });
+  const crs = h("select", { name: "coord_system" }, h("option", { value: "wgs84" }, "WGS-84（GPS）"),
+    h("option", { value: "gcj02" }, "GCJ-02（高德、腾讯地图）"));
+  const msg = h("p", { class: "map-note", role: "alert" });
+  const save = async (e) => {
+    e.preventDefault();
+    try {
+      await api(`registry/sites/${encodeURIComponent(siteId)}`, { method: "PATCH",
+        json: { longitude: Number(lon.value), latitude: Number(lat.value), coord_system: crs.value } });
+      toast("坐标已保存");
+      await refresh(rootEl);
+    } catch (err) {
+      msg.textContent = err.message;
+    }
+  };
+  return h("form", { class: "map-position", "aria-label": "设置场所坐标", onsubmit: save },
+    h("h3", {}, m ? "修改坐标" : "设置坐标"),
+    h("label", {}, "经度", lon), h("label", {}, "纬度", lat), h("label", {}, "坐标系", crs),
+    h("button", { type: "submit" }, "保存坐标"), msg);
+}
+
 function siteDetail(m) {
   return h("section", { class: "map-detail", "aria-label": "场所详情", "data-site-id": m.site_id },
     h("h2", {}, m.name),
@@ -44,7 +72,8 @@ function siteDetail(m) {
     h("p", { class: "map-note" }, `${m.address ?? ""}${m.township ? `（${m.township}）` : ""}`),
     m.subject_name ? h("p", {}, `经营主体：${m.subject_name}`) : null,
     h("p", {}, `在办告警 ${m.open_alerts}，在办线索 ${m.open_clues}`),
-    m.clues.length ? h("ul", {}, m.clues.map((c) => h("li", {}, h("a", { href: `/#/clue/${c.id}`, target: dark ? "_blank" : null }, c.title)))) : null);
+    m.clues.length ? h("ul", {}, m.clues.map((c) => h("li", {}, h("a", { href: `/#/clue/${c.id}`, target: dark ? "_blank" : null }, c.title)))) : null,
+    dark ? null : positionForm(m.site_id, m));
 }
 
 function renderSide() {
@@ -56,11 +85,15 @@ function renderSide() {
   }, h("span", { class: "swatch", style: `background:${m.colour}` }), `${m.name}　${m.state_label}`,
     m.open_clues ? `　线索 ${m.open_clues}` : ""));
   const chosen = state.markers.find((m) => m.site_id === state.selected);
+  const unlocated = !chosen && state.unlocated.includes(state.selected) ? state.selected : null;
   clear(side,
     chosen ? siteDetail(chosen) : null,
+    unlocated ? h("section", { class: "map-detail", "data-site-id": unlocated }, h("h2", {}, `${unlocated}（未标注坐标）`), positionForm(unlocated, null)) : null,
     h("h2", {}, `场所（${state.markers.length}）`),
     h("ul", { class: "map-sites" }, items),
-    state.unlocated.length ? h("p", { class: "map-note" }, `未标注坐标的场所：${state.unlocated.join("、")}`) : null);
+    state.unlocated.length ? h("div", { class: "map-note" }, "未标注坐标的场所：",
+      h("ul", { class: "map-unlocated" }, state.unlocated.map((id) => h("li", { tabindex: "0", dataset: { siteId: id },
+        onclick: () => select(id), onkeydown: (e) => { if (e.key === "Enter") select(id); } }, id)))) : null);
 }
 
 function select(siteId) {
@@ -99,8 +132,9 @@ async function refresh(root) {
 
 async function start() {
   const root = document.getElementById("map-root");
+  rootEl = root;
   if (dark) document.body.classList.add("dark");
-  await session(root, { title: "辖区一张图", hint: "请使用监管账号登录" });
+  me = await session(root, { title: "辖区一张图", hint: "请使用监管账号登录" });
   state.county = await api("map/county");
   const c = state.county;
   clear(root, h("div", { class: "map-layout" },

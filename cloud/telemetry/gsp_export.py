@@ -45,8 +45,8 @@ def _rows(records: Sequence[GspRecord], tz: ZoneInfo) -> list[tuple[object, ...]
                 KIND_LABELS.get(r.kind, r.kind),
                 local.strftime("%Y-%m-%d"),
                 local.strftime("%H:%M:%S"),
-                "" if r.temperature is None else f"{r.temperature:.1f}",
-                "" if r.humidity is None else f"{r.humidity:.1f}",
+                r.temperature,  # full stored precision (4.54 stays 4.54); a number cell in XLSX
+                r.humidity,
                 STATUS_LABELS.get(RecordStatus(r.status), str(r.status)),
                 r.seq,
                 r.hash,
@@ -88,6 +88,9 @@ def to_xlsx(
         cell.font = Font(bold=True)
     for row in _rows(records, tz):
         ws.append(row)
+    for column in ("H", "I"):  # temperature, humidity: numeric cells, shown with the stored two decimals
+        for cell in ws[column][1:]:
+            cell.number_format = "0.00"
     for col, width in zip("ABCDEFGHIJKL", (6, 16, 28, 16, 6, 12, 10, 10, 10, 6, 8, 66), strict=True):
         ws.column_dimensions[col].width = width
     ws.freeze_panes = "A2"

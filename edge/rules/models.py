@@ -149,6 +149,11 @@ class RulePack(_Strict):
         default=None, gt=0, le=86_400, description="statutory maximum between two readings of a measuring point"
     )
     record_interval_basis: str = Field(default="", max_length=200)
+    recorded_only: dict[str, str] = Field(
+        default_factory=dict,
+        description="codes of the pack's code inputs that deliberately raise nothing (code → why); they are "
+        "still recorded with the telemetry",
+    )
     rules: list[RuleSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -108,3 +108,23 @@ def test_drug_point_at_one_minute_loads(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE.format(interval=60), encoding="utf-8")
     assert load_site(path).config.devices
+
+
+def test_every_elevator_event_and_fault_code_maps_to_something_deliberate() -> None:
+    """GB/T 24476 lineage: faults 01–08 and events 40–47, 90 each raise an alert or are documented as recorded."""
+    from edge.rules.models import CodeRule, FlagRule
+
+    pack = load_rule_pack(PACKS / "elevator.toml")
+    flags = {r.input for r in pack.rules if isinstance(r, FlagRule)}
+    assert {f"fault_{n:02d}" for n in range(1, 9)} <= flags
+    alerted = {v for r in pack.rules if isinstance(r, CodeRule) and r.input == "event_code" for v in r.values}
+    recorded = {int(code) for code in pack.recorded_only}
+    table = set(range(40, 48)) | {90}
+    assert table <= alerted | recorded and not alerted & recorded
+    assert {41, 44, 45, 46, 47, 90} <= alerted  # power loss, fire, firefighter, emergency power, earthquake, button
+
+
+@pytest.mark.parametrize(("code", "rule"), [(44, "event_44"), (47, "event_47"), (43, None), (40, None)])
+def test_elevator_event_codes_raise_their_alert(tmp_path: Path, code: int, rule: str | None) -> None:
+    got = raised(tmp_path, "elevator", None, "event_code", "", float(code))
+    assert got == ({rule} if rule else set())

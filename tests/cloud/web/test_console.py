@@ -287,6 +287,23 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
             assert "rectification_order" in {d["kind"] for d in docs}
             page.get_by_role("link", name="案件", exact=True).tap()
             page.get_by_role("heading", name="我的案件").wait_for()
+
+            # PC review: the head sees who did it, where they checked in, the conclusion in Chinese; 审核通过 schedules
+            # the 复查 of the rectification order for the same inspectors and keeps the clue open
+            pc = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
+            login(pc, cloud.base, f"/#/task/{task['id']}", "chief")
+            pc.get_by_role("heading", name="审核").wait_for()
+            assert "李四" in pc.locator("#task-assignees").inner_text()
+            assert "责令限期改正" in pc.locator("dl").first.inner_text()
+            assert "定位 31.3" in pc.locator("dl").first.inner_text()
+            pc.locator("#review-close").click()
+            pc.get_by_text("已审核完结").first.wait_for()
+            tasks = insp.get(f"/tasks?clue_id={task['clue_id']}").json()
+            tasks = tasks["data"] if isinstance(tasks, dict) else tasks
+            follow = [t for t in tasks if t["method"] == "复查"]
+            assert len(follow) == 1 and follow[0]["state"] == "assigned"
+            assert insp.get(f"/clues/{task['clue_id']}").json()["state"] == "in_execution"
+            pc.context.close()
         finally:
             context.close()
             insp.close()

@@ -87,11 +87,27 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
     assert not bad["valid"] and bad["signatures"][0]["reason"] == "hash_mismatch"
     assert b"PUBLIC KEY" in c.get(f"{API}/documents/public-key", headers=world.h("head")).content
 
-    # the head closes the task: the outcome closes the clue with the result
+    # the head closes the task; the rectification order is owed a 复查 (follow-up inspection) on its deadline, by
+    # the same officers, of the failed item: the clue stays in execution until the 复查 is closed
+    act("head", "close")
+    pending = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
+    assert pending["state"] == "in_execution"
+    follow = next(t for t in pending["tasks"] if t["id"] != tid)
+    assert follow["method"] == "复查" and follow["items"] == ["DR-STO-01"]
+    assert sorted(follow["assignees"]) == sorted(task["assignees"])
+    assert follow["due_date"] == doc["data"]["deadline"]  # the rectification order's deadline
+    tid = follow["id"]
+    act(lead, "accept")
+    act(lead, "check_in", check_in={"lat": 31.3, "lon": 120.6, "note": "复查"})
+    r = c.put(
+        f"{API}/tasks/{tid}/results/DR-STO-01", json={"outcome": "pass", "note": "已整改，2–8 ℃"}, headers=world.h(lead)
+    )
+    assert r.status_code == 200, r.text
+    assert act(lead, "submit", findings="已整改")["conclusion"] == "compliant"
     act("head", "close")
     closed = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
     assert closed["state"] == "closed" and closed["status"] == "closed"
-    assert "责令限期改正" in closed["result"] and kinds["rectification_order"]["doc_no"] in closed["result"]
+    assert "检查未发现问题" in closed["result"]
 
     timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
     actions = [e["action"] for e in timeline]

@@ -450,7 +450,30 @@ async function taskDetail(id) {
       }))),
     h("h2", {}, "文书"),
     t.documents.length ? h("ul", {}, t.documents.map((d) => h("li", {}, `${d.title} ${d.doc_no || ""} `, h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF"))))
-      : h("p", { class: "muted" }, "暂无文书"));
+      : h("p", { class: "muted" }, "暂无文书"),
+    reviewCard(t));
+}
+
+// PC review of a submitted task: 审核完结 (a rectification order schedules its 复查) or 退回补充 with a reason
+function reviewCard(t) {
+  const allowed = new Set(t.allowed_actions || []);
+  if (!allowed.has("close") && !allowed.has("return")) return null;
+  const msg = h("p", { class: "error", role: "alert", id: "review-error" });
+  const reason = h("textarea", { id: "review-reason", rows: "2", placeholder: "退回补充须填写理由" });
+  const act = async (action) => {
+    msg.textContent = "";
+    try {
+      const r = await api(`tasks/${t.id}/transitions`, { method: "POST", json: { action, reason: reason.value || undefined } });
+      toast(action === "close" ? `已审核完结 ${r.task_no}` : `已退回 ${r.task_no}`);
+      route();
+    } catch (ex) { msg.textContent = ex.message; }
+  };
+  return h("section", { class: "card", "aria-labelledby": "h-review" }, h("h2", { id: "h-review" }, "审核"),
+    h("label", { for: "review-reason" }, "审核意见 / 退回理由"), reason,
+    h("div", { class: "actions" },
+      allowed.has("close") ? h("button", { type: "button", class: "primary", id: "review-close", onclick: () => act("close") }, "审核通过并完结") : null,
+      allowed.has("return") ? h("button", { type: "button", id: "review-return", onclick: () => act("return") }, "退回补充") : null),
+    msg);
 }
 
 async function caseDetail(id) {

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, dump, require, task_view
@@ -301,16 +301,36 @@ def post_dispatch(
 def get_timeline(session: SessionDep, _: StaffUser, clue_id: int) -> list[dict[str, Any]]:
     if session.get(Clue, clue_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
+    events = clue_timeline(session, clue_id)
+    names = actor_names(session, {e.actor for e in events})
     return [
         {
             "id": e.id,
             "ts": e.ts.isoformat(),
             "actor": e.actor,
+            "actor_name": names.get(e.actor, e.actor),
             "action": e.action,
             "target_type": e.target_type,
             "target_id": e.target_id,
             "outcome": e.outcome,
             "payload": e.payload,
         }
-        for e in clue_timeline(session, clue_id)
+        for e in events
     ]
+
+
+def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
+    """Journal actors as a person reads them: people by their real names, the system and devices in Chinese."""
+    from cloud.core.users import User
+
+    users = [a for a in actors if ":" not in a and a not in ("system", "kiosk")]
+    found = session.exec(select(User).where(col(User.username).in_(users or ["-"]))).all() if users else []
+    names = {u.username: u.full_name or u.username for u in found}
+    for actor in actors:
+        if actor == "system":
+            names[actor] = "系统"
+        elif actor == "kiosk":
+            names[actor] = "自助终端"
+        elif actor.startswith("agent:"):
+            names[actor] = f"边缘设备（{actor.removeprefix('agent:')}）"
+    return names

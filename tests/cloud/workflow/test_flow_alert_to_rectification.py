@@ -124,6 +124,9 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
         "clue.outcome",
     ):
         assert expected in actions, expected
+    # actors as people read them: real names, 系统 for the system (no login names)
+    names = {e["actor"]: e["actor_name"] for e in timeline}
+    assert names["system"] == "系统" and names[lead] == {"insp1": "李四", "insp2": "王五", "insp3": "赵六"}[lead]
     closes = [e for e in timeline if e["action"] == "clue.transition" and e["payload"]["to"] == "closed"]
     assert len(closes) == 1 and closes[0]["actor"] == "system"
     assert [e["id"] for e in timeline] == sorted(e["id"] for e in timeline)

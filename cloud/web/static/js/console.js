@@ -231,9 +231,9 @@ async function clueDetail(id) {
   const tl = h("section", { class: "card", "aria-labelledby": "h-timeline" }, h("h2", { id: "h-timeline" }, "时间线"),
     h("ol", { class: "timeline", id: "clue-timeline" }, timeline.map((e) => h("li", {},
       h("strong", {}, fmtTime(e.ts)), "　", JOURNAL_LABELS[e.action] || e.action,
-      e.payload && e.payload.to ? `：${label(L.states.clue, e.payload.to)}` : "",
+      e.payload && e.payload.to ? `：${label(L.states[e.action.split(".")[0]] || L.states.clue, e.payload.to)}` : "",
       e.payload && e.payload.reason ? `（${e.payload.reason}）` : "",
-      h("span", { class: "muted" }, `　${e.actor}`)))));
+      h("span", { class: "muted" }, `　${e.actor_name || e.actor}`)))));
   const chartBox = h("div", { class: "chart", id: "readings-chart", role: "img", "aria-label": "告警前后传感器读数曲线" });
   const chartCard = h("section", { class: "card", "aria-labelledby": "h-chart" }, h("h2", { id: "h-chart" }, "告警前后读数"), chartBox);
   const evidence = h("section", { class: "card", "aria-labelledby": "h-evidence" }, h("h2", { id: "h-evidence" }, "证据（抓拍与检查照片）"),

@@ -99,6 +99,9 @@ def review(session: Session, check_id: int, *, verdict: str, note: str, by: str)
         raise ReviewError("verdict 须为 ok 或 problem")
     if check.verdict is not None:
         raise ReviewError("该抽查已评定，不能重复评定 (already reviewed)")
+    from cloud.workflow.duties import check_spot_review
+
+    check_spot_review(check.responsible, by)  # reviewer ≠ reviewed (duties.toml)
     if verdict == "problem" and not note.strip():
         raise ReviewError("发现问题须填写说明 (a problem needs a note)")
     check.verdict, check.note, check.reviewed_by, check.reviewed_at = verdict, note, by, utcnow()

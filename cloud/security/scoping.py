@@ -376,7 +376,7 @@ def departments_of(session: Session, name: str, value: str) -> Departments | Non
         return None
     try:
         return resolver(session, value)
-    except (ValueError, ModuleNotFoundError):
+    except (ValueError, OverflowError, ModuleNotFoundError):
         return None
 
 

@@ -3,7 +3,8 @@ journal who/when/why, and the clue timeline.
 
 * :class:`WorkflowError` and subclasses carry an HTTP status and a Chinese message; the API converts them.
 * :class:`Actor` is a user with the workflow duties (roles of the state machines) they hold: from their
-  :class:`~cloud.workflow.models.StaffProfile`, else the defaults of their account role (:data:`DEFAULT_DUTIES`).
+  :class:`~cloud.workflow.models.StaffProfile`, else the defaults of their account role
+  (``cloud/rules/duties.toml``, :mod:`cloud.workflow.duties`).
 * :func:`apply_transition` runs a state machine step as ``UPDATE … SET state=:new, version=version+1 WHERE id=:id
   AND version=:seen AND state=:old``; a concurrent winner makes it fail with 409, and it appends the journal event
   (``<machine>.transition``) in the same transaction.
@@ -20,7 +21,6 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from cloud import journal
-from cloud.core.users import Role as AccountRole
 from cloud.core.users import User
 from cloud.workflow.states import Role as Duty
 from cloud.workflow.states import StateMachine, TransitionError
@@ -28,7 +28,6 @@ from cloud.workflow.states import StateMachine, TransitionError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_DUTIES",
     "SYSTEM",
     "Actor",
     "Conflict",
@@ -92,24 +91,6 @@ def from_transition_error(exc: TransitionError) -> WorkflowError:
     )
 
 
-#: duties of an account without a staff profile (a profile, set by an admin, replaces them)
-DEFAULT_DUTIES: dict[AccountRole, frozenset[Duty]] = {
-    AccountRole.ADMIN: frozenset(d for d in Duty if d is not Duty.SYSTEM),
-    AccountRole.SUPERVISOR: frozenset(
-        {
-            Duty.INTAKE_CLERK,
-            Duty.ANALYST,
-            Duty.DISPATCHER,
-            Duty.DEPARTMENT_HEAD,
-            Duty.BUREAU_HEAD,
-            Duty.LEGAL_REVIEWER,
-            Duty.SUPERVISOR,
-        }
-    ),
-    AccountRole.INSPECTOR: frozenset({Duty.INSPECTOR, Duty.ENFORCEMENT_OFFICER}),
-    AccountRole.AUDITOR: frozenset(),
-    AccountRole.DEVICE: frozenset(),
-}
 _DUTY_ORDER = list(Duty)
 
 
@@ -130,8 +111,13 @@ SYSTEM = Actor("system", None, "系统", frozenset({Duty.SYSTEM}))
 
 
 def actor_for(session: Session, user: User) -> Actor:
+    """The user with their duties: from their staff profile, else the defaults of their account role
+    (``cloud/rules/duties.toml``); administrators (三员) hold none, whatever a profile says."""
+    from cloud.workflow.duties import default_duties, is_administrator
     from cloud.workflow.models import StaffProfile
 
+    if is_administrator(user.role):
+        return Actor(user.username, user.id, user.full_name or user.username, frozenset(), None, None)
     profile = session.exec(select(StaffProfile).where(StaffProfile.user_id == user.id)).first()
     if profile is not None and profile.active:
         duties = frozenset(Duty(d) for d in profile.duties if d in Duty.__members__.values())
@@ -142,7 +128,7 @@ def actor_for(session: Session, user: User) -> Actor:
         user.username,
         user.id,
         user.full_name or user.username,
-        DEFAULT_DUTIES.get(AccountRole(user.role), frozenset()),
+        default_duties(user.role),
         None,
         None,
     )
@@ -234,6 +220,10 @@ def apply_transition(
         new = machine.transition(current, action, duty, reason=reason)
     except TransitionError as exc:
         raise from_transition_error(exc) from None
+    if machine.name == "case":  # separation of duties (cloud/rules/duties.toml)
+        from cloud.workflow.duties import check_position
+
+        check_position(session, obj, str(action), actor)
     stmt = (
         update(table)
         .where(

@@ -171,7 +171,11 @@ def make_world(tmp_path: Path) -> World:
         session.commit()
         assert dep.id is not None and subject.id is not None
         world = World(TestClient(app), app, engine, settings, dep.id, subject.id, "pharmacy-1")
-    world.add_user("head", "supervisor", full_name="周局长")
+    # separated duties (cloud/rules/duties.toml): the approver, the legal reviewer and the decision maker of a
+    # case are different people; administrators hold no business duty
+    world.add_user("head", "supervisor", duties=["department_head", "bureau_head", "supervisor"], full_name="周局长")
+    world.add_user("legal", "supervisor", duties=["legal_reviewer"], full_name="法制科孙科长")
+    world.add_user("chief", "supervisor", duties=["bureau_head"], full_name="吴副局长")
     world.add_user("clerk", "supervisor", duties=["intake_clerk", "dispatcher", "analyst"], full_name="受理员小陈")
     for i, name in enumerate(["insp1", "insp2", "insp3"], start=1):
         world.add_user(

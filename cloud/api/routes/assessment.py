@@ -23,6 +23,7 @@ from cloud.assessment.models import SpotCheck, SpotCheckPublic, SupervisionClock
 from cloud.assessment.spot_checks import ReviewError, draw, review
 from cloud.core.users import Role, User
 from cloud.security.scoping import Scope, ScopeDep, county_wide, departments_of
+from cloud.workflow.duties import DutyRuleError
 
 router = APIRouter(prefix="/assessment", tags=["assessment"])
 Manager = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
@@ -169,6 +170,8 @@ def review_check(session: SessionDep, user: Manager, check_id: int, body: Review
         check = review(session, check_id, verdict=body.verdict, note=body.note, by=user.username)
     except ReviewError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except DutyRuleError as exc:  # the reviewer is one of the people whose work is checked
+        raise HTTPException(status.HTTP_403_FORBIDDEN, {"detail": exc.message, **exc.extra}) from None
     session.commit()
     return SpotCheckPublic.model_validate(check)
 

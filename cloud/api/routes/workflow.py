@@ -27,6 +27,7 @@ from cloud.registry.models import MarketSubject
 from cloud.security.scoping import ScopeDep, county_wide, scope_guard
 from cloud.workflow import enforcement, inspection, paperwork, penalty, random_inspection, staffing
 from cloud.workflow.decisions import recompute_all, recompute_risk
+from cloud.workflow.duties import check_grant
 from cloud.workflow.models import (
     DocumentRecord,
     EnforcementCase,
@@ -159,8 +160,10 @@ def get_staff(session: SessionDep, _: StaffUser) -> list[dict[str, Any]]:
 def put_staff(session: SessionDep, actor: ActorDep, user: CurrentUser, user_id: int, body: StaffIn) -> dict[str, Any]:
     if user.role != "admin":
         raise Forbidden("只有系统管理员可以设置人员职责 / admin only")
-    if session.get(User, user_id) is None:
+    target = session.get(User, user_id)
+    if target is None:
         raise NotFound(f"用户 {user_id} 不存在")
+    check_grant(target.role, [d for d in body.duties if d is not Duty.SYSTEM])  # 三员分立, grants (duties.toml)
     profile = session.exec(select(StaffProfile).where(StaffProfile.user_id == user_id)).first() or StaffProfile(
         user_id=user_id
     )

@@ -100,15 +100,15 @@ def test_report_opens_case_with_spring_festival_deadline(world: World) -> None:
     assert waive.status_code == 201, waive.text
     act(lead, "submit_legal_review")
     back = c.post(
-        f"{API}/cases/{case_id}/transitions", json={"action": "return_for_investigation"}, headers=world.h("head")
+        f"{API}/cases/{case_id}/transitions", json={"action": "return_for_investigation"}, headers=world.h("legal")
     )
     assert back.status_code == 422  # a reason is required
-    act("head", "pass_review", reason="事实清楚，证据确凿，适用依据正确，程序合法")
+    act("legal", "pass_review", reason="事实清楚，证据确凿，适用依据正确，程序合法")
     assert (
         c.post(f"{API}/cases/{case_id}/transitions", json={"action": "close"}, headers=world.h("head")).status_code
         == 409
     )
-    decided = act("head", "decide", decision="警告，并处罚款 5000 元", penalty_amount=5000)
+    decided = act("chief", "decide", decision="警告，并处罚款 5000 元", penalty_amount=5000)
     assert decided["state"] == "decided" and decided["penalty_amount"] == "5000.00"
     act(lead, "serve", method="direct", receiver="示例大药房有限公司")
     pay = c.post(

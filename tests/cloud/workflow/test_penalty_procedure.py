@@ -126,7 +126,7 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     clock.set("2026-10-09")
     early = _act(world, case_id, lead, "submit_legal_review", status=409)
     assert early["code"] == "statement_window_open" and "2026-10-13" in early["detail"]
-    no_review = _act(world, case_id, "head", "decide", status=409, decision="罚款", penalty_amount="1")
+    no_review = _act(world, case_id, "chief", "decide", status=409, decision="罚款", penalty_amount="1")
     assert no_review["code"] == "legal_review_required" and "法制审核" in no_review["detail"]
 
     # hearing: request inside the window, notice ≥ 7 days before, record before legal review
@@ -134,7 +134,7 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     late_notice = c.post(
         f"{API}/cases/{case_id}/hearing/notice",
         json={"hearing_on": "2026-10-15", "place": "本局听证室", "host": "法制科 孙某", "notified_on": "2026-10-09"},
-        headers=world.h("head"),
+        headers=world.h("legal"),
     )
     assert late_notice.status_code == 422, late_notice.text
     no_record = _act(world, case_id, lead, "submit_legal_review", status=409)
@@ -142,7 +142,7 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     notice = c.post(
         f"{API}/cases/{case_id}/hearing/notice",
         json={"hearing_on": "2026-10-16", "place": "本局听证室", "host": "法制科 孙某", "notified_on": "2026-10-09"},
-        headers=world.h("head"),
+        headers=world.h("legal"),
     )
     assert notice.status_code == 201, notice.text
     assert _act(world, case_id, lead, "submit_legal_review", status=409)["code"] == "hearing_record_missing"
@@ -150,33 +150,33 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     held = c.post(
         f"{API}/cases/{case_id}/hearing/record",
         json={"participants": ["孙某", "李四", "当事人代理人"], "summary": "当事人称冷藏柜故障，未提交维修记录"},
-        headers=world.h("head"),
+        headers=world.h("legal"),
     )
     assert held.status_code == 201, held.text
 
     review = _act(world, case_id, lead, "submit_legal_review")
     assert review["legal_review_due"] == "2026-10-30" and _clock(review, "legal_review")["due"] == "2026-10-30"
-    assert _act(world, case_id, "head", "decide", status=409, decision="罚款")["code"] == "legal_review_required"
-    _act(world, case_id, "head", "pass_review", status=422)  # the review opinion is mandatory
-    _act(world, case_id, "head", "pass_review", reason="事实清楚，证据确凿，程序合法，建议按告知内容处罚")
-    needs = _act(world, case_id, "head", "decide", status=409, decision="罚款", penalty_amount="12345.67")
+    assert _act(world, case_id, "chief", "decide", status=409, decision="罚款")["code"] == "legal_review_required"
+    _act(world, case_id, "legal", "pass_review", status=422)  # the review opinion is mandatory
+    _act(world, case_id, "legal", "pass_review", reason="事实清楚，证据确凿，程序合法，建议按告知内容处罚")
+    needs = _act(world, case_id, "chief", "decide", status=409, decision="罚款", penalty_amount="12345.67")
     assert needs["code"] == "collective_discussion_required" and "听证" in needs["detail"]
     _act(
-        world, case_id, "head", "collective_discussion", status=422, reason="同意", participants=["周局长", "吴副局长"]
+        world, case_id, "chief", "collective_discussion", status=422, reason="同意", participants=["周局长", "吴副局长"]
     )
     _act(
         world,
         case_id,
-        "head",
+        "chief",
         "collective_discussion",
         reason="同意法制审核意见",
         participants=["周局长", "吴副局长", "郑副局长"],
     )
     decided = _act(
-        world, case_id, "head", "decide", decision="没收违法药品，并处罚款 12345.67 元", penalty_amount="12345.67"
+        world, case_id, "chief", "decide", decision="没收违法药品，并处罚款 12345.67 元", penalty_amount="12345.67"
     )
     assert decided["penalty_amount"] == "12345.67"
-    bad_amount = _act(world, case_id, "head", "decide", status=422, decision="x", penalty_amount="1.005")
+    bad_amount = _act(world, case_id, "chief", "decide", status=422, decision="x", penalty_amount="1.005")
     assert "penalty_amount" in str(bad_amount)
 
     clock.set("2026-10-21")
@@ -190,8 +190,8 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     decision_doc = c.get(f"{API}/documents/{docs['penalty_decision']}", headers=world.h("head")).json()["data"]
     lines = {line["label"]: line["value"] for line in decision_doc["lines"]}
     assert lines["罚没款金额（元）"] == "12345.67"
-    assert lines["法制审核意见"].startswith("事实清楚，证据确凿，程序合法，建议按告知内容处罚（周局长")
-    assert lines["集体讨论结论"].startswith("同意法制审核意见（周局长")
+    assert lines["法制审核意见"].startswith("事实清楚，证据确凿，程序合法，建议按告知内容处罚（法制科孙科长")
+    assert lines["集体讨论结论"].startswith("同意法制审核意见（吴副局长")
 
     # execution: paid 5 days late → 加处罚款 1851.85; the case cannot close until everything is paid
     clock.set("2026-11-10")

@@ -1,0 +1,238 @@
+"""Duties as data, and the separation-of-duty rules (``cloud/rules/duties.toml``).
+
+* :func:`default_duties` — the duties of an account without a staff profile; administrators (三员) hold none.
+* :func:`check_grant` — refuses a staff profile granting a duty its account role may not hold (administrators:
+  any business duty).
+* :func:`check_position` — the hook the workflow calls before a person acts on a case (and when officers are
+  assigned): one person, one position per case (handling / approval / legal review / decision); a recused person
+  none. :func:`check_spot_review` — a spot check is never reviewed by a person responsible for the work.
+
+Every refusal is a :class:`DutyRuleError` (403) that names the rule: ``rule`` (its id), the Chinese and English
+text of the rule and what was refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from sqlmodel import Session, col, select
+
+from cloud.core.users import Role as AccountRole
+from cloud.rules.loader import RuleModel, load_model, rules_path
+from cloud.workflow.service import Actor, Forbidden
+from cloud.workflow.states import CASE_MACHINE, ROLE_LABELS
+from cloud.workflow.states import Role as Duty
+
+__all__ = [
+    "DutyRuleError",
+    "DutyRules",
+    "check_grant",
+    "check_position",
+    "check_spot_review",
+    "default_duties",
+    "duty_rules",
+]
+
+BUSINESS = [d for d in Duty if d is not Duty.SYSTEM]
+
+
+class RuleText(RuleModel):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    zh: str = Field(min_length=1, max_length=200)
+    en: str = Field(min_length=1, max_length=300)
+
+
+class Separation(RuleText):
+    target: str = Field(pattern=r"^(case)$")
+    positions: dict[str, list[str]] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _actions_known_and_disjoint(self) -> Separation:
+        known = {str(a) for a in CASE_MACHINE.actions}
+        seen: dict[str, str] = {}
+        for position, actions in self.positions.items():
+            for action in actions:
+                if action not in known:
+                    raise ValueError(f"position {position}: unknown case action {action!r}")
+                if action in seen:
+                    raise ValueError(f"action {action!r} in two positions ({seen[action]}, {position})")
+                seen[action] = position
+        return self
+
+    def position_of(self, action: str) -> str | None:
+        return next((p for p, actions in self.positions.items() if action in actions), None)
+
+
+class DutyRules(RuleModel):
+    version: str
+    administrators: list[AccountRole] = Field(min_length=1)
+    defaults: dict[AccountRole, list[Duty]]
+    grants: dict[AccountRole, list[Duty]]
+    separations: list[Separation] = Field(default_factory=list)
+    recusal: RuleText
+    spot_check: RuleText
+    administrator_rule: RuleText
+    grant_rule: RuleText
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DutyRules:
+        for role in self.administrators:
+            if self.defaults.get(role) or self.grants.get(role):
+                raise ValueError(f"administrator role {role.value!r} cannot have default or grantable duties")
+        for table in (self.defaults, self.grants):
+            for role, duties in table.items():
+                if Duty.SYSTEM in duties:
+                    raise ValueError(f"{role.value}: the system duty is not a person's")
+        for role, duties in self.defaults.items():
+            extra = set(duties) - set(self.grants.get(role, []))
+            if extra:
+                raise ValueError(f"{role.value}: default duties {sorted(extra)} are not grantable to it")
+        return self
+
+
+def _dir() -> Path | None:
+    value = os.environ.get("SENTINEL_WORKFLOW_RULES_DIR")
+    return Path(value) if value else None
+
+
+@cache
+def duty_rules(path: Path | None = None) -> DutyRules:
+    return load_model(DutyRules, path or rules_path("duties.toml", _dir()))
+
+
+class DutyRuleError(Forbidden):
+    """A separation-of-duty rule refused an action; ``extra`` names the rule."""
+
+    code = "duty_rule"
+
+    def __init__(self, rule: RuleText, refused_zh: str, refused_en: str) -> None:
+        super().__init__(
+            f"{refused_zh}：违反规则「{rule.zh}」（{rule.id}） / {refused_en}: rule {rule.id}: {rule.en}",
+            extra={"rule": rule.id, "rule_zh": rule.zh, "rule_en": rule.en},
+        )
+        self.rule = rule.id
+
+
+def is_administrator(role: str) -> bool:
+    return AccountRole(role) in duty_rules().administrators
+
+
+def default_duties(role: str) -> frozenset[Duty]:
+    """Duties of an account of ``role`` without a staff profile (none for administrators)."""
+    if is_administrator(role):
+        return frozenset()
+    return frozenset(duty_rules().defaults.get(AccountRole(role), []))
+
+
+def check_grant(role: str, duties: Iterable[Duty | str]) -> None:
+    """Refuse granting ``duties`` to an account of ``role`` (administrators: any business duty)."""
+    rules = duty_rules()
+    wanted = [Duty(d) for d in duties]
+    if not wanted:
+        return
+    names = "、".join(ROLE_LABELS[d] for d in wanted)
+    if is_administrator(role):
+        raise DutyRuleError(
+            rules.administrator_rule,
+            f"不能授予{AccountRole(role).value}账号业务职责（{names}）",
+            f"cannot grant {[d.value for d in wanted]} to an {role} account",
+        )
+    allowed = set(rules.grants.get(AccountRole(role), []))
+    refused = [d for d in wanted if d not in allowed]
+    if refused:
+        names = "、".join(ROLE_LABELS[d] for d in refused)
+        raise DutyRuleError(
+            rules.grant_rule,
+            f"{role} 账号不能被授予{names}",
+            f"duties {[d.value for d in refused]} cannot be granted to a {role} account",
+        )
+
+
+# ---------------------------------------------------------------- one person, one position per case
+def _positions(session: Session, rule: Separation, case: Any) -> dict[str, set[str]]:
+    """username -> positions held in ``case`` (from the journal of its transitions and its officer assignments)."""
+    from cloud import journal
+    from cloud.core.users import User
+    from cloud.workflow.models import WorkAssignment
+
+    held: dict[str, set[str]] = {}
+    events = session.exec(
+        select(journal.JournalEvent).where(
+            journal.JournalEvent.target_type == "case",
+            journal.JournalEvent.target_id == str(case.id),
+            journal.JournalEvent.action == "case.transition",
+        )
+    )
+    for ev in events:
+        position = rule.position_of(str((ev.payload or {}).get("action")))
+        if position is not None:
+            held.setdefault(ev.actor, set()).add(position)
+    handling = rule.position_of("start_investigation") or "handling"
+    officers = session.exec(
+        select(User.username)
+        .join(WorkAssignment, col(WorkAssignment.user_id) == col(User.id))
+        .where(WorkAssignment.target_type == "case", WorkAssignment.target_id == case.id)
+    )
+    for username in officers:
+        held.setdefault(username, set()).add(handling)
+    return held
+
+
+def _recused(session: Session, actor: Actor, subject_id: int | None) -> bool:
+    from cloud.workflow.models import Recusal
+
+    if subject_id is None or actor.user_id is None:
+        return False
+    row = session.exec(
+        select(Recusal).where(Recusal.user_id == actor.user_id, Recusal.subject_id == subject_id)
+    ).first()
+    return row is not None
+
+
+def check_position(
+    session: Session, case: Any, action: str | None, actor: Actor, *, position: str | None = None
+) -> None:
+    """Before ``actor`` takes ``action`` on ``case`` (or the named ``position``, e.g. assignment as officer):
+    refused when recused for the party, or when it holds another position in this case."""
+    if actor.user_id is None:  # the system actor (deadlines, payments by the bank feed)
+        return
+    rules = duty_rules()
+    for rule in rules.separations:
+        wanted = position or (rule.position_of(action) if action else None)
+        if wanted is None:
+            continue
+        if _recused(session, actor, case.subject_id):
+            raise DutyRuleError(
+                rules.recusal,
+                f"{actor.name} 已登记回避，不能办理案件 {case.case_no}",
+                f"{actor.username} is recused for the party of case {case.case_no}",
+            )
+        other = _positions(session, rule, case).get(actor.username, set()) - {wanted}
+        if other:
+            raise DutyRuleError(
+                rule,
+                f"{actor.name} 已在案件 {case.case_no} 中担任{_labels(other)}，不能再担任{_labels({wanted})}",
+                f"{actor.username} already holds {sorted(other)} in case {case.case_no}, cannot take {wanted}",
+            )
+
+
+POSITION_LABELS = {"handling": "承办人", "approval": "立案审批人", "legal_review": "法制审核人", "decision": "决定人"}
+
+
+def _labels(positions: set[str]) -> str:
+    return "、".join(POSITION_LABELS.get(p, p) for p in sorted(positions))
+
+
+def check_spot_review(responsible: Iterable[str], reviewer: str) -> None:
+    """A spot check is not reviewed by one of the people whose work it checks."""
+    if reviewer in set(responsible):
+        raise DutyRuleError(
+            duty_rules().spot_check,
+            f"{reviewer} 是被抽查工作的经办人，不能评定本次抽查",
+            f"{reviewer} is responsible for the work checked",
+        )

@@ -7,9 +7,15 @@ from fastapi import APIRouter, Depends
 from cloud.api.deps import SessionDep, SettingsDep, require_roles
 from cloud.core.users import Role
 from cloud.fleet import FleetAgent, fleet_view
+from cloud.security.scoping import county_wide
 
 router = APIRouter(
-    prefix="/fleet", tags=["fleet"], dependencies=[Depends(require_roles(Role.SUPERVISOR, Role.AUDITOR))]
+    prefix="/fleet",
+    tags=["fleet"],
+    dependencies=[
+        Depends(require_roles(Role.SUPERVISOR, Role.AUDITOR)),
+        county_wide("fleet operations: county roles only"),
+    ],
 )
 
 

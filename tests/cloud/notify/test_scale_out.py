@@ -1,8 +1,9 @@
 """Issue #18, the check: two `sentinel cloud serve` instances on one PostgreSQL behind a real nginx.
 
 One alert produces each notification exactly once (real SMTP and webhook receivers), before and after the
-holder of the ``notify`` lease is killed with SIGKILL; SSE clients on both instances see every in-app event;
-login through the proxy works on any instance and the session holds on the other.
+holder of the ``notify`` lease is killed with SIGKILL; SSE clients on both instances see every in-app event and
+every alert on the console feed (no repeats); login through the proxy works on any instance and the session holds
+on the other.
 """
 
 from __future__ import annotations
@@ -85,15 +86,15 @@ def pg_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def sse(url: str, token: str, events: list[dict[str, Any]]) -> AsyncIterator[None]:
+async def sse(
+    url: str, token: str, events: list[dict[str, Any]], path: str = "/api/v1/notifications/stream"
+) -> AsyncIterator[None]:
     opened = asyncio.Event()
 
     async def listen() -> None:
         async with (
             httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client,
-            client.stream(
-                "GET", f"{url}/api/v1/notifications/stream", headers={"Authorization": f"Bearer {token}"}
-            ) as response,
+            client.stream("GET", f"{url}{path}", headers={"Authorization": f"Bearer {token}"}) as response,
         ):
             assert response.status_code == 200
             async for line in response.aiter_lines():
@@ -110,6 +111,12 @@ async def sse(url: str, token: str, events: list[dict[str, Any]]) -> AsyncIterat
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await task
+
+
+def raised(feed: list[dict[str, Any]]) -> int:
+    ids = [e["id"] for e in feed if e.get("action") == "alert.raised"]
+    assert len(ids) == len(set(ids)), f"console feed repeated an event: {ids}"
+    return len(ids)
 
 
 def holder_of(engine: Engine, name: str) -> tuple[int, int]:
@@ -205,13 +212,22 @@ async def test_two_instances_behind_nginx_notify_exactly_once_across_a_kill_9(
 
         on_a: list[dict[str, Any]] = []
         on_b: list[dict[str, Any]] = []
-        async with sse(a.url, token, on_a), sse(b.url, token, on_b):
+        live_a: list[dict[str, Any]] = []
+        live_b: list[dict[str, Any]] = []
+        live = "/api/v1/console/live"
+        async with (
+            sse(a.url, token, on_a),
+            sse(b.url, token, on_b),
+            sse(a.url, token, live_a, live),
+            sse(b.url, token, live_b, live),
+        ):
             # before the kill
             await wait_until(lambda: holder_of(engine, "notify")[0] in instances, 30, "a notify lease holder")
             raise_alert(engine, device="fridge-1")
             await wait_until(lambda: len(webhooks.received.get("keeper", [])) == 1, 30, "the first webhook")
             await wait_until(lambda: len(smtp_server.to("qa@pharm.example")) == 1, 30, "the first e-mail")
             await wait_until(lambda: len(on_a) == 1 and len(on_b) == 1, 30, "the in-app event on both instances")
+            await wait_until(lambda: raised(live_a) == raised(live_b) == 1, 30, "the console feed on both instances")
             await wait_until(lambda: all_settled(engine), 30, "every delivery settled")
 
             # kill -9 the holder of the notification lease
@@ -227,6 +243,8 @@ async def test_two_instances_behind_nginx_notify_exactly_once_across_a_kill_9(
             await wait_until(lambda: len(smtp_server.to("qa@pharm.example")) == 2, 30, "the second e-mail")
             survivor_events = on_a if survivor is a else on_b
             await wait_until(lambda: len(survivor_events) == 2, 30, "the second in-app event on the survivor")
+            survivor_live = live_a if survivor is a else live_b
+            await wait_until(lambda: raised(survivor_live) == 2, 30, "the second alert on the survivor's console feed")
             await wait_until(lambda: all_settled(engine), 30, "every delivery settled")
             new_pid, token_after = holder_of(engine, "notify")
             assert new_pid == survivor.proc.pid and token_after > token_before

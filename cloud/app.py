@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from cloud.api.deps import API_PREFIX
+from cloud.api.errors import document_errors
 from cloud.core.config import Settings, get_settings
 from cloud.core.db import init_db, make_engine
 from cloud.core.users import ensure_admin
@@ -129,6 +130,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         path = fetchers.sources_file(settings.data_dir, settings.internet_sources_file)
         store = EvidenceStore(settings.data_dir / "evidence")
         tasks.append(asyncio.create_task(fetchers.run_periodically(app.state.engine, path, store), name="internet"))
+    if app.state.run_background:  # audit and dead-letter retention (cloud.retention); one instance at a time
+        from cloud.retention import run_periodically as apply_retention
+
+        sec = app.state.security_settings
+        tasks.append(leased("retention", lambda: apply_retention(engine, sec)))
     if app.state.run_background:
         from cloud.telemetry import gsp
 
@@ -189,6 +195,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         router = _load_router(target, optional=True)
         if router is not None:
             app.include_router(router, prefix=API_PREFIX, dependencies=jurisdiction)
+    # every operation declares the error statuses and body it can answer (cloud.api.errors)
+    document_errors(app, rate_limited=app.state.security_settings.rate_limited_paths)
     # tables of optional modules imported with their routers
     init_db(engine)
     install_triggers(engine)  # PostgreSQL: NOTIFY on new journal events and deliveries (cloud.core.live)

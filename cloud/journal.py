@@ -10,6 +10,9 @@ the source the assessment indicators are computed from, and the feed notificatio
 * Each event's ``hash`` = SHA-256 over the previous hash and a canonical JSON of the event, so any change or
   deletion of a row is detected by :func:`verify`, which names the first bad row.
 * Followers (notifications, assessment) read with :func:`read_since` and keep their own cursor.
+* Retention (:mod:`cloud.retention`) removes only a *prefix* of the chain older than the retention period and
+  records a :class:`JournalPurge` with the hash of the last removed row (the *anchor*) plus an ``audit.purged``
+  event in the chain; :func:`verify` then starts from the latest anchor, so the chain stays verifiable.
 
 Action names are ``<target_type>.<verb>``: ``clue.created``, ``clue.transition``, ``task.assigned``,
 ``case.approved``, ``document.signed``, ``notification.sent``, ``auth.login_failed`` …
@@ -65,6 +68,31 @@ def event_hash(event: JournalEvent) -> str:
     return hashlib.sha256(event.prev_hash.encode() + _canonical(event)).hexdigest()
 
 
+class JournalPurge(SQLModel, table=True):
+    """A retention purge: events ``id <= through_id`` were removed; ``anchor_hash`` is the hash of event
+    ``through_id``, which the first kept event's ``prev_hash`` must equal."""
+
+    __tablename__ = "journal_purge"
+
+    id: int | None = Field(default=None, primary_key=True)
+    purged_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    by: str = Field(max_length=64)
+    through_id: int = Field(index=True)
+    anchor_hash: str = Field(max_length=64)
+    count: int
+    cutoff: datetime = Field(sa_type=UTCDateTime, description="events before this were past retention")
+
+
+def lock_chain(session: Session) -> None:
+    """Serialise writers of the chain (PostgreSQL advisory lock; SQLite: the caller's writer transaction)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+
+
+def latest_purge(session: Session) -> JournalPurge | None:
+    return session.exec(select(JournalPurge).order_by(col(JournalPurge.through_id).desc()).limit(1)).first()
+
+
 def append(
     session: Session,
     *,
@@ -77,9 +105,7 @@ def append(
     ts: datetime | None = None,
 ) -> JournalEvent:
     """Append one event in the caller's transaction (use a writer session)."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    lock_chain(session)
     last = session.exec(select(JournalEvent.hash).order_by(col(JournalEvent.id).desc()).limit(1)).first()
     event = JournalEvent(
         ts=ts or utcnow(),
@@ -123,13 +149,22 @@ class VerifyResult:
 
 
 def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
-    """Walk the chain; report the first row whose content or link does not match."""
-    prev = GENESIS
+    """Walk the chain from genesis, or from the latest purge's anchor; report the first row that does not match.
+
+    After a purge the chain must also still hold the ``audit.purged`` event that recorded that anchor (a purge
+    record added by hand to hide deleted rows has none)."""
+    purge = latest_purge(session)
+    prev = purge.anchor_hash if purge else GENESIS
+    last_id = purge.through_id if purge else 0
     checked = 0
-    last_id = 0
+    witnessed = purge is None
     while True:
         rows = read_since(session, last_id, limit=batch)
         if not rows:
+            if not witnessed:
+                assert purge is not None
+                reason = f"purge through row {purge.through_id} has no audit.purged event in the chain"
+                return VerifyResult(False, checked, purge.through_id, reason)
             return VerifyResult(True, checked)
         for row in rows:
             assert row.id is not None
@@ -137,6 +172,14 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
                 return VerifyResult(False, checked, row.id, f"row {row.id} does not link to its predecessor")
             if event_hash(row) != row.hash:
                 return VerifyResult(False, checked, row.id, f"row {row.id} content does not match its hash")
+            if (
+                not witnessed
+                and purge is not None
+                and row.action == "audit.purged"
+                and row.payload.get("through_id") == purge.through_id
+                and row.payload.get("anchor_hash") == purge.anchor_hash
+            ):
+                witnessed = True
             prev = row.hash
             checked += 1
             last_id = row.id

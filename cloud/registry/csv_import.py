@@ -11,8 +11,6 @@ row is reported with its line number and the reason, and imports nothing.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
+from cloud.core.csvtext import CsvFormatError, records
 from cloud.registry import uscc as uscc_mod
 from cloud.registry.models import Licence, MarketSubject, RiskGrade, utcnow
 
@@ -122,21 +121,24 @@ def _map_headers(header: list[str]) -> dict[str, int]:
 
 def parse(text: str) -> tuple[list[ParsedRow], list[RowError], int]:
     """Parse CSV text into valid rows and row errors; returns (rows, errors, data-row count)."""
-    reader = csv.reader(io.StringIO(text))
+    reader = records(text)
     try:
-        header = next(reader)
+        _, header = next(reader)
     except StopIteration:
         raise ImportFormatError("文件为空") from None
+    except CsvFormatError as exc:
+        raise ImportFormatError(str(exc)) from None
     mapping = _map_headers(header)
     rows: list[ParsedRow] = []
     errors: list[RowError] = []
     count = 0
     seen_uscc: dict[str, tuple[int, str]] = {}
     seen_licence: dict[str, int] = {}
-    end_of_previous = reader.line_num
-    for cells in reader:
-        line = end_of_previous + 1  # where the record starts (a quoted field may span lines)
-        end_of_previous = reader.line_num
+    try:
+        parsed = list(reader)  # (line where the record starts, cells); a quoted field may span lines
+    except CsvFormatError as exc:
+        raise ImportFormatError(str(exc)) from None
+    for line, cells in parsed:
         if not any(c.strip() for c in cells):
             continue
         count += 1

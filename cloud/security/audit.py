@@ -21,7 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
-from cloud.journal import JournalEvent, event_hash
+from cloud.journal import JournalEvent, event_hash, latest_purge
 from cloud.journal import verify as chain_verify
 
 ExportFormat = Literal["csv", "jsonl"]
@@ -58,6 +58,12 @@ def verify(session: Session, *, anchor: tuple[int, str] | None = None) -> Verdic
     head_id, head_hash = head(session)
     if not result.ok:
         bad = result.first_bad_id
+        if "purge" in result.reason:
+            message = (
+                f"清理记录（至第 {bad} 行）在日志中没有对应的 audit.purged 事件：清理记录是伪造的 "
+                f"(a purge record through row {bad} has no audit.purged event in the chain: it was forged)"
+            )
+            return Verdict(False, result.checked, bad, message, head_id, head_hash)
         if "link" in result.reason and bad is not None:
             prev = session.exec(
                 select(JournalEvent).where(col(JournalEvent.id) < bad).order_by(col(JournalEvent.id).desc())
@@ -78,7 +84,10 @@ def verify(session: Session, *, anchor: tuple[int, str] | None = None) -> Verdic
     if anchor is not None:
         anchor_id, anchor_hash = anchor
         row = session.get(JournalEvent, anchor_id)
-        if row is None or row.hash != anchor_hash:
+        purge = latest_purge(session)
+        if row is None and purge is not None and anchor_id <= purge.through_id:
+            pass  # removed by a recorded retention purge: the chain now starts from that purge's anchor
+        elif row is None or row.hash != anchor_hash:
             message = (
                 f"锚点第 {anchor_id} 行缺失或不符：日志被截断或重建 (anchor row {anchor_id} missing or different: "
                 "the journal was truncated or rebuilt)"

@@ -49,6 +49,12 @@ class SecuritySettings(BaseSettings):
     )
     # audit
     audit_retention_days: int = Field(default=183, ge=183, description="journal kept at least this long (≥ 6 months)")
+    # dead letters (cloud.retention)
+    dead_letter_retention_days: int = Field(default=90, ge=7, le=3650, description="死信保留天数")
+    dead_letter_quota_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024 * 1024, description="死信载荷总量上限；超出时最旧的载荷被清除（记录保留）"
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="保留期清理任务的运行间隔（秒）")
 
 
 @lru_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime, utcnow
@@ -26,6 +27,21 @@ class AccountSecurity(SQLModel, table=True):
     totp_enabled: bool = False
     totp_last_step: int | None = Field(default=None, description="last accepted time step (no replay)")
     password_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins and the lock for one (user, client address): a lock never spreads to other addresses, so
+    failures from a fuzzer or an attacker cannot lock the real user out of their own workstation."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (UniqueConstraint("user_id", "client", name="uq_login_throttle"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    client: str = Field(max_length=64, description="client address as the API sees it")
+    failed_count: int = Field(default=0, description="consecutive failed logins from this address")
+    last_failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class AuthSession(SQLModel, table=True):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from cloud.core.db import session_scope, utcnow
+from cloud.core.retry import retry_locked
 from cloud.registry.models import MarketSubject, RiskGrade, Site
 from cloud.workflow.analysis import (
     Channel,
@@ -379,27 +380,36 @@ def recompute_risk(
     return row
 
 
-def recompute_all(engine: Engine, *, trigger: str = "schedule", batch: int = 200) -> dict[str, Any]:
-    """Regrade every subject (one transaction per batch). Returns counts for logs and the CLI."""
+def recompute_all(engine: Engine, *, trigger: str = "schedule", batch: int = 50) -> dict[str, Any]:
+    """Regrade every subject, one short write transaction per ``batch`` subjects (the SQLite write lock is never
+    held for long; other requests and jobs interleave); a batch refused by a busy database is retried."""
     done = changed = 0
     last_id = 0
     while True:
-        with session_scope(engine, write=True) as session:
-            subjects = list(
-                session.exec(
-                    select(MarketSubject)
-                    .where(col(MarketSubject.id) > last_id)
-                    .order_by(col(MarketSubject.id))
-                    .limit(batch)
+
+        def one_batch(after: int = last_id) -> tuple[int, int, int]:
+            graded = moved = 0
+            last = after
+            with session_scope(engine, write=True) as session:
+                subjects = list(
+                    session.exec(
+                        select(MarketSubject)
+                        .where(col(MarketSubject.id) > after)
+                        .order_by(col(MarketSubject.id))
+                        .limit(batch)
+                    )
                 )
-            )
-            if not subjects:
-                break
-            for subject in subjects:
-                row = recompute_risk(session, subject, SYSTEM, trigger=trigger)
-                done += 1
-                changed += row.previous is not None and row.previous != row.grade
-                last_id = subject.id or last_id
+                for subject in subjects:
+                    row = recompute_risk(session, subject, SYSTEM, trigger=trigger)
+                    graded += 1
+                    moved += row.previous is not None and row.previous != row.grade
+                    last = subject.id or last
+            return graded, moved, last
+
+        graded, moved, last_id = retry_locked(one_batch, what="risk recompute")
+        if not graded:
+            break
+        done, changed = done + graded, changed + moved
     return {"graded": done, "changed": changed}
 
 

@@ -11,7 +11,6 @@ lists every rejected line with its reason. ``(channel, external_no)`` is unique,
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
+from cloud.core.csvtext import CsvFormatError, records
 from cloud.core.db import utcnow
 from cloud.registry import uscc as uscc_mod
 from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, Clue
@@ -389,8 +389,14 @@ def parse_rows(content: bytes, filename: str) -> list[tuple[int, dict[str, Any]]
         if not isinstance(rows, list):
             raise Invalid('JSON 须为工单数组或 {"work_orders": [...]} / expected a list of work orders')
         return [(i + 1, r) for i, r in enumerate(rows)]
-    reader = csv.DictReader(io.StringIO(text))
-    return [(i + 2, dict(r)) for i, r in enumerate(reader)]
+    try:
+        parsed = list(records(text))  # CsvFormatError names the line and column of a malformed file
+    except CsvFormatError as exc:
+        raise Invalid(str(exc)) from None
+    if not parsed:
+        return []
+    header = parsed[0][1]
+    return [(line, dict(zip(header, cells, strict=False))) for line, cells in parsed[1:] if any(cells)]
 
 
 def import_orders(

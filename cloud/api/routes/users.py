@@ -12,11 +12,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from cloud.api.deps import SessionDep, require_roles
 from cloud.core.users import (
@@ -30,8 +31,8 @@ from cloud.core.users import (
     update_user,
 )
 from cloud.security.events import record
-from cloud.security.lockout import unlock
-from cloud.security.models import AccountSecurity
+from cloud.security.lockout import active_locks, unlock
+from cloud.security.models import AccountSecurity, LoginThrottle
 from cloud.security.scoping import county_wide
 from cloud.security.sessions import revoke_all
 
@@ -44,9 +45,31 @@ SecurityAdmin = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN, admin
 Manager = Annotated[User, Depends(require_roles(Role.SECURITY_ADMIN))]
 
 
+class LoginLockPublic(SQLModel):
+    """登录锁定：某用户自某地址连续登录失败后被锁定 (a login lock of one user from one client address)."""
+
+    user_id: int
+    username: str | None = None
+    client: str
+    locked_until: datetime
+    last_failed_at: datetime | None = None
+
+
 class UserSecurityPublic(UserPublic):
     locked: bool = False
     totp_enabled: bool = False
+    locks: list[LoginLockPublic] = Field(default_factory=list, description="当前的登录锁定（按客户端地址）")
+
+
+def _lock_public(row: LoginThrottle, username: str | None) -> LoginLockPublic:
+    assert row.locked_until is not None
+    return LoginLockPublic(
+        user_id=row.user_id,
+        username=username,
+        client=row.client,
+        locked_until=row.locked_until,
+        last_failed_at=row.last_failed_at,
+    )
 
 
 class UsersPublic(SQLModel):
@@ -58,9 +81,10 @@ def _public(session: Session, user: User) -> UserSecurityPublic:
     from cloud.core.db import utcnow
 
     state = session.get(AccountSecurity, user.id) if user.id is not None else None
-    locked = bool(state and state.locked_until and state.locked_until > utcnow())
+    locks = [_lock_public(t, user.username) for t in active_locks(session, user_id=user.id)] if user.id else []
+    locked = bool(state and state.locked_until and state.locked_until > utcnow()) or bool(locks)
     return UserSecurityPublic.model_validate(
-        user, update={"locked": locked, "totp_enabled": bool(state and state.totp_enabled)}
+        user, update={"locked": locked, "totp_enabled": bool(state and state.totp_enabled), "locks": locks}
     )
 
 
@@ -86,6 +110,13 @@ def _forbid_grant(role: Role) -> HTTPException:
         status.HTTP_403_FORBIDDEN,
         f"无权授予角色 {role.value}：特权角色由安全管理员分配 (privileged roles are granted by the security admin)",
     )
+
+
+@router.get("/login-locks", summary="当前的登录锁定（安全管理员；按用户与客户端地址）")
+def get_login_locks(session: SessionDep, _: SecurityAdmin) -> list[LoginLockPublic]:
+    rows = active_locks(session)
+    names = {u.id: u.username for u in session.exec(select(User).where(col(User.id).in_({r.user_id for r in rows})))}
+    return [_lock_public(r, names.get(r.user_id)) for r in rows]
 
 
 @router.get("", summary="用户列表")
@@ -163,11 +194,16 @@ def patch_user(session: SessionDep, actor: Manager, user_id: int, user_in: UserU
 
 
 @router.post("/{user_id}/unlock", summary="解除登录锁定（安全管理员）")
-def post_unlock(session: SessionDep, actor: SecurityAdmin, user_id: int) -> UserSecurityPublic:
+def post_unlock(
+    session: SessionDep,
+    actor: SecurityAdmin,
+    user_id: int,
+    client: Annotated[str | None, Query(max_length=64, description="只解除该地址的锁定（默认全部）")] = None,
+) -> UserSecurityPublic:
     user = session.get(User, user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "用户不存在")
-    unlock(session, user, actor=actor.username)
+    unlock(session, user, actor=actor.username, client=client)
     session.commit()
     return _public(session, user)
 

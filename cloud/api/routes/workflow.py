@@ -234,8 +234,11 @@ def get_risk(session: SessionDep, _: StaffUser, subject_id: int) -> list[dict[st
 
 
 @router.post("/risk/recompute", summary="全部主体重新评级")
-def post_risk_all(request: Request, actor: ActorDep) -> dict[str, Any]:
+def post_risk_all(request: Request, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     require(actor, Duty.SUPERVISOR, Duty.BUREAU_HEAD, what="全部重新评级")
+    # This request's own session took the write lock (BEGIN IMMEDIATE) to load the actor: end it first, or the
+    # batches below wait on their own request until the busy timeout ("database is locked").
+    session.commit()
     return recompute_all(request.app.state.engine, trigger="on_demand")
 
 

@@ -103,3 +103,31 @@ def test_update_schema_shares_the_create_bounds(api: tuple[Any, Any]) -> None:
         assert schemas[create]["properties"][field] == schemas[update]["properties"][field] or (
             schemas[create]["properties"][field].items() <= schemas[update]["properties"][field].items()
         ), (create, field)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "column"),
+    [
+        ('企业名称,统一社会信用代码\n示例药房,"91320583MA1Y8K3T0X\n', 2, "统一社会信用代码"),  # quote never closed
+        ('企业名称,统一社会信用代码\n示"例"药房,x\n', None, None),  # a stray quote inside a field: kept as text
+        ('企业名称,统一社会信用代码\n"示例"药房",x\n', 2, "企业名称"),
+    ],
+)
+def test_bad_csv_is_a_422_naming_row_and_column(
+    api: tuple[Any, Any], body: str, line: int | None, column: str | None
+) -> None:
+    client, sup = api
+    files = {"file": ("subjects.csv", body.encode(), "text/csv")}
+    resp = client.post(f"{API}/subjects/import", files=files, headers=sup)
+    if line is None:
+        assert resp.status_code == 200, resp.text
+        return
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["detail"]
+    assert f"第 {line} 行" in detail and column in detail and f"line {line}" in detail
+
+
+def test_a_carriage_return_in_a_field_is_no_longer_a_500(api: tuple[Any, Any]) -> None:
+    client, sup = api  # the fuzzer's `_csv.Error: new-line character seen in unquoted field`
+    files = {"file": ("s.csv", "企业名称,统一社会信用代码\n示例\r药房,x\n".encode(), "text/csv")}
+    assert client.post(f"{API}/subjects/import", files=files, headers=sup).status_code in (200, 422)

@@ -5,7 +5,8 @@ Every refusal is ``{"detail": "中文说明 …"}`` (``HTTPException``), or for 
 :class:`ErrorPublic`, describes both. :func:`document_errors` adds to each operation the statuses it can answer:
 
 * 401 / 403 where the operation requires a login (it has a ``security`` requirement);
-* 404 where the path names an object (a path parameter), or the operation reads one by id from the body;
+* 404 where the path names an object (a path parameter), a query filter names one (``subject_id=``: an object out
+  of the caller's jurisdiction is not found), or a write refers to one from its body;
 * 409 on writes (state conflicts, optimistic-lock versions, duplicates, integrity);
 * 400 where the operation takes a body (a body that cannot be parsed at all);
 * 413 on every operation with a body (request size limit), 429 on rate-limited paths;
@@ -66,7 +67,10 @@ def statuses_for(path: str, method: str, operation: dict[str, Any], rate_limited
         found.append("400")
     if operation.get("security"):
         found += ["401", "403"]
-    if "{" in path or method in WRITE_METHODS:
+    names_object = any(
+        p.get("in") == "query" and str(p.get("name", "")).endswith("_id") for p in operation.get("parameters", [])
+    )
+    if "{" in path or method in WRITE_METHODS or names_object:
         found.append("404")
     if method in WRITE_METHODS:
         found += ["409", "413"]

@@ -13,6 +13,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from cloud.core.config import Settings
 from cloud.core.db import UTCDateTime
+from cloud.core.models import update_model
 from cloud.core.security import hash_password, needs_rehash, verify_password
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ def _now() -> datetime:
 
 
 class UserBase(SQLModel):
-    username: str = Field(min_length=2, max_length=64, regex=r"^[A-Za-z0-9_.@-]+$", index=True, unique=True)
+    username: str = Field(
+        min_length=2, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.@-]+$"}, index=True, unique=True
+    )
     full_name: str = Field(default="", max_length=64, description="姓名")
     role: Role = Field(default=Role.INSPECTOR, sa_type=String(16))
     department: str | None = Field(default=None, max_length=64, description="科室/所")
@@ -60,11 +63,9 @@ class UserCreate(UserBase):
         return check_password(value)
 
 
-class UserUpdate(SQLModel):
-    full_name: str | None = Field(default=None, max_length=64)
-    role: Role | None = None
-    department: str | None = Field(default=None, max_length=64)
-    is_active: bool | None = None
+class UserUpdate(update_model(UserBase, exclude={"username"})):  # type: ignore[misc]
+    """修改用户：省略的字段不变，边界与新建相同；用户名不可修改；口令复杂度在修改时检查。"""
+
     password: str | None = Field(default=None, min_length=10, max_length=128)
 
 

@@ -436,7 +436,7 @@ class ExtensionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     clock: Literal["verify", "decision"]
     kind: Literal["approval", "collective_decision"] = "approval"
-    days: int | None = Field(default=None, gt=0)
+    days: int | None = Field(default=None, gt=0, le=365, description="延长天数（默认按期限规则）")
     reason: str = Field(min_length=2, max_length=1000)
 
 
@@ -465,7 +465,7 @@ class PublicationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     platform: str = Field(default="国家企业信用信息公示系统", max_length=100)
     url: str | None = Field(default=None, max_length=500)
-    published_on: dt.date
+    published_on: BoundedDate
     content: str = Field(default="", max_length=4000)
 
 

@@ -26,7 +26,7 @@ from cloud.core.models import DueDate
 from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import decisions
 from cloud.workflow.analysis import Disposal
-from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus
+from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus, place_label
 from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
 from cloud.workflow.intake import ClueIn, WorkOrderIn, accept_due_view, create_manual_clue, import_orders, intake
 from cloud.workflow.models import AnalysisDecision, EnforcementCase, InspectionTask, WorkOrder
@@ -171,6 +171,7 @@ def get_clue(session: SessionDep, actor: ActorDep, _: StaffUser, clue_id: int) -
     return {
         **CluePublic.model_validate(clue).model_dump(mode="json"),
         "state_label": CLUE_MACHINE.state_label(clue.state),
+        "place": place_label(session, clue.site_id, clue.device_id, clue.sensor_id) if clue.site_id else None,
         "sources": [ClueSourcePublic.model_validate(s).model_dump(mode="json") for s in sources],
         "decision": dump(decision) if decision else None,
         "tasks": [task_view(session, t) for t in tasks],

@@ -45,6 +45,7 @@ def test_a_more_severe_source_reanalyses_and_leads_the_clue(world: World) -> Non
     assert clue["source_count"] == 2 and clue["severity"] == "critical"
     assert clue["title"].startswith("【紧急】") and "9.3" in clue["title"]
     assert clue["rule_id"] == "fridge1_temp_high"
+    assert clue["place"] == "示例大药房人民路店·药品冷藏柜 1 号温度"  # not pharmacy-1 / fridge1.temperature
     context = c.get(f"{API}/console/clues/{clue_id}/context", headers=h).json()
     assert context["window"]["limit"] == 8.0  # GSP refrigerated upper limit, not the rate rule's 2.0
     timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=h).json()

@@ -213,7 +213,7 @@ async function clueDetail(id) {
     h("dt", {}, "来源渠道"), h("dd", {}, `${label(L.channels, clue.channel)} · ${label(L.kinds, clue.kind)}`),
     h("dt", {}, "处理状态"), h("dd", { id: "clue-state" }, clue.state_label || label(L.states.clue, clue.state)),
     h("dt", {}, "市场主体"), h("dd", {}, clue.subject_name || "—"),
-    h("dt", {}, "场所/传感器"), h("dd", {}, [clue.site_id, clue.sensor_id].filter(Boolean).join(" / ") || "—"),
+    h("dt", {}, "场所/传感器"), h("dd", { id: "clue-place" }, clue.place || "—"),
     h("dt", {}, "读数"), h("dd", {}, clue.value != null ? `${clue.value} ${clue.unit || ""}` : "—"),
     h("dt", {}, "首次/最近"), h("dd", {}, `${fmtTime(clue.first_seen_at)} / ${fmtTime(clue.last_seen_at)}`),
     h("dt", {}, "归并来源数"), h("dd", {}, String(clue.source_count)),

@@ -26,6 +26,8 @@ class SeedError(RuntimeError):
 class JsonApi(Protocol):  # sentinel_cli.demo.Api
     def call(self, method: str, path: str, body: Any = None) -> Any: ...
 
+    def as_user(self, username: str, password: str) -> JsonApi: ...
+
 
 @dataclass
 class Seeded:
@@ -150,9 +152,12 @@ def seed(api: JsonApi, county: dict[str, Any], staff_password: str) -> Seeded:
                 f"场所联系人 {key}",
             )
         out.sites.append(site["site_id"])
+    # recusals are recorded by a head (the system administrator holds no workflow duty)
+    heads = [p["username"] for p in county.get("staff", []) if {"department_head", "bureau_head"} & set(p["duties"])]
+    head_api = api.as_user(heads[0], staff_password) if heads and county.get("recusals") else api
     for recusal in county.get("recusals", []):
         call(
-            api,
+            head_api,
             "POST",
             "/recusals",
             {

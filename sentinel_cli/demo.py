@@ -180,6 +180,12 @@ class Api:
     def get(self, path: str) -> Any:
         return self.call("GET", path)
 
+    def as_user(self, username: str, password: str) -> Api:
+        """Another session on the same cloud, logged in as ``username``."""
+        other = Api(self.base)
+        other.login(username, password)
+        return other
+
 
 def wait_http(url: str, timeout: float, procs: Processes) -> None:
     deadline = time.monotonic() + timeout

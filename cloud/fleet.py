@@ -15,6 +15,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from cloud.alerts import Alert, AlertStatus
 from cloud.core.config import Settings
 from cloud.core.db import utcnow
+from cloud.fleet_commands import desired_versions
 from cloud.presence import AgentPresence
 
 #: alert state shown in the fleet view
@@ -44,7 +45,7 @@ class FleetAgent(SQLModel):
     agent_version: str
     config_version_reported: str | None
     config_version_desired: str | None = Field(
-        default=None, description="not tracked yet: no cloud command service (see docs/edge.md, fleet operations)"
+        default=None, description="version of the last push_config command for the agent (None: never pushed)"
     )
     outbox_depth: int | None
     clock_offset_s: float | None
@@ -62,6 +63,7 @@ def fleet_view(session: Session, settings: Settings, now: datetime | None = None
     for alert in open_alerts:
         if alert.agent_id:
             by_agent.setdefault((alert.site_id, alert.agent_id), []).append(alert)
+    desired = desired_versions(session)
     out: list[FleetAgent] = []
     for a in agents:
         limit = timedelta(seconds=a.offline_after_s or settings.site_offline_after_s)
@@ -94,6 +96,7 @@ def fleet_view(session: Session, settings: Settings, now: datetime | None = None
                 incarnation=a.incarnation,
                 agent_version=a.agent_version,
                 config_version_reported=a.config_version,
+                config_version_desired=desired.get((a.site_id, a.agent_id)),
                 outbox_depth=a.outbox_depth,
                 clock_offset_s=a.clock_offset_s,
                 clock_skewed=a.clock_skew_s is not None,

@@ -211,6 +211,31 @@ class Command(_Message):
     name: CommandName
     issued_at: AwareDatetime
     payload: dict[str, JsonValue] = Field(default_factory=dict)
+    expires_at: AwareDatetime | None = Field(default=None, description="an agent refuses the command after this")
+    signature: str | None = Field(
+        default=None,
+        max_length=200,
+        description="cloud's Ed25519 signature (base64) over command_signing_bytes(site_id, agent_id, command)",
+    )
+
+
+COMMAND_SIGNATURE_TAG: Final = b"market-sentinel-command-v1\n"
+
+
+def command_signing_bytes(site_id: str, agent_id: str, command: Command) -> bytes:
+    """What the cloud signs for a command: a domain tag and a canonical JSON (sorted keys, no spaces, UTF-8) of
+    the target (site, agent, from the topic), id, name, times and payload — everything but the signature."""
+    body = {
+        "site_id": site_id,
+        "agent_id": agent_id,
+        "command_id": command.command_id,
+        "name": command.name.value,
+        "issued_at": command.issued_at.isoformat(),
+        "expires_at": command.expires_at.isoformat() if command.expires_at else None,
+        "payload": command.payload,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return COMMAND_SIGNATURE_TAG + canonical.encode()
 
 
 class CommandResult(_FromAgent):

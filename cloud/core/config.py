@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     jwt_secret: SecretStr | None = Field(default=None, description="default: generated once into data_dir")
+    fleet_command_key: Path | None = Field(
+        default=None, description="Ed25519 key (PKCS#8 PEM) signing edge commands; default data_dir/fleet-command.key"
+    )
+    fleet_command_poll_s: float = Field(
+        default=2.0, gt=0, description="how often the ingest looks for new commands to publish to online agents"
+    )
+    fleet_command_ttl_s: float = Field(
+        default=7 * 86400, gt=0, description="a command not answered within this expires (with the reason)"
+    )
     jwt_algorithm: str = "HS256"
     access_token_minutes: int = Field(default=60, ge=1)
     device_token_days: int = Field(default=365, ge=1)

@@ -33,6 +33,7 @@ MODEL_MODULES: list[str] = [
     "cloud.ingest.models",
     "cloud.alerts",
     "cloud.presence",
+    "cloud.fleet_commands",
     "cloud.workflow.clues",
 ]
 OPTIONAL_MODEL_MODULES: list[str] = [

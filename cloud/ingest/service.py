@@ -30,7 +30,8 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import Engine
 
 from cloud.core.config import Settings
-from cloud.core.db import utcnow
+from cloud.core.db import utcnow, writer
+from cloud.fleet_commands import due_for_delivery, mark_sent
 from cloud.ingest.stats import IngestStats
 from cloud.ingest.writer import CommitResult, IngestWriter, RawMessage, seq_ranges
 from cloud.telemetry.store import TelemetryStore
@@ -71,6 +72,7 @@ class IngestService:
         self.ready = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._pending_acks: set[asyncio.Task[None]] = set()
+        self._commands_wake = asyncio.Event()
 
     # -- connection -----------------------------------------------------------------------------------
     def _client(self, version: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
@@ -178,7 +180,12 @@ class IngestService:
                             )
                             log.info("ingest %s subscribed (MQTT %s)", self.settings.mqtt_client_id, self.protocol)
                             backoff = 0.5
-                            await self._consume(client, queue)
+                            async with asyncio.TaskGroup() as group:
+                                deliver = group.create_task(self._deliver_loop(client), name="fleet-commands")
+                                try:
+                                    await self._consume(client, queue)
+                                finally:
+                                    deliver.cancel()
                     except aiomqtt.MqttError as exc:
                         self.connected = False
                         self.stats.report_once(
@@ -238,6 +245,8 @@ class IngestService:
                 continue
             result = await self._commit(raw)
             await self._publish_acks(client, result)
+            if result.commands_due:
+                self._commands_wake.set()
 
     async def _commit_leftovers(self, queue: asyncio.Queue[aiomqtt.Message] | None) -> None:
         """Commit what was received before the connection dropped (acks follow when the edge resends)."""
@@ -272,6 +281,40 @@ class IngestService:
                 continue
             self.stats.recovered("db", "ingest commits again")
             return result
+
+    # -- fleet commands (cloud → edge) ----------------------------------------------------------------
+    async def _deliver_loop(self, client: aiomqtt.Client) -> None:
+        """Publish the pending commands of online agents: after an agent's status/results arrive, and every
+        ``fleet_command_poll_s`` (commands created in the API). See cloud/fleet_commands.py."""
+        loop = asyncio.get_running_loop()
+        engine = writer(self.writer.engine)
+        while True:
+            try:
+                await asyncio.wait_for(self._commands_wake.wait(), self.settings.fleet_command_poll_s)
+            except TimeoutError:
+                pass
+            self._commands_wake.clear()
+            try:
+                due = await loop.run_in_executor(self._executor, self._due, engine)
+            except Exception as exc:  # DB unwell: the next round tries again
+                self.stats.report_once("commands", "cannot read fleet commands: %s", exc, level=logging.ERROR)
+                continue
+            for command_id, topic, payload in due:
+                try:
+                    await client.publish(topic, payload, qos=1, timeout=60)
+                except aiomqtt.MqttError as exc:  # stays pending: sent again next round
+                    self.stats.report_once("commands", "could not publish command on %s: %s", topic, exc)
+                    continue
+                log.info("command %s published on %s", command_id, topic)
+                await loop.run_in_executor(self._executor, self._sent, engine, command_id)
+
+    def _due(self, engine: Engine) -> list[tuple[str, str, bytes]]:
+        with engine.begin() as conn:
+            return due_for_delivery(conn, self.settings, utcnow())
+
+    def _sent(self, engine: Engine, command_id: str) -> None:
+        with engine.begin() as conn:
+            mark_sent(conn, command_id, utcnow())
 
     # -- acknowledging (after commit) -----------------------------------------------------------------
     async def _publish_acks(self, client: aiomqtt.Client, result: CommitResult) -> None:

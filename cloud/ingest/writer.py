@@ -40,13 +40,25 @@ from sqlmodel import Session
 
 from cloud.alerts import AlertSignal, AlertSource, apply_signal
 from cloud.core.db import utcnow, writer
+from cloud.fleet_commands import record_results, resend_on_reconnect
 from cloud.ingest.clocks import CLOCK_AHEAD, ahead_s, heartbeat_offset, skew_signal
 from cloud.ingest.fastpath import FastBatch, FastDecoder
 from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
 from cloud.ingest.stats import IngestStats
 from cloud.presence import record_heartbeat, record_status, touch
 from cloud.telemetry.store import TelemetryStore
-from protocols import AlertEvent, AlertPhase, Announce, Heartbeat, ProtocolError, Quality, Status, TelemetryBatch
+from protocols import (
+    AlertEvent,
+    AlertPhase,
+    Announce,
+    CommandResult,
+    Heartbeat,
+    ProtocolError,
+    Quality,
+    SiteState,
+    Status,
+    TelemetryBatch,
+)
 from protocols.messages import MAX_SEQ, decode_for_topic
 from protocols.topics import parse_topic
 
@@ -80,6 +92,8 @@ class CommitResult:
     conflicts: int = 0
     readings: int = 0
     dead: int = 0
+    #: agents came online or command results arrived: the ingest looks for commands to deliver
+    commands_due: bool = False
 
     def ack_for(self, agent_id: str, site_id: str, incarnation: str | None = None) -> AgentAck:
         key = (site_id, agent_id, incarnation or "")
@@ -302,8 +316,15 @@ class IngestWriter:
                 if isinstance(msg, Heartbeat):
                     offset = skews.get((msg.site_id, msg.agent_id))
                     record_heartbeat(conn, msg, now, clock_skew_s=offset[0] if offset and offset[1] else None)
-            if new_ev or conflicts or skews or any(isinstance(m, Announce) for m in others):
+            results = [m for m in others if isinstance(m, CommandResult)]
+            reconnected = {
+                (m.site_id, m.agent_id) for m in others if isinstance(m, Status) and m.state is SiteState.ONLINE
+            }
+            result.commands_due = bool(results or reconnected)
+            if new_ev or conflicts or skews or result.commands_due or any(isinstance(m, Announce) for m in others):
                 with Session(bind=conn) as session:
+                    record_results(session, results, now)
+                    resend_on_reconnect(session, reconnected)
                     for conflict in conflicts:
                         raise_seq_conflict(session, conflict, now)
                     for (site_id, agent_id), (offset_s, skewed) in skews.items():
@@ -319,7 +340,7 @@ class IngestWriter:
             for msg in others:
                 if isinstance(msg, Status):
                     record_status(conn, msg, now)
-                elif not isinstance(msg, Announce | Heartbeat):
+                elif not isinstance(msg, Announce | Heartbeat | CommandResult):
                     with self.stats._lock:
                         self.stats.ignored += 1
             agents_due = {a for a in agents if touched_now - self._agents_touched.get(a, -1e9) >= self.agent_touch_s}
@@ -577,6 +598,7 @@ def _merge(total: CommitResult, part: CommitResult) -> None:
     total.conflicts += part.conflicts
     total.readings += part.readings
     total.dead += part.dead
+    total.commands_due = total.commands_due or part.commands_due
 
 
 def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:

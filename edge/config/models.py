@@ -7,10 +7,11 @@ JSON Schema (``firmware-config/schema/site.schema.json``).
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.vision.config import CameraConfig, EvidenceConfig
 from protocols.messages import Identifier
@@ -78,6 +79,23 @@ class AgentConfig(_Section):
         default_factory=list, description="where register maps are looked up (after <config dir>/registers)"
     )
     rulepack_dirs: list[Path] = Field(default_factory=list, description="where rule packs are looked up")
+    command_key: str | None = Field(
+        default=None,
+        description="the cloud's command public key (raw Ed25519, base64; GET /api/v1/fleet/command-key): when set, "
+        "unsigned or badly signed commands are refused",
+    )
+
+    @field_validator("command_key")
+    @classmethod
+    def _command_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except ValueError as exc:
+                raise ValueError(f"command_key 不是 base64：{exc}") from exc
+            if len(raw) != 32:
+                raise ValueError(f"command_key 应为 32 字节的 Ed25519 公钥（base64），实际 {len(raw)} 字节")
+        return value
 
 
 class SerialBusConfig(_Section):

@@ -8,14 +8,13 @@ inside the county boundary) in a savepoint of its own; every refused row is repo
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from cloud.core.csvtext import CsvFormatError, records
 from cloud.registry import service
 from cloud.registry.csv_import import ImportFormatError
 from cloud.registry.models import SiteUpdate
@@ -45,17 +44,20 @@ def import_positions(session: Session, data: bytes) -> PositionReport:
             text = data.decode("gb18030")
         except UnicodeDecodeError:
             raise ImportFormatError("文件编码无法识别（请使用 UTF-8 或 GB18030）") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
+    try:
+        rows = list(records(text))  # a malformed file is refused whole, naming line and column (422)
+    except CsvFormatError as exc:
+        raise ImportFormatError(str(exc)) from None
+    if not rows:
         raise ImportFormatError("文件为空 / empty file")
+    header = rows[0][1]
     spell = {s.lower(): name for name, names in HEADERS.items() for s in names}
     columns = {spell[h.strip().lower()]: i for i, h in enumerate(header) if h.strip().lower() in spell}
     missing = [HEADERS[n][0] for n in ("site_id", "longitude", "latitude") if n not in columns]
     if missing:
         raise ImportFormatError(f"缺少必需的列：{'、'.join(missing)}")
     report = PositionReport()
-    for line, cells in enumerate(reader, start=2):
+    for line, cells in rows[1:]:
         if not any(c.strip() for c in cells):
             continue
         report.rows += 1

@@ -369,14 +369,17 @@ SCOPED_PARAMS = tuple(RESOLVERS)
 
 
 def departments_of(session: Session, name: str, value: str) -> Departments | None:
-    """The departments of the object ``name=value``; None when ``name`` is not an identifier or ``value`` is
-    malformed (the route answers 422 itself)."""
+    """The departments of the object ``name=value``; None when ``name`` is not an identifier. A value the
+    resolver cannot read (``2.0``, which the route's own int parameter may still accept) resolves to no
+    department, so the guard fails closed: 404 for everyone but county-wide users."""
     resolver = RESOLVERS.get(name)
     if resolver is None:
         return None
     try:
         return resolver(session, value)
-    except (ValueError, OverflowError, ModuleNotFoundError):
+    except (ValueError, OverflowError):
+        return []
+    except ModuleNotFoundError:  # pragma: no cover - registry not part of this build
         return None
 
 

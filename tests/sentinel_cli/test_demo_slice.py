@@ -69,7 +69,7 @@ def test_drug_fridge_excursion_becomes_a_clue(tmp_path: Path, broker: str) -> No
                 "the temp_high alert",
             )
         assert high[0]["sensor_id"] == "fridge1.temperature"
-        assert high[0]["value"] > 8.0
+        assert high[0]["value"] >= 8.0  # GSP alarms on reaching the limit, not only above it
         assert high[0]["limit"] == pytest.approx(8.0)
         # readings of BOTH sites flowed (their agents are separate identities) and were stored
         stats = api.get("/api/v1/ingest/stats")

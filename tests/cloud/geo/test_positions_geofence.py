@@ -77,6 +77,23 @@ def test_site_positions_by_csv(world: World) -> None:
     assert distance_m(site["longitude"], site["latitude"], *INSIDE) < 0.05
 
 
+def test_malformed_positions_csv_is_a_422_naming_the_line(world: World) -> None:
+    """Found by the fuzzer: a bare carriage return in an unquoted field raised csv.Error (a 500). Now the one
+    strict reader of uploads reads it as a line break (row errors), and a file it cannot read is a 422."""
+    h = world.h("head")
+
+    def upload(body: bytes) -> object:
+        files = {"file": ("pos.csv", body, "text/csv")}
+        return world.client.post(f"{API}/registry/sites/positions/import", files=files, headers=h)
+
+    r = upload(f"场所编号,经度,纬度\n{world.site_id},120.62\r5,31.31\n".encode())
+    assert r.status_code == 200, r.text  # type: ignore[attr-defined]
+    assert r.json()["updated"] == 0 and r.json()["errors"]  # type: ignore[attr-defined]
+    r = upload(f'场所编号,经度,纬度\n{world.site_id},"120.62,31.31\n'.encode())
+    assert r.status_code == 422, r.text  # type: ignore[attr-defined]
+    assert "第 2 行" in r.json()["detail"] and "经度" in r.json()["detail"]  # type: ignore[attr-defined]
+
+
 def _task(world: World) -> tuple[int, str]:
     clue_id = world.alert(severity="major")
     sent = world.client.post(f"{API}/clues/{clue_id}/dispatch", json={}, headers=world.h("clerk"))

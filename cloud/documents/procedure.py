@@ -9,8 +9,6 @@ fen, the 送达回证, the 当场行政处罚决定书, and the complainant's �
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import Field
 
 from cloud.documents.models import DocumentData, Party, _Model
@@ -44,62 +42,32 @@ class ProcedureDocument(DocumentData):
     signatures: list[str] = Field(default_factory=list, description="signature boxes (labels)")
 
 
-class PenaltyNotice(ProcedureDocument):
-    template: ClassVar[str] = "penalty_notice"
-    title: ClassVar[str] = "行政处罚告知书"
+def _kind(name: str, template: str, title: str) -> type[ProcedureDocument]:
+    """One document of the procedure: the shared model with its template name and title (the layout is shared)."""
+    cls = type(name, (ProcedureDocument,), {"__module__": __name__, "template": template, "title": title})
+    return cls
 
 
-class HearingNotice(ProcedureDocument):
-    template: ClassVar[str] = "hearing_notice"
-    title: ClassVar[str] = "听证通知书"
+# (class name, template, title): the documents are data; one model and one layout serve them all
+_KINDS = (
+    ("PenaltyNotice", "penalty_notice", "行政处罚告知书"),
+    ("HearingNotice", "hearing_notice", "听证通知书"),
+    ("HearingRecord", "hearing_record", "听证笔录"),
+    ("LegalReviewOpinion", "legal_review", "法制审核意见书"),
+    ("DiscussionRecord", "collective_discussion", "案件集体讨论记录"),
+    ("PenaltyDecision", "penalty_decision", "行政处罚决定书"),
+    ("ServiceReceipt", "service_receipt", "送达回证"),
+    ("OnTheSpotDecision", "on_the_spot_decision", "当场行政处罚决定书"),
+    ("ComplaintNotice", "complaint_notice", "投诉处理告知书"),
+)
+PROCEDURE_DOCUMENTS: dict[str, type[ProcedureDocument]] = {t: _kind(n, t, title) for n, t, title in _KINDS}
 
-
-class HearingRecord(ProcedureDocument):
-    template: ClassVar[str] = "hearing_record"
-    title: ClassVar[str] = "听证笔录"
-
-
-class LegalReviewOpinion(ProcedureDocument):
-    template: ClassVar[str] = "legal_review"
-    title: ClassVar[str] = "法制审核意见书"
-
-
-class DiscussionRecord(ProcedureDocument):
-    template: ClassVar[str] = "collective_discussion"
-    title: ClassVar[str] = "案件集体讨论记录"
-
-
-class PenaltyDecision(ProcedureDocument):
-    template: ClassVar[str] = "penalty_decision"
-    title: ClassVar[str] = "行政处罚决定书"
-
-
-class ServiceReceipt(ProcedureDocument):
-    template: ClassVar[str] = "service_receipt"
-    title: ClassVar[str] = "送达回证"
-
-
-class OnTheSpotDecision(ProcedureDocument):
-    template: ClassVar[str] = "on_the_spot_decision"
-    title: ClassVar[str] = "当场行政处罚决定书"
-
-
-class ComplaintNotice(ProcedureDocument):
-    template: ClassVar[str] = "complaint_notice"
-    title: ClassVar[str] = "投诉处理告知书"
-
-
-PROCEDURE_DOCUMENTS: dict[str, type[ProcedureDocument]] = {
-    cls.template: cls
-    for cls in (
-        PenaltyNotice,
-        HearingNotice,
-        HearingRecord,
-        LegalReviewOpinion,
-        DiscussionRecord,
-        PenaltyDecision,
-        ServiceReceipt,
-        OnTheSpotDecision,
-        ComplaintNotice,
-    )
-}
+PenaltyNotice = PROCEDURE_DOCUMENTS["penalty_notice"]
+HearingNotice = PROCEDURE_DOCUMENTS["hearing_notice"]
+HearingRecord = PROCEDURE_DOCUMENTS["hearing_record"]
+LegalReviewOpinion = PROCEDURE_DOCUMENTS["legal_review"]
+DiscussionRecord = PROCEDURE_DOCUMENTS["collective_discussion"]
+PenaltyDecision = PROCEDURE_DOCUMENTS["penalty_decision"]
+ServiceReceipt = PROCEDURE_DOCUMENTS["service_receipt"]
+OnTheSpotDecision = PROCEDURE_DOCUMENTS["on_the_spot_decision"]
+ComplaintNotice = PROCEDURE_DOCUMENTS["complaint_notice"]

@@ -746,6 +746,7 @@ def publish(
         "case",
         case.id or 0,
         {
+            "to": "published",
             "platform": platform,
             "url": url,
             "published_on": published_on.isoformat(),

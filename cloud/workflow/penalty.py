@@ -220,6 +220,20 @@ def _signed(e: dict[str, Any] | None) -> str:
     return f"{e['text']}（{e['name']}，{at}）"
 
 
+def _make(
+    session: Session,
+    kind: type[ProcedureDocument],
+    base: dict[str, Any],
+    *,
+    lines: list[Line],
+    signatures: list[str],
+    paragraphs: list[str] | None = None,
+) -> ProcedureDocument:
+    """A step's document with the next number of its kind (this year's series)."""
+    doc_no = paperwork.next_doc_no(session, kind.template, paperwork.today().year)
+    return kind(doc_no=doc_no, **base, lines=lines, paragraphs=paragraphs or [], signatures=signatures)
+
+
 def _document(session: Session, case: EnforcementCase, action: str) -> ProcedureDocument | None:
     s = case.steps or {}
     base = _common(session, case)
@@ -233,9 +247,10 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
     amount = format_yuan(case.penalty_amount)
     if action == "notify":
         n = s["notice"]
-        return PenaltyNotice(
-            doc_no=paperwork.next_doc_no(session, "penalty_notice", paperwork.today().year),
-            **base,
+        return _make(
+            session,
+            PenaltyNotice,
+            base,
             lines=_lines(
                 ("拟作出的行政处罚", n["text"]),
                 ("拟罚款金额（元）", n.get("proposed_amount") or "无"),
@@ -252,9 +267,10 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
         )
     if action == "pass_review":
         r = s["legal_review"]
-        return LegalReviewOpinion(
-            doc_no=paperwork.next_doc_no(session, "legal_review", paperwork.today().year),
-            **base,
+        return _make(
+            session,
+            LegalReviewOpinion,
+            base,
             lines=_lines(
                 ("提交审核日期", r["submitted_on"]),
                 ("审核期限", r["due"]),
@@ -264,9 +280,10 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
         )
     if action == "collective_discussion":
         d = s["discussion"]
-        return DiscussionRecord(
-            doc_no=paperwork.next_doc_no(session, "collective_discussion", paperwork.today().year),
-            **base,
+        return _make(
+            session,
+            DiscussionRecord,
+            base,
             lines=_lines(
                 ("讨论日期", d["held_on"]),
                 ("参加人员", "、".join(d["participants"])),
@@ -276,9 +293,10 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
             signatures=["主持人（签名）", "记录人（签名）"],
         )
     if action == "decide":
-        return PenaltyDecision(
-            doc_no=paperwork.next_doc_no(session, "penalty_decision", paperwork.today().year),
-            **base,
+        return _make(
+            session,
+            PenaltyDecision,
+            base,
             lines=_lines(
                 ("违法事实", case.summary),
                 ("处罚依据", "；".join(case.legal_basis)),
@@ -298,9 +316,10 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
     if action in ("serve", "on_the_spot"):
         v = s["service"]
         if action == "on_the_spot":
-            return OnTheSpotDecision(
-                doc_no=paperwork.next_doc_no(session, "on_the_spot_decision", paperwork.today().year),
-                **base,
+            return _make(
+                session,
+                OnTheSpotDecision,
+                base,
                 lines=_lines(
                     ("违法事实", case.summary),
                     ("处罚依据", "；".join(case.legal_basis)),
@@ -312,9 +331,10 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
                 paragraphs=[RIGHTS, remedy],
                 signatures=["执法人员（签名）", "当事人（签收）"],
             )
-        return ServiceReceipt(
-            doc_no=paperwork.next_doc_no(session, "service_receipt", paperwork.today().year),
-            **base,
+        return _make(
+            session,
+            ServiceReceipt,
+            base,
             lines=_lines(
                 ("送达文书", "行政处罚决定书"),
                 ("送达日期", v["served_on"]),
@@ -339,6 +359,20 @@ def store(
     return doc
 
 
+def _publication_clock(session: Session, case: EnforcementCase, actor: Actor, decided_on: dt.date) -> None:
+    """An ordinary-procedure decision must be published (``penalty_publication``, 20 working days): the
+    supervision monitor follows ``case.decided`` until ``case.published`` and raises a clue when it runs out."""
+    due = compute_deadline("penalty_publication", decided_on)
+    payload = {
+        "case_no": case.case_no,
+        "clue_id": case.clue_id,
+        "decided_on": decided_on.isoformat(),
+        "publication_due": due.due.isoformat(),
+        "warnings": list(due.warnings),
+    }
+    record(session, actor, "case.decided", "case", case.id or 0, payload)
+
+
 def after(session: Session, settings: Settings | None, case: EnforcementCase, action: str, actor: Actor) -> None:
     """Generate and sign the step's document, and journal the clock the step started."""
     clocks = {
@@ -347,6 +381,8 @@ def after(session: Session, settings: Settings | None, case: EnforcementCase, ac
         "serve": ("case.served", {"payment_due": case.payment_due}),
         "on_the_spot": ("case.served", {"payment_due": case.payment_due}),
     }
+    if action == "decide" and case.decided_on is not None:
+        _publication_clock(session, case, actor, case.decided_on)
     if action in clocks:
         event, dates = clocks[action]
         record(
@@ -430,9 +466,10 @@ def hearing_documents(
     data: ProcedureDocument
     if which == "notice":
         n = s["hearing_notice"]
-        data = HearingNotice(
-            doc_no=paperwork.next_doc_no(session, "hearing_notice", paperwork.today().year),
-            **base,
+        data = _make(
+            session,
+            HearingNotice,
+            base,
             lines=_lines(
                 ("听证时间", n["hearing_on"]),
                 ("听证地点", n["text"]),
@@ -444,9 +481,10 @@ def hearing_documents(
         )
     else:
         r = s["hearing_record"]
-        data = HearingRecord(
-            doc_no=paperwork.next_doc_no(session, "hearing_record", paperwork.today().year),
-            **base,
+        data = _make(
+            session,
+            HearingRecord,
+            base,
             lines=_lines(
                 ("听证日期", r["held_on"]),
                 ("参加人员", "、".join(r["participants"])),

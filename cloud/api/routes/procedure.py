@@ -12,17 +12,41 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, require
+from cloud.core.config import Settings
 from cloud.security.scoping import scope_guard
 from cloud.workflow import complaints, enforcement, paperwork, penalty
+from cloud.workflow.models import EnforcementCase
 from cloud.workflow.money import Yuan
 from cloud.workflow.penalty import StepInput
-from cloud.workflow.service import record
+from cloud.workflow.service import Actor, record
 from cloud.workflow.states import Role as Duty
 
 router = APIRouter(tags=["workflow"], route_class=WorkflowRoute, dependencies=[Depends(scope_guard)])
+
+
+def _finish_step(
+    session: Session,
+    actor: Actor,
+    case: EnforcementCase,
+    key: str,
+    row: dict[str, Any],
+    *,
+    event: tuple[str, dict[str, Any]] | None = None,
+    document: tuple[Settings, str] | None = None,
+) -> dict[str, Any]:
+    """The tail every step route shares: store the case, make the step's document, journal, commit, answer."""
+    session.add(case)
+    session.flush()
+    if document is not None:
+        penalty.hearing_documents(session, document[0], case, actor, document[1])
+    if event is not None:
+        record(session, actor, event[0], "case", case.id or 0, event[1])
+    session.commit()
+    return {**case_view(session, case, actor), key: row}
 
 
 class OpinionIn(BaseModel):
@@ -35,8 +59,7 @@ class OpinionIn(BaseModel):
 def post_opinion(session: SessionDep, actor: ActorDep, case_id: int, body: OpinionIn) -> dict[str, Any]:
     case = enforcement.get_case(session, case_id)
     row = enforcement.add_opinion(session, case, actor, opinion=body.opinion, role=body.role)
-    session.commit()
-    return {**case_view(session, case, actor), "opinion": row}
+    return _finish_step(session, actor, case, "opinion", row)
 
 
 class StatementIn(BaseModel):
@@ -53,10 +76,7 @@ def post_statement(session: SessionDep, actor: ActorDep, case_id: int, body: Sta
     row = penalty.add_statement(
         case, actor, kind=body.kind, content=body.content, received_on=body.received_on or paperwork.today()
     )
-    session.add(case)
-    record(session, actor, "case.statement", "case", case_id, {"kind": body.kind})
-    session.commit()
-    return {**case_view(session, case, actor), "statement": row}
+    return _finish_step(session, actor, case, "statement", row, event=("case.statement", {"kind": body.kind}))
 
 
 class HearingNoticeIn(BaseModel):
@@ -81,12 +101,8 @@ def post_hearing_notice(
         host=body.host,
         notified_on=body.notified_on or paperwork.today(),
     )
-    session.add(case)
-    session.flush()
-    penalty.hearing_documents(session, settings, case, actor, "notice")
-    record(session, actor, "case.hearing_notice", "case", case_id, {"hearing_on": row["hearing_on"]})
-    session.commit()
-    return {**case_view(session, case, actor), "hearing_notice": row}
+    event = ("case.hearing_notice", {"hearing_on": row["hearing_on"]})
+    return _finish_step(session, actor, case, "hearing_notice", row, event=event, document=(settings, "notice"))
 
 
 class HearingRecordIn(BaseModel):
@@ -105,12 +121,8 @@ def post_hearing_record(
     row = penalty.add_hearing_record(
         case, actor, held_on=body.held_on or paperwork.today(), participants=body.participants, summary=body.summary
     )
-    session.add(case)
-    session.flush()
-    penalty.hearing_documents(session, settings, case, actor, "record")
-    record(session, actor, "case.hearing_record", "case", case_id, {"held_on": row["held_on"]})
-    session.commit()
-    return {**case_view(session, case, actor), "hearing_record": row}
+    event = ("case.hearing_record", {"held_on": row["held_on"]})
+    return _finish_step(session, actor, case, "hearing_record", row, event=event, document=(settings, "record"))
 
 
 class MeasureIn(BaseModel):
@@ -137,8 +149,7 @@ def post_measure(session: SessionDep, actor: ActorDep, case_id: int, body: Measu
     row = enforcement.start_measure(
         session, case, actor, kind=body.kind, started_on=body.started_on or paperwork.today(), items=body.items
     )
-    session.commit()
-    return {**case_view(session, case, actor), "measure": row}
+    return _finish_step(session, actor, case, "measure", row)
 
 
 @router.post("/cases/{case_id}/measures/{measure_id}/extensions", summary="延长查封扣押期限（负责人批准）")
@@ -147,8 +158,7 @@ def post_measure_extension(
 ) -> dict[str, Any]:
     case = enforcement.get_case(session, case_id)
     row = enforcement.extend_measure(session, case, actor, measure_id, reason=body.reason)
-    session.commit()
-    return {**case_view(session, case, actor), "measure": row}
+    return _finish_step(session, actor, case, "measure", row)
 
 
 @router.post("/cases/{case_id}/measures/{measure_id}/end", summary="解除或处理查封扣押、登记保存物品")
@@ -160,8 +170,7 @@ def post_measure_end(
     row = enforcement.end_measure(
         session, case, actor, measure_id, outcome=body.outcome, ended_on=body.ended_on or paperwork.today()
     )
-    session.commit()
-    return {**case_view(session, case, actor), "measure": row}
+    return _finish_step(session, actor, case, "measure", row)
 
 
 class OnTheSpotIn(BaseModel):
@@ -242,6 +251,11 @@ def _order_view(order: Any) -> dict[str, Any]:
     return data
 
 
+def _order_answer(session: Session, order: Any, result: dict[str, Any]) -> dict[str, Any]:
+    session.commit()
+    return {**_order_view(order), "result": result}
+
+
 @router.post("/work-orders/{order_id}/acceptance", summary="投诉受理或不予受理决定（7 个工作日内）")
 def post_acceptance(
     session: SessionDep, settings: SettingsDep, actor: ActorDep, order_id: int, body: AcceptanceIn
@@ -251,8 +265,7 @@ def post_acceptance(
     result = complaints.decide_acceptance(
         session, settings, order, actor, decision=body.decision, ground=body.ground, note=body.note, on=body.on
     )
-    session.commit()
-    return {**_order_view(order), "result": result}
+    return _order_answer(session, order, result)
 
 
 @router.post("/work-orders/{order_id}/mediation", summary="结束调解（达成协议、调解不成、撤回、期满终止）")
@@ -260,8 +273,7 @@ def post_mediation(session: SessionDep, actor: ActorDep, order_id: int, body: Me
     require(actor, Duty.INTAKE_CLERK, what="调解")
     order = complaints.get_order(session, order_id)
     result = complaints.end_mediation(session, order, actor, outcome=body.outcome, note=body.note, on=body.on)
-    session.commit()
-    return {**_order_view(order), "result": result}
+    return _order_answer(session, order, result)
 
 
 @router.post("/work-orders/{order_id}/feedback", summary="告知实名举报人是否立案（5 个工作日内）")
@@ -269,5 +281,4 @@ def post_feedback(session: SessionDep, actor: ActorDep, order_id: int, body: Fee
     require(actor, Duty.INTAKE_CLERK, Duty.ENFORCEMENT_OFFICER, what="举报人反馈")
     order = complaints.get_order(session, order_id)
     result = complaints.send_feedback(session, order, actor, text=body.text)
-    session.commit()
-    return {**_order_view(order), "result": result}
+    return _order_answer(session, order, result)

@@ -7,6 +7,7 @@ Sat 10 Oct a make-up working day; Mid-Autumn Fri 25 Sep off), not read from the 
 * 法制审核 submitted Fri 16 Oct; 10 working days: Oct 19–23, 26–30 → due Fri 30 Oct.
 * 决定书 served Wed 21 Oct; fine due 15 days after: Thu 5 Nov. Paid Tue 10 Nov: 5 days late; 3 % of
   12,345.67 yuan per day × 5 = 1,851.8505 → 1,851.85 yuan (加处罚款, capped at the fine).
+* decided Fri 16 Oct: published within 20 working days (Oct 19–23, 26–30, Nov 2–6, 9–13) → Fri 13 Nov.
 * 查封扣押 from Mon 28 Sep: 30 days → Wed 28 Oct; +30 once → Fri 27 Nov. 先行登记保存 from Wed 30 Sep: decide
   within 7 working days: Oct 8, 9, 10, 12, 13, 14, 15 → Thu 15 Oct.
 
@@ -19,16 +20,21 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from cloud.assessment.models import SupervisionClock
+from cloud.assessment.monitor import SupervisionMonitor
 from cloud.workflow import paperwork
+from cloud.workflow.clues import ClueSource
 from cloud.workflow.procedure import late_surcharge
 from tests.utils.workflow_factories import USCC, World
 
 API = "/api/v1"
+BJ = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:
@@ -75,6 +81,17 @@ def _act(world: World, case_id: int, who: str, action: str, status: int = 200, *
 
 def _clock(case: dict[str, Any], name: str) -> dict[str, Any]:
     return next(k for k in case["clocks"] if k["clock"] == name)  # type: ignore[no-any-return]
+
+
+def _publication_clock(world: World, case_id: int) -> SupervisionClock:
+    with Session(world.engine) as session:
+        rows = session.exec(
+            select(SupervisionClock).where(
+                SupervisionClock.clock_id == "case_publication", SupervisionClock.target_id == str(case_id)
+            )
+        ).all()
+        assert len(rows) == 1
+        return rows[0]
 
 
 def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> None:
@@ -178,6 +195,8 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     assert decided["penalty_amount"] == "12345.67"
     bad_amount = _act(world, case_id, "chief", "decide", status=422, decision="x", penalty_amount="1.005")
     assert "penalty_amount" in str(bad_amount)
+    monitor = SupervisionMonitor(world.engine)
+    monitor.process_batch()
 
     clock.set("2026-10-21")
     served = _act(world, case_id, lead, "serve", method="direct", receiver="示例大药房有限公司 张三")
@@ -213,6 +232,28 @@ def test_general_procedure_cannot_skip_a_step(world: World, clock: Clock) -> Non
     )
     assert pay2.json()["state"] == "paid" and pay2.json()["payments"][1]["amount"] == "1851.85"
     assert _act(world, case_id, "head", "close")["state"] == "closed"
+
+    # publication: decided Fri 16 Oct → 20 working days (Oct 19–23, 26–30, Nov 2–6, 9–13) → Fri 13 Nov; still
+    # unpublished then, the supervision monitor raises a 督办线索 just after; a late publication stops the clock
+    monitor.process_batch()
+    assert _publication_clock(world, case_id).due_at.astimezone(BJ).date() == dt.date(2026, 11, 13)
+    monitor.tick(dt.datetime(2026, 11, 13, 23, 0, tzinfo=BJ))
+    assert _publication_clock(world, case_id).breached_at is None
+    monitor.tick(dt.datetime(2026, 11, 14, 0, 0, 1, tzinfo=BJ))
+    breached = _publication_clock(world, case_id)
+    assert breached.breached_at is not None and breached.supervision_clue_id is not None
+    with Session(world.engine) as session:  # folded into the case's supervision clue as its own source
+        source = session.exec(select(ClueSource).where(ClueSource.ref == f"clock:{breached.id}")).one()
+        assert source.clue_id == breached.supervision_clue_id and "行政处罚信息公示" in source.summary
+    clock.set("2026-11-16")
+    late = c.post(
+        f"{API}/cases/{case_id}/publications",
+        json={"published_on": "2026-11-16", "content": "示例大药房有限公司未按规定储存药品，罚款 12345.67 元"},
+        headers=world.h(lead),
+    )
+    assert late.status_code == 201, late.text
+    monitor.process_batch()
+    assert _publication_clock(world, case_id).stopped_at is not None
 
     # the database holds exact fen, not floats
     with Session(world.engine) as session:

@@ -33,6 +33,12 @@ class NotifySettings(BaseSettings):
     public_base_url: str = Field(default="http://127.0.0.1:8000", description="base of signed ack links")
     link_secret: SecretStr | None = Field(default=None, description="default: derived from the JWT secret")
     link_ttl_s: int = Field(default=7 * 86400, ge=60)
+    shared_channels: list[str] = Field(
+        default_factory=lambda: ["webhook"],
+        description="channels whose messages others can read (group robots): their ack links need the recipient's "
+        "own proof (password or personal ack code)",
+    )
+    link_proof_attempts: int = Field(default=5, ge=1, le=20, description="wrong proofs before a link is spent")
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

@@ -37,9 +37,11 @@ def outbound_message(
 ) -> OutboundMessage:
     """The message a channel renders for one delivery (also what the in-app stream sends)."""
     ack_url = None
+    proof_required = False
     if delivery.link_jti:
         link = session.get(AckLink, delivery.link_jti)
         if link is not None:
+            proof_required = bool(link.proof_required)
             ack_url = f"{ack_base_url.rstrip('/')}/api/v1/notifications/ack?token={token_for(secret, link)}"
     contact = session.exec(select(Contact).where(Contact.key == notification.recipient)).first()
     return OutboundMessage(
@@ -60,6 +62,8 @@ def outbound_message(
         level=notification.level,
         ts=incident.opened_at,
         ack_url=ack_url,
+        ack_proof_required=proof_required,
+        recipient_name=contact.full_name if contact else "",
         webhook_format=str(contact.webhook_format) if contact else "generic",
         webhook_secret=contact.webhook_secret if contact else None,
     )

@@ -103,6 +103,7 @@ class Notifier:
                     channel=channel,
                     ttl_s=self.nsettings.link_ttl_s,
                     now=now,
+                    proof_required=channel in self.nsettings.shared_channels,
                 ).jti
             session.add(
                 Delivery(
@@ -434,8 +435,21 @@ class AckError(ValueError):
     pass
 
 
-def acknowledge(session: Session, incident_id: int, *, by: str, via: str, now: dt.datetime) -> Incident:
-    """Acknowledge an incident for everybody (a summary acknowledges its items too); journals it."""
+def acknowledge(
+    session: Session,
+    incident_id: int,
+    *,
+    by: str,
+    via: str,
+    now: dt.datetime,
+    proof: str = "login",
+    link_channel: str | None = None,
+) -> Incident:
+    """Acknowledge an incident for everybody (a summary acknowledges its items too); journals it.
+
+    ``by`` is the person who acknowledged and ``proof`` how they proved it was them: ``login`` (their own session),
+    ``password`` / ``personal_code`` (given with a link posted to a group), ``personal_link`` (a link sent to their
+    own mailbox)."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise AckError(f"通知 {incident_id} 不存在 (no such incident)")
@@ -460,6 +474,8 @@ def acknowledge(session: Session, incident_id: int, *, by: str, via: str, now: d
             target_id=iid,
             payload={
                 "via": via,
+                "proof": proof,
+                "link_channel": link_channel,
                 "clue_id": item.clue_id,
                 "department": item.department,
                 "level": item.level,

@@ -42,14 +42,28 @@ class LinkClaims:
     expires_at: dt.datetime
 
 
-def issue(session: Session, *, incident_id: int, recipient: str, channel: str, ttl_s: int, now: dt.datetime) -> AckLink:
-    """Create the one-time link record (its token is derived with :func:`token_for` when sending)."""
+def issue(
+    session: Session,
+    *,
+    incident_id: int,
+    recipient: str,
+    channel: str,
+    ttl_s: int,
+    now: dt.datetime,
+    proof_required: bool = False,
+) -> AckLink:
+    """Create the one-time link record (its token is derived with :func:`token_for` when sending).
+
+    ``proof_required``: the link travels where others read it (a group robot), so holding it proves nothing;
+    only the recipient's own password or personal ack code acknowledges (:mod:`cloud.notify.ack_proof`)."""
     link = AckLink(
         jti=secrets.token_hex(12),
         incident_id=incident_id,
         recipient=recipient,
         channel=channel,
         expires_at=now + dt.timedelta(seconds=ttl_s),
+        proof_required=proof_required,
+        failed_proofs=0,
     )
     session.add(link)
     return link
@@ -84,14 +98,20 @@ def verify(secret: bytes, token: str, now: dt.datetime) -> LinkClaims:
     return LinkClaims(str(body["jti"]), int(body["inc"]), str(body["sub"]), exp)
 
 
-def consume(session: Session, secret: bytes, token: str, now: dt.datetime) -> LinkClaims:
-    """Verify and mark the link used (in the caller's write transaction); a second use raises LinkError."""
+def open_link(session: Session, secret: bytes, token: str, now: dt.datetime) -> tuple[LinkClaims, AckLink]:
+    """Verify the token and find its unused link row (raises LinkError)."""
     claims = verify(secret, token, now)
     link = session.get(AckLink, claims.jti)
-    if link is None or link.incident_id != claims.incident_id:
+    if link is None or link.incident_id != claims.incident_id or link.recipient != claims.recipient:
         raise LinkError("链接不存在 (unknown link)")
     if link.used_at is not None:
         raise LinkError("链接已使用 (link already used)")
+    return claims, link
+
+
+def consume(session: Session, secret: bytes, token: str, now: dt.datetime) -> LinkClaims:
+    """Verify and mark the link used (in the caller's write transaction); a second use raises LinkError."""
+    claims, link = open_link(session, secret, token, now)
     link.used_at = now
     session.add(link)
     return claims

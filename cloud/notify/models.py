@@ -57,6 +57,9 @@ class ContactCreate(ContactBase):
 class Contact(ContactBase, table=True):
     __tablename__ = "notify_contact"
     id: int | None = Field(default=None, primary_key=True)
+    ack_code_hash: str | None = Field(
+        default=None, max_length=200, description="argon2 hash of the person's own ack code (people without a login)"
+    )
 
 
 class ContactPublic(ContactBase):
@@ -200,6 +203,10 @@ class AckLink(SQLModel, table=True):
     channel: str = Field(max_length=16)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    proof_required: bool | None = Field(
+        default=None, description="posted where others read it (a group): only the recipient's own proof acknowledges"
+    )
+    failed_proofs: int | None = Field(default=None, description="wrong passwords/codes given with this link")
 
 
 class FollowerCursor(SQLModel, table=True):

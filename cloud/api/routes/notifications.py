@@ -7,7 +7,7 @@ import datetime as dt
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import or_
@@ -16,9 +16,10 @@ from sqlmodel import col, select
 from cloud.api.deps import CurrentUser, SessionDep, StaffUser, StreamUser, require_roles
 from cloud.core.db import utcnow
 from cloud.core.users import Role, User
+from cloud.notify.ack_proof import ProofRefused, issue_ack_code, prove, recipient_name
 from cloud.notify.config import NotifySettings, load_rules
 from cloud.notify.incidents import AckError, acknowledge
-from cloud.notify.links import LinkError, consume, verify
+from cloud.notify.links import LinkError, open_link
 from cloud.notify.models import (
     Contact,
     ContactCreate,
@@ -36,6 +37,7 @@ from cloud.notify.models import (
     SiteContact,
 )
 from cloud.notify.roster import on_duty
+from cloud.security.config import SecuritySettings, get_security_settings
 from cloud.security.scoping import ScopeDep, county_wide, public, visible_sites
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
@@ -177,40 +179,123 @@ _PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>
 <body style="font-family:sans-serif;max-width:36em;margin:2em auto"><h2>{title}</h2>{body}</body></html>"""
 
 
+def _security(request: Request) -> SecuritySettings:
+    sec: SecuritySettings | None = getattr(request.app.state, "security_settings", None)
+    return sec or get_security_settings()
+
+
+def _nsettings(request: Request) -> NotifySettings:
+    service = getattr(request.app.state, "notify", None)
+    return service.nsettings if service is not None else NotifySettings()
+
+
+def _proof_form(token: str, who: str, claimed: str = "") -> str:
+    return (
+        f"<p>此通知发在群内，只有 <b>{html.escape(who)}</b> 本人可以确认。"
+        "请输入本人的登录密码（有平台账号）或个人确认码（无账号的企业人员）。</p>"
+        f"<form method='post'><input type='hidden' name='token' value='{html.escape(token)}'>"
+        f"<p><label>账号（可不填）<input name='username' value='{html.escape(claimed)}'></label></p>"
+        "<p><label>密码或个人确认码 <input type='password' name='secret' required></label></p>"
+        "<p><label>动态口令（已绑定时填写）<input name='totp' inputmode='numeric'></label></p>"
+        "<button type='submit' style='font-size:1.3em'>本人确认收到</button></form>"
+    )
+
+
 @router.get(
     "/ack",
-    summary="确认链接页面（一次性签名链接）",
+    summary="确认链接页面（一次性签名链接；群消息中的链接需本人密码或个人确认码）",
     response_class=HTMLResponse,
     dependencies=[public("signed one-time link")],
 )
 def ack_page(request: Request, session: SessionDep, token: str) -> HTMLResponse:
     try:
-        claims = verify(_secret(request), token, utcnow())
+        claims, link = open_link(session, _secret(request), token, utcnow())
     except LinkError as exc:
         return HTMLResponse(_PAGE.format(title="链接无效", body=f"<p>{html.escape(str(exc))}</p>"), status_code=400)
     incident = session.get(Incident, claims.incident_id)
-    title = html.escape(incident.title if incident else "")
-    form = (
-        f"<p>{title}</p><form method='post'><input type='hidden' name='token' value='{html.escape(token)}'>"
-        "<button type='submit' style='font-size:1.3em'>确认收到</button></form>"
-    )
-    return HTMLResponse(_PAGE.format(title="确认收到通知", body=form))
+    title = f"<p>{html.escape(incident.title if incident else '')}</p>"
+    if link.proof_required:
+        body = title + _proof_form(token, recipient_name(session, link.recipient))
+    else:
+        body = title + (
+            f"<form method='post'><input type='hidden' name='token' value='{html.escape(token)}'>"
+            "<button type='submit' style='font-size:1.3em'>确认收到</button></form>"
+        )
+    return HTMLResponse(_PAGE.format(title="确认收到通知", body=body))
 
 
 @router.post(
     "/ack", summary="通过一次性签名链接确认", response_class=HTMLResponse, dependencies=[public("signed one-time link")]
 )
-def ack_by_link(request: Request, session: SessionDep, token: Annotated[str, Form()]) -> HTMLResponse:
+def ack_by_link(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str, Form(max_length=2000)],
+    username: Annotated[str | None, Form(max_length=64, description="确认人账号（群内链接）")] = None,
+    secret: Annotated[str | None, Form(max_length=256, description="本人登录密码或个人确认码（群内链接）")] = None,
+    totp: Annotated[str | None, Form(max_length=16)] = None,
+) -> HTMLResponse:
     now = utcnow()
     try:
-        claims = consume(session, _secret(request), token, now)
-        incident = acknowledge(session, claims.incident_id, by=claims.recipient, via="link", now=now)
+        claims, link = open_link(session, _secret(request), token, now)
+        proof = "personal_link"
+        if link.proof_required:
+            nsettings = _nsettings(request)
+            proof = prove(
+                session,
+                link,
+                claimed_by=username,
+                secret=secret,
+                totp=totp,
+                sec=_security(request),
+                client=request.client.host if request.client else None,
+                attempts=nsettings.link_proof_attempts,
+                now=now,
+            )
+        link.used_at = now
+        session.add(link)
+        incident = acknowledge(
+            session,
+            claims.incident_id,
+            by=claims.recipient,
+            via="link",
+            now=now,
+            proof=proof,
+            link_channel=link.channel,
+        )
+    except ProofRefused as refusal:
+        session.commit()  # the refusal is journaled and counted
+        body = f"<p>{html.escape(str(refusal))}</p>"
+        if refusal.reason == "proof_missing":
+            body += _proof_form(token, recipient_name(session, claims.recipient), username or "")
+        return HTMLResponse(_PAGE.format(title="未能确认", body=body), status_code=403)
     except (LinkError, AckError) as exc:
         session.rollback()
         return HTMLResponse(_PAGE.format(title="链接无效", body=f"<p>{html.escape(str(exc))}</p>"), status_code=400)
     session.commit()
-    who = html.escape(incident.acked_by or "")
+    who = html.escape(recipient_name(session, incident.acked_by or ""))
     return HTMLResponse(_PAGE.format(title="已确认", body=f"<p>已确认（确认人：{who}），谢谢。</p>"))
+
+
+class AckCode(BaseModel):
+    contact: str
+    code: str
+    message: str = "个人确认码只显示这一次，请当面或通过本人私聊交给本人；群内链接需输入此码才能确认"
+
+
+@router.post(
+    "/contacts/{key}/ack-code",
+    summary="签发个人确认码（无平台账号的通知对象在群内链接中确认时使用；只显示一次）",
+    status_code=201,
+    dependencies=[SUPERVISORS_ONLY],
+)
+def new_ack_code(session: SessionDep, user: Manager, key: Annotated[str, Path(max_length=64)]) -> AckCode:
+    contact = session.exec(select(Contact).where(Contact.key == key)).first()
+    if contact is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "通知对象不存在 (no such contact)")
+    code = issue_ack_code(session, contact, actor=user.username)
+    session.commit()
+    return AckCode(contact=key, code=code)
 
 
 # ------------------------------------------------------------------ people, designations, roster

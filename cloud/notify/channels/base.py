@@ -37,6 +37,8 @@ class OutboundMessage:
     level: int
     ts: dt.datetime
     ack_url: str | None = None
+    ack_proof_required: bool = False
+    recipient_name: str = ""
     webhook_format: str = "generic"
     webhook_secret: str | None = None
 
@@ -45,13 +47,20 @@ class OutboundMessage:
         times = f"（累计 {self.count} 次）" if self.count > 1 else ""
         return f"{prefix}{self.title}{times}"
 
+    def ack_label(self) -> str:
+        """The link text: a link in a group is one person's, and says whose it is."""
+        if not self.ack_proof_required:
+            return "确认收到"
+        who = self.recipient_name or self.recipient
+        return f"确认收到（仅限 {who} 本人，需输入本人密码或个人确认码）"
+
     def text(self) -> str:
         local = self.ts.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
         lines = [self.headline(), self.body, f"时间：{local}（北京时间）", f"通知编号：{self.incident_id}"]
         if self.clue_id:
             lines.append(f"线索编号：{self.clue_id}")
         if self.ack_url:
-            lines.append(f"确认收到：{self.ack_url}")
+            lines.append(f"{self.ack_label()}：{self.ack_url}")
         return "\n".join(line for line in lines if line)
 
     def as_json(self) -> dict[str, Any]:
@@ -73,6 +82,7 @@ class OutboundMessage:
             "level": self.level,
             "ts": self.ts.isoformat(),
             "ack_url": self.ack_url,
+            "ack_proof_required": self.ack_proof_required,
         }
 
 

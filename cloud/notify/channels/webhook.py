@@ -26,7 +26,7 @@ def _markdown(message: OutboundMessage) -> str:
         lines.append(f"> 场所：{message.site_id}")
     lines.append(f"> 通知编号：{message.incident_id}")
     if message.ack_url:
-        lines.append(f"\n[确认收到]({message.ack_url})")
+        lines.append(f"\n[{message.ack_label()}]({message.ack_url})")
     return "\n".join(lines)
 
 

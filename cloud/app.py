@@ -123,6 +123,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from cloud.workflow.decisions import run_periodic as regrade_periodically
 
         tasks.append(leased("risk_regrade", lambda: regrade_periodically(engine)))
+    if app.state.run_background:  # the deadline scheduler: 复查 when a rectification order's deadline arrives
+        from cloud.workflow.follow_up import run_periodically as schedule_follow_ups
+
+        every = settings.follow_up_interval_s
+        tasks.append(leased("follow_up", lambda: schedule_follow_ups(engine, interval_s=every)))
     if app.state.run_background:  # internet-monitoring sources with interval_min (cloud/internet/fetchers.py)
         from cloud.evidence import EvidenceStore
         from cloud.internet import fetchers

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         default=None, description="internet-monitoring sources (TOML); default <data_dir>/internet_sources.toml"
     )
     gsp_derive_interval_s: float = Field(default=60.0, gt=0, description="GSP record derivation period (seconds)")
+    follow_up_interval_s: float = Field(
+        default=60.0, gt=0, description="how often the deadline scheduler looks for rectification deadlines due (s)"
+    )
     presence_check_s: float = Field(default=10.0, gt=0, description="how often silence is checked")
     site_offline_after_s: float = Field(default=180.0, gt=0, description="site silent longer → site_offline")
     sensor_stale_after_s: float = Field(default=900.0, gt=0, description="sensor silent longer → sensor_stale")

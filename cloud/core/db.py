@@ -41,6 +41,7 @@ OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.telemetry.gsp",
     "cloud.evidence",
     "cloud.workflow.models",
+    "cloud.workflow.follow_up",
     "cloud.journal",
     "cloud.notify.models",
     "cloud.assessment.models",

@@ -111,6 +111,9 @@ class Dispatch(RuleModel):
     officers_per_case: int = Field(default=2, ge=2, le=10)
     task_due_working_days: dict[str, int]
     default_method: str = "现场检查"
+    follow_up_officers: Literal["same", "pick"] = Field(
+        default="same", description="复查: same = the ordering officers (when eligible); pick = balanced"
+    )
 
 
 class Risk(RuleModel):

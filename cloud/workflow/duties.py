@@ -24,11 +24,13 @@ from sqlmodel import Session, col, select
 
 from cloud.core.users import Role as AccountRole
 from cloud.rules.loader import RuleModel, load_model, rules_path
-from cloud.workflow.service import Actor, Forbidden
-from cloud.workflow.states import CASE_MACHINE, ROLE_LABELS
+from cloud.workflow.service import Actor, Conflict, Forbidden
+from cloud.workflow.states import CASE_MACHINE, CLUE_MACHINE, ROLE_LABELS, ClueAction, ClueState
 from cloud.workflow.states import Role as Duty
 
 __all__ = [
+    "ClosingRule",
+    "ClosingRuleError",
     "DutyRuleError",
     "DutyRules",
     "check_grant",
@@ -68,6 +70,23 @@ class Separation(RuleText):
         return next((p for p, actions in self.positions.items() if action in actions), None)
 
 
+class ClosingRule(RuleText):
+    """Closing a clue with open obligations (rectification deadline pending, 复查 not done) is refused; the duties in
+    ``override`` may close it anyway with a recorded reason."""
+
+    override: list[Duty] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _people_only(self) -> ClosingRule:
+        if Duty.SYSTEM in self.override:
+            raise ValueError("override: the system duty is not a person's")
+        closers = CLUE_MACHINE.find(ClueState.IN_EXECUTION, ClueAction.CLOSE)
+        cannot = [d.value for d in self.override if closers is None or d not in closers.roles]
+        if cannot:
+            raise ValueError(f"override: {cannot} cannot close a clue (办结) at all")
+        return self
+
+
 class DutyRules(RuleModel):
     version: str
     administrators: list[AccountRole] = Field(min_length=1)
@@ -78,6 +97,7 @@ class DutyRules(RuleModel):
     spot_check: RuleText
     administrator_rule: RuleText
     grant_rule: RuleText
+    clue_closing: ClosingRule
 
     @model_validator(mode="after")
     def _consistent(self) -> DutyRules:
@@ -114,6 +134,37 @@ class DutyRuleError(Forbidden):
         super().__init__(
             f"{refused_zh}：违反规则「{rule.zh}」（{rule.id}） / {refused_en}: rule {rule.id}: {rule.en}",
             extra={"rule": rule.id, "rule_zh": rule.zh, "rule_en": rule.en},
+        )
+        self.rule = rule.id
+
+
+class ClosingRuleError(Conflict):
+    """A clue with open obligations cannot close (409); ``extra`` names the rule, the obligations and whether the
+    person may override with a reason."""
+
+    code = "closing_obligation"
+
+    def __init__(
+        self, rule: ClosingRule, obligations: list[str], *, can_override: bool, tried_override: bool = False
+    ) -> None:
+        who = "、".join(ROLE_LABELS[d] for d in rule.override)
+        if tried_override:
+            tail = f"只有{who}可以填写理由批准办结"
+        elif can_override:
+            tail = "如确需办结，请填写批准办结的理由（将记录并报送监督）"
+        else:
+            tail = f"如确需办结，须由{who}填写理由批准"
+        super().__init__(
+            f"不能办结：{'；'.join(obligations)}。违反规则「{rule.zh}」（{rule.id}）。{tail} / "
+            f"cannot close: rule {rule.id}: {rule.en}",
+            extra={
+                "rule": rule.id,
+                "rule_zh": rule.zh,
+                "rule_en": rule.en,
+                "obligations": obligations,
+                "can_override": can_override,
+                "override_duties": [d.value for d in rule.override],
+            },
         )
         self.rule = rule.id
 

@@ -1,6 +1,7 @@
 """Feedback (结果反馈): outcomes of tasks and cases flow back to their clue, which closes with the result.
 
-A clue closes when none of its inspection tasks or enforcement cases is still open; the result text lists every
+A clue closes when none of its inspection tasks or enforcement cases is still open and no obligation holds it
+(a rectification deadline pending, a 复查 not done: :mod:`cloud.workflow.follow_up`); the result text lists every
 outcome. A clue still ``dispatched`` (nobody started) is first moved to ``in_execution`` by the system, so that the
 journal shows a complete path.
 """
@@ -46,7 +47,9 @@ def _open_work(session: Session, clue_id: int) -> bool:
             col(EnforcementCase.state).in_(OPEN_CASE),
         )
     ).first()
-    return open_tasks is not None or open_case is not None
+    from cloud.workflow.follow_up import closing_obligations
+
+    return open_tasks is not None or open_case is not None or bool(closing_obligations(session, clue_id))
 
 
 def outcome_reached(session: Session, clue_id: int | None, outcome: str, *, source: str) -> None:

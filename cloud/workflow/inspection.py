@@ -209,65 +209,16 @@ def task_action(
         )
     if action == "close":
         staffing.release(session, "task", task.id or 0)
-        follow_up = schedule_follow_up(session, task, actor)
-        if follow_up is None:
-            feedback.outcome_reached(session, task.clue_id, task_outcome(session, task), source=f"task:{task.id}")
+        from cloud.workflow import follow_up
+
+        follow_up.mark_done(session, task)
+        follow_up.owe_follow_up(session, task, actor)  # a rectification order: 复查 on its deadline (scheduler)
+        feedback.outcome_reached(session, task.clue_id, task_outcome(session, task), source=f"task:{task.id}")
     elif action == "cancel":
         feedback.outcome_reached(
             session, task.clue_id, f"检查任务 {task.task_no} 撤销：{reason}", source=f"task:{task.id}"
         )
     return task
-
-
-FOLLOW_UP_METHOD = "复查"
-
-
-def schedule_follow_up(session: Session, task: InspectionTask, actor: Actor) -> InspectionTask | None:
-    """The 复查 (follow-up inspection) of a task that ordered rectification, due on the order's deadline, for the same
-    officers and the failed items; the clue stays in execution until the 复查 is closed. None when nothing is owed
-    (no rectification order, or the task is itself a 复查)."""
-    if task.method == FOLLOW_UP_METHOD:
-        return None
-    order = session.exec(
-        select(DocumentRecord).where(DocumentRecord.task_id == task.id, DocumentRecord.kind == "rectification_order")
-    ).first()
-    if order is None:
-        return None
-    from cloud.core.users import User
-    from cloud.workflow.service import actor_for
-
-    deadline = dt.date.fromisoformat(str(order.data["deadline"]))
-    failed = [r.item_code for r in results(session, task.id or 0) if r.outcome == "fail"] or list(task.items)
-    people = [u for u in (session.get(User, uid) for uid in staffing.assignees(session, "task", task.id or 0)) if u]
-    loads = staffing.workloads(session, [u.id for u in people if u.id is not None])
-    members = [staffing.StaffMember(actor_for(session, u), loads.get(u.id or 0, 0), True) for u in people]
-    follow_up = create_task(
-        session,
-        actor=actor,
-        members=members,
-        items=failed,
-        due_date=deadline,
-        clue_id=task.clue_id,
-        subject_id=task.subject_id,
-        site_id=task.site_id,
-        department_id=task.department_id,
-        method=FOLLOW_UP_METHOD,
-        instructions=f"复查 {order.doc_no}（限 {deadline.isoformat()} 前改正）的整改情况",
-    )
-    record(
-        session,
-        actor,
-        "task.follow_up_scheduled",
-        "task",
-        task.id or 0,
-        {
-            "follow_up_task_id": follow_up.id,
-            "task_no": follow_up.task_no,
-            "doc_no": order.doc_no,
-            "due_date": deadline.isoformat(),
-        },
-    )
-    return follow_up
 
 
 def task_outcome(session: Session, task: InspectionTask) -> str:

@@ -24,7 +24,7 @@ from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, dump, 
 from cloud.core.db import utcnow
 from cloud.core.models import DueDate
 from cloud.security.scoping import ScopeDep, scope_guard
-from cloud.workflow import decisions
+from cloud.workflow import decisions, follow_up
 from cloud.workflow.analysis import Disposal
 from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus, place_label
 from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
@@ -176,6 +176,8 @@ def get_clue(session: SessionDep, actor: ActorDep, _: StaffUser, clue_id: int) -
         "decision": dump(decision) if decision else None,
         "tasks": [task_view(session, t) for t in tasks],
         "cases": [case_view(session, c) for c in cases],
+        "follow_ups": follow_up.follow_up_view(session, clue_id),
+        "closing_obligations": [o.text for o in follow_up.closing_obligations(session, clue_id)],
         "allowed_actions": sorted({a.value for d in actor.duties for a in CLUE_MACHINE.allowed_actions(clue.state, d)}),
     }
 
@@ -189,6 +191,11 @@ class ClueActionIn(BaseModel):
     role: Duty | None = None
     expected_version: int | None = None
     merge_into: int | None = Field(default=None, description="merge: 并入的线索")
+    override_reason: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="close: 有未履行义务（改正期限未届满、复查未完成）时批准办结的理由（duties.toml clue_closing）",
+    )
 
 
 @router.post("/{clue_id}/transitions", summary="线索状态操作（409 非法或并发，403 角色不符，422 缺理由）")
@@ -212,6 +219,10 @@ def post_clue_transition(session: SessionDep, actor: ActorDep, clue_id: int, bod
         values.update(merged_into_id=target.id, status=ClueStatus.CLOSED.value, closed_at=utcnow())
         payload["merge_into"] = target.id
     elif body.action in ("close", "dismiss"):
+        if body.action == "close":
+            waived = follow_up.check_closing(session, clue_id, actor, body.override_reason)
+            if waived:
+                payload["override_reason"] = body.override_reason
         values.update(status=ClueStatus.CLOSED.value, closed_at=utcnow(), result=body.reason)
     elif body.action == "reopen":
         values.update(status=ClueStatus.OPEN.value, closed_at=None)

@@ -288,8 +288,8 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
             page.get_by_role("link", name="案件", exact=True).tap()
             page.get_by_role("heading", name="我的案件").wait_for()
 
-            # PC review: the head sees who did it, where they checked in, the conclusion in Chinese; 审核通过 schedules
-            # the 复查 of the rectification order for the same inspectors and keeps the clue open
+            # PC review: the head sees who did it, where they checked in, the conclusion in Chinese; 审核通过 leaves the
+            # rectification order owed a 复查 on its deadline and keeps the clue open
             pc = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
             login(pc, cloud.base, f"/#/task/{task['id']}", "chief")
             pc.get_by_role("heading", name="审核").wait_for()
@@ -300,9 +300,9 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
             pc.get_by_text("已审核完结").first.wait_for()
             tasks = insp.get(f"/tasks?clue_id={task['clue_id']}").json()
             tasks = tasks["data"] if isinstance(tasks, dict) else tasks
-            follow = [t for t in tasks if t["method"] == "复查"]
-            assert len(follow) == 1 and follow[0]["state"] == "assigned"
-            assert insp.get(f"/clues/{task['clue_id']}").json()["state"] == "in_execution"
+            assert [t for t in tasks if t["method"] == "复查"] == []  # the 复查 comes on the deadline (scheduler)
+            clue = insp.get(f"/clues/{task['clue_id']}").json()
+            assert clue["state"] == "in_execution" and clue["follow_ups"][0]["state"] == "pending"
             pc.context.close()
         finally:
             context.close()

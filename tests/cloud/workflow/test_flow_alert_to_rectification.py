@@ -87,15 +87,40 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
     assert not bad["valid"] and bad["signatures"][0]["reason"] == "hash_mismatch"
     assert b"PUBLIC KEY" in c.get(f"{API}/documents/public-key", headers=world.h("head")).content
 
-    # the head closes the task; the rectification order is owed a 复查 (follow-up inspection) on its deadline, by
-    # the same officers, of the failed item: the clue stays in execution until the 复查 is closed
+    # the head closes the task: the rectification order is owed a 复查 (follow-up inspection) once its deadline
+    # arrives; until then the clue stays in execution and cannot be closed (rule clue_closing_obligations)
     act("head", "close")
     pending = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
-    assert pending["state"] == "in_execution"
+    assert pending["state"] == "in_execution" and [t["id"] for t in pending["tasks"]] == [tid]
+    deadline = doc["data"]["deadline"]
+    assert pending["follow_ups"][0]["state"] == "pending" and pending["follow_ups"][0]["deadline"] == deadline
+    assert deadline in pending["closing_obligations"][0] and "改正期限" in pending["closing_obligations"][0]
+    refused = c.post(
+        f"{API}/clues/{clue_id}/transitions", json={"action": "close", "reason": "已整改"}, headers=world.h("clerk")
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "closing_obligation"
+    assert refused.json()["rule"] == "clue_closing_obligations" and not refused.json()["can_override"]
+    assert "不能办结" in refused.json()["detail"] and "须由承办机构负责人填写理由批准" in refused.json()["detail"]
+
+    # the deadline scheduler (lease follow_up): nothing before the deadline, the 复查 on the deadline, exactly once,
+    # for the same officers (workflow.toml follow_up_officers = same), of the failed item, due 5 working days later
+    import datetime as dt
+
+    from cloud.workflow.deadlines import compute_deadline
+    from cloud.workflow.follow_up import run_due
+
+    due_day = dt.date.fromisoformat(deadline)
+    at = dt.datetime.combine(due_day, dt.time(8, 0), tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert run_due(world.engine, now=at - dt.timedelta(days=1)) == []
+    made = run_due(world.engine, now=at)
+    assert len(made) == 1 and run_due(world.engine, now=at + dt.timedelta(days=2)) == []
+    pending = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
     follow = next(t for t in pending["tasks"] if t["id"] != tid)
-    assert follow["method"] == "复查" and follow["items"] == ["DR-STO-01"]
+    assert follow["id"] == made[0] and follow["method"] == "复查" and follow["items"] == ["DR-STO-01"]
     assert sorted(follow["assignees"]) == sorted(task["assignees"])
-    assert follow["due_date"] == doc["data"]["deadline"]  # the rectification order's deadline
+    # 5 working days after the deadline, as the rules file says [deadlines.follow_up_inspection]
+    assert follow["due_date"] == compute_deadline("follow_up_inspection", due_day).due.isoformat()
+    assert pending["follow_ups"][0]["state"] == "scheduled" and "复查" in pending["closing_obligations"][0]
     tid = follow["id"]
     act(lead, "accept")
     act(lead, "check_in", check_in={"lat": 31.3, "lon": 120.6, "note": "复查"})
@@ -122,6 +147,8 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
         "document.generated",
         "document.signed",
         "clue.outcome",
+        "task.follow_up_owed",
+        "task.follow_up_scheduled",
     ):
         assert expected in actions, expected
     # actors as people read them: real names, 系统 for the system (no login names)

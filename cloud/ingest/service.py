@@ -180,12 +180,15 @@ class IngestService:
                             )
                             log.info("ingest %s subscribed (MQTT %s)", self.settings.mqtt_client_id, self.protocol)
                             backoff = 0.5
-                            async with asyncio.TaskGroup() as group:
-                                deliver = group.create_task(self._deliver_loop(client), name="fleet-commands")
-                                try:
-                                    await self._consume(client, queue)
-                                finally:
-                                    deliver.cancel()
+                            # not a TaskGroup: it would wrap a disconnect's MqttError in an ExceptionGroup that
+                            # the ``except aiomqtt.MqttError`` below never matches, and the worker would exit
+                            # instead of reconnecting (a broker restart ended the ingest process)
+                            deliver = asyncio.create_task(self._deliver_loop(client), name="fleet-commands")
+                            try:
+                                await self._consume(client, queue)
+                            finally:
+                                deliver.cancel()
+                                await asyncio.gather(deliver, return_exceptions=True)
                     except aiomqtt.MqttError as exc:
                         self.connected = False
                         self.stats.report_once(
@@ -306,7 +309,10 @@ class IngestService:
                     self.stats.report_once("commands", "could not publish command on %s: %s", topic, exc)
                     continue
                 log.info("command %s published on %s", command_id, topic)
-                await loop.run_in_executor(self._executor, self._sent, engine, command_id)
+                try:
+                    await loop.run_in_executor(self._executor, self._sent, engine, command_id)
+                except Exception as exc:  # stays pending: published again next round, the edge applies it once
+                    self.stats.report_once("commands", "cannot mark command %s sent: %s", command_id, exc)
 
     def _due(self, engine: Engine) -> list[tuple[str, str, bytes]]:
         with engine.begin() as conn:

@@ -25,6 +25,7 @@ from protocols import (
     encode,
     topic_for,
 )
+from sentinel_cli import servers
 from sentinel_cli.servers import Server
 from tests.cloud.conftest import running_ingest, wait_until
 
@@ -327,3 +328,29 @@ async def test_unknown_channel_and_version_are_dead_lettered_not_ignored(
         rows = sorted(tuple(r) for r in conn.execute(text("SELECT topic, reason FROM dead_letter")))
     assert rows == [("ms/v1/p1/a1/bogus", "unknown_channel"), ("ms/v2/p1/a1/telemetry", "unsupported_version")]
     assert stats["dead_letters"] == {"unknown_channel": 1, "unsupported_version": 1}
+
+
+async def test_the_worker_reconnects_after_a_broker_restart(
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    """Regression: the fleet-command task ran in a TaskGroup, so a disconnect surfaced as an ExceptionGroup that
+    the reconnect loop did not catch and the worker ended at the first broker restart (nothing acked after it)."""
+    cloud_settings.mqtt_port = mosquitto.port
+    topic = topic_for("p1", "a1", Channel.TELEMETRY)
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store) as service:
+        await publish_all(mosquitto.port, [(topic, encode(batch("p1", "a1", 1)))])
+        await wait_until(lambda: scalar(cloud_engine, "SELECT COUNT(*) FROM ingest_seq") == 1, what="seq 1")
+        mosquitto.stop()
+        await wait_until(lambda: not service.connected, what="the worker sees the broker go")  # type: ignore[attr-defined]
+        restarted = servers.start_mosquitto(mosquitto.workdir, mosquitto.port, persistence=True)
+        try:
+            # published once the worker is back (mosquitto does not restore a shared subscription from its
+            # persistence, so what is published before the re-subscribe waits for the edge's resend)
+            await wait_until(lambda: service.connected, what="the worker reconnects")  # type: ignore[attr-defined]
+            await publish_all(restarted.port, [(topic, encode(batch("p1", "a1", 2)))])
+            await wait_until(
+                lambda: scalar(cloud_engine, "SELECT COUNT(*) FROM ingest_seq") == 2, what="seq 2 after the restart"
+            )
+            assert service.connected  # type: ignore[attr-defined]
+        finally:
+            restarted.stop()

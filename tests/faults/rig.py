@@ -218,8 +218,16 @@ class Outcome:
     readings: int
     duplicate_readings: int
     alerts_committed: int
-    queued: int = 0  # entries still in an outbox after the agents stopped (flushed at shutdown, not lost)
+    queued: int = 0  # entries still in an outbox after the agents stopped, not committed (sent at the next start)
+    #: committed, but still in an outbox: the agent stopped before the Ack came back (e.g. a device-offline alert
+    #: raised as the simulator went away); resent at the next start and acked as a duplicate, stored once
+    unacked: int = 0
+    dead_letters: int = 0  # dead-lettered in the cloud (a fault must not turn good input into dead letters)
     missing: list[tuple[str, int]] = field(default_factory=list)
+
+    def accounted(self) -> bool:
+        """Every seq an edge wrote is committed, queued for the next start, or (≤ thinned) missing; no more."""
+        return self.committed + self.queued + len(self.missing) == self.written
 
 
 @dataclass
@@ -260,6 +268,8 @@ class County:
             for s in range(1, e.last_seq() + 1)
             if s not in committed[e.site_id] and s not in queued[e.site_id]
         ]
+        unacked = sum(len(queued[site] & committed[site]) for site in queued)
+        dead = _query(self.cloud.db, "SELECT COUNT(*) FROM dead_letter")
         dup = _query(
             self.cloud.db,
             "SELECT COUNT(*) - (SELECT COUNT(*) FROM (SELECT DISTINCT site_id, sensor_id, ts_ms FROM reading)) "
@@ -273,7 +283,9 @@ class County:
             readings=self.readings(),
             duplicate_readings=int(dup[0][0]) if dup else 0,
             alerts_committed=int(alerts[0][0]) if alerts else 0,
-            queued=sum(len(q) for q in queued.values()),
+            queued=sum(len(q) for q in queued.values()) - unacked,
+            unacked=unacked,
+            dead_letters=int(dead[0][0]) if dead else 0,
             missing=missing,
         )
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     telemetry_influx_write: Literal["v2", "v1"] = Field(default="v2", description="v1 only for InfluxDB 1.6/1.7")
     telemetry_influx_read: Literal["influxql", "victoriametrics"] = Field(default="influxql", description="query path")
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    map_tile_key: SecretStr | None = Field(
+        default=None, description="key put into {key} of geo.toml [map] tile_url (e.g. the 天地图 tk)"
+    )
 
     # MQTT (ingest)
     mqtt_host: str = "127.0.0.1"

@@ -8,9 +8,17 @@ WGS-84 outside it. :func:`wgs84_to_gcj02` applies it; :func:`gcj02_to_wgs84` inv
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["CoordSystem", "distance_m", "gcj02_to_wgs84", "out_of_china", "to_wgs84", "wgs84_to_gcj02"]
+__all__ = [
+    "CoordSystem",
+    "distance_m",
+    "gcj02_to_wgs84",
+    "geojson_to_gcj02",
+    "out_of_china",
+    "to_wgs84",
+    "wgs84_to_gcj02",
+]
 
 CoordSystem = Literal["wgs84", "gcj02"]
 _A = 6378245.0  # Krasovsky 1940 semi-major axis used by GCJ-02
@@ -69,6 +77,21 @@ def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
 
 def to_wgs84(lon: float, lat: float, system: CoordSystem) -> tuple[float, float]:
     return gcj02_to_wgs84(lon, lat) if system == "gcj02" else (lon, lat)
+
+
+def geojson_to_gcj02(geojson: Any) -> Any:
+    """A copy of a GeoJSON object with every position shifted WGS-84 → GCJ-02 (for GCJ-02 tiles)."""
+    if isinstance(geojson, dict):
+        return {k: _shift_positions(v) if k == "coordinates" else geojson_to_gcj02(v) for k, v in geojson.items()}
+    if isinstance(geojson, list):
+        return [geojson_to_gcj02(v) for v in geojson]
+    return geojson
+
+
+def _shift_positions(value: Any) -> Any:
+    if isinstance(value, list) and len(value) >= 2 and all(isinstance(v, int | float) for v in value[:2]):
+        return [*wgs84_to_gcj02(float(value[0]), float(value[1])), *value[2:]]
+    return [_shift_positions(v) for v in value] if isinstance(value, list) else value
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

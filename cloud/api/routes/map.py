@@ -1,7 +1,9 @@
 """The county map (一张图, standard §5.1): boundary, townships and site markers with their live state.
 
 * ``GET /map/county`` the county GeoJSON (``SENTINEL_COUNTY_BOUNDARY_FILE``; null when unset), its bbox, and the
-  map configuration of ``cloud/rules/geo.toml`` (state colours, domain symbols, optional tile layer URL).
+  map configuration of ``cloud/rules/geo.toml`` (state colours, domain symbols, optional tile layer). The GeoJSON
+  is given in ``display_crs``: WGS-84, or GCJ-02 when the configured tiles are GCJ-02 (高德/腾讯), so that the
+  boundary sits on the tiles; markers then use their ``gcj02`` position.
 * ``GET /map/sites`` one marker per located site in the caller's jurisdiction: WGS-84 and GCJ-02 positions,
   domain, live state ``normal`` / ``alert`` / ``offline`` with its colour, risk grade, open alerts and clues
   (filters ``domain``, ``risk_grade``, ``open_clues=true``); ``unlocated`` lists the sites without coordinates.
@@ -17,11 +19,12 @@ from fastapi import APIRouter
 from sqlmodel import col, select
 
 from cloud.alerts import Alert, AlertStatus
-from cloud.api.deps import SessionDep, StaffUser
+from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.api.routes.console import DOMAINS, domain_of
+from cloud.core.config import Settings
 from cloud.geo.boundary import configured_boundary
-from cloud.geo.config import geo_rules
-from cloud.geo.coords import wgs84_to_gcj02
+from cloud.geo.config import MapConfig, geo_rules
+from cloud.geo.coords import geojson_to_gcj02, wgs84_to_gcj02
 from cloud.presence import AgentPresence
 from cloud.registry.models import MarketSubject, Site
 from cloud.security.scoping import ScopeDep, county_wide, visible_sites
@@ -36,21 +39,44 @@ STATE_LABELS = {"normal": "正常", "alert": "告警", "offline": "离线"}
     summary="辖区边界与乡镇（GeoJSON）及地图配置",
     dependencies=[county_wide("the county boundary belongs to no department")],
 )
-def get_county(_: StaffUser) -> dict[str, Any]:
+def get_county(_: StaffUser, settings: SettingsDep) -> dict[str, Any]:
     rules = geo_rules()
     boundary = configured_boundary()
+    tiles, tile_notice = _tile_layer(rules.map, settings)
+    display_crs = tiles["crs"] if tiles else "wgs84"
+    geojson = boundary.geojson if boundary else None
+    if geojson is not None and display_crs == "gcj02":
+        geojson = geojson_to_gcj02(geojson)
     return {
         "name": boundary.county.name if boundary else None,
-        "geojson": boundary.geojson if boundary else None,
+        "geojson": geojson,
+        "display_crs": display_crs,
         "bbox": list(boundary.county.bbox()) if boundary else None,
         "townships": [t.name for t in boundary.townships] if boundary else [],
-        "tile_url": rules.map.tile_url or None,
+        "tiles": tiles,
+        "tile_notice": tile_notice,
         "attribution": rules.map.attribution,
         "colours": rules.map.colours.model_dump(),
         "state_labels": STATE_LABELS,
         "domain_symbols": rules.map.domain_symbols,
         "domains": DOMAINS,
     }
+
+
+def _tile_layer(config: MapConfig, settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
+    """The optional tile layer for the page, its ``{key}`` filled from ``SENTINEL_MAP_TILE_KEY``; without a key
+    the layer is left out and the notice says why (the offline map is drawn either way)."""
+    if not config.tile_url:
+        return None, None
+    url = config.tile_url
+    if "{key}" in url:
+        if settings.map_tile_key is None:
+            return None, "底图未显示：geo.toml 的 tile_url 需要密钥，请设置环境变量 SENTINEL_MAP_TILE_KEY。"
+        url = url.replace("{key}", settings.map_tile_key.get_secret_value())
+    low, high = config.tile_zoom
+    tiles = {"url": url, "crs": config.tile_crs, "subdomains": config.tile_subdomains, "min_zoom": low}
+    tiles["max_zoom"] = high
+    return tiles, None
 
 
 @router.get("/sites", summary="地图场所标注：实时状态（正常/告警/离线）、领域、风险等级、在办线索")

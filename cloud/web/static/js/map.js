@@ -2,14 +2,13 @@
 // server, no internet), one marker per located site coloured by live state (normal / alert / offline) and shaped
 // by domain; filters (domain, risk grade, open clues); a click opens the site with its open clues (links into
 // the console). The list beside the map is the same data as text (and the fallback without charts).
-// Standalone page: /map/ (?screen=1: dark, for the big screen). Data: GET /api/v1/map/county, /map/sites.
+// Page /map/ (the same map is the centre of the big screen /screen/: county-map.js). Data: GET /api/v1/map/county,
+// /map/sites.
 import { api, clear, h, liveFeed, session, toast } from "./api.js";
-import { chartNotice, loadCharts } from "./charts.js";
+import { countyMap } from "./county-map.js";
 
-const params = new URLSearchParams(location.search);
-const dark = params.get("screen") === "1";
 const state = { county: null, markers: [], unlocated: [], selected: null, filters: { domain: "", risk_grade: "", open_clues: false } };
-let chart = null;
+let map = null;
 let me = null;
 let rootEl = null;
 
@@ -72,8 +71,8 @@ function siteDetail(m) {
     h("p", { class: "map-note" }, `${m.address ?? ""}${m.township ? `（${m.township}）` : ""}`),
     m.subject_name ? h("p", {}, `经营主体：${m.subject_name}`) : null,
     h("p", {}, `在办告警 ${m.open_alerts}，在办线索 ${m.open_clues}`),
-    m.clues.length ? h("ul", {}, m.clues.map((c) => h("li", {}, h("a", { href: `/#/clue/${c.id}`, target: dark ? "_blank" : null }, c.title)))) : null,
-    dark ? null : positionForm(m.site_id, m));
+    m.clues.length ? h("ul", {}, m.clues.map((c) => h("li", {}, h("a", { href: `/#/clue/${c.id}` }, c.title)))) : null,
+    positionForm(m.site_id, m));
 }
 
 function renderSide() {
@@ -102,22 +101,7 @@ function select(siteId) {
 }
 
 function draw() {
-  if (!chart) return;
-  const c = state.county;
-  const symbol = (d) => c.domain_symbols[d] || c.domain_symbols.other || "circle";
-  chart.setOption({
-    backgroundColor: "transparent", animation: false,
-    tooltip: { trigger: "item", formatter: (p) => (p.data && p.data.site ? `${p.data.site.name}<br>${p.data.site.state_label}｜${p.data.site.domain_label}` : p.name) },
-    geo: { map: "county", roam: true, label: { show: true, color: dark ? "#8fb3de" : "#57606a" },
-      itemStyle: { areaColor: dark ? "#0d2038" : "#f3f6fa", borderColor: dark ? "#2f5b8a" : "#8c959f" },
-      emphasis: { label: { show: true }, itemStyle: { areaColor: dark ? "#12294a" : "#e6eef8" } } },
-    series: [{
-      type: "scatter", coordinateSystem: "geo", name: "场所", symbolSize: 16,
-      data: state.markers.map((m) => ({ name: m.name, value: [m.longitude, m.latitude], symbol: symbol(m.domain),
-        itemStyle: { color: m.colour, borderColor: "#ffffff", borderWidth: 1 }, site: m })),
-    }],
-  }, { replaceMerge: ["series"] });
-  document.getElementById("map-canvas").dataset.markers = String(state.markers.length);
+  map?.draw(state.markers);
 }
 
 async function refresh(root) {
@@ -133,28 +117,16 @@ async function refresh(root) {
 async function start() {
   const root = document.getElementById("map-root");
   rootEl = root;
-  if (dark) document.body.classList.add("dark");
   me = await session(root, { title: "辖区一张图", hint: "请使用监管账号登录" });
   state.county = await api("map/county");
   const c = state.county;
   clear(root, h("div", { class: "map-layout" },
     h("header", {}, h("h1", {}, c.name ? `${c.name}一张图` : "辖区一张图"), filters(root), legend(),
-      dark ? null : h("a", { href: "/" }, "返回控制台")),
-    h("div", { class: "map-canvas", id: "map-canvas", role: "img", "aria-label": "辖区地图：场所按实时状态着色" }),
+      h("a", { href: "/" }, "返回控制台")),
+    h("div", { class: "map-main", id: "map-main" }),
     h("aside", { class: "map-side", id: "map-side" })));
-  const canvas = document.getElementById("map-canvas");
-  const { echarts, hint } = await loadCharts();
-  if (!c.geojson) chartNotice(canvas, "未配置辖区边界（SENTINEL_COUNTY_BOUNDARY_FILE），地图不可用；右侧列表仍显示各场所状态。");
-  else if (!echarts) chartNotice(canvas, hint);
-  else {
-    const features = c.geojson.features.filter((f) => f.properties.level === "township");
-    const county = c.geojson.features.filter((f) => f.properties.level === "county");
-    echarts.registerMap("county", { type: "FeatureCollection", features: features.length ? features : county });
-    chart = echarts.init(canvas, null, { renderer: "svg" });
-    chart.on("click", (p) => { if (p.data && p.data.site) select(p.data.site.site_id); });
-    addEventListener("resize", () => chart.resize());
-    window.__sentinelMap = chart; // tests read the option back
-  }
+  map = await countyMap(document.getElementById("map-main"), c, { onSelect: select });
+  window.__sentinelMap = map.chart; // tests read the option back
   await refresh(root);
   let pending = null;
   liveFeed(() => { pending ??= setTimeout(() => { pending = null; refresh(root).catch(() => {}); }, 1000); });

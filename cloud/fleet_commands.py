@@ -10,7 +10,18 @@ over :func:`protocols.messages.command_signing_bytes`, and its state:
   ``pending`` again and resent: the edge applies each command id at most once and answers a resend with the
   first result, so a command arrives **exactly once** however often it is sent;
 * ``done`` / ``failed`` — the agent's ``cmd_result`` arrived (``detail`` says what happened or why it refused);
-* ``expired`` — no result before ``expires_at`` (reason in ``reason``).
+* ``expired`` — no result before ``expires_at`` (reason in ``reason``);
+* ``cancelled`` — an admin cancelled it before a result came (:func:`cancel_command`): it is not sent (again); a
+  result that still arrives (the agent had it already) is kept in ``reason``/``output``, the state stays.
+
+A command may belong to a **group** (:mod:`cloud.fleet_groups`): one request to many agents fans out into one row
+per agent, each signed for its own target, sharing ``group_id``.
+
+Payloads (checked here before signing, :func:`payload_problem`): ``push_config`` ``{config: <site TOML>}``;
+``push_rule_pack`` / ``push_register_map`` ``{name, text}`` (the file ``<name>.toml``); ``logs`` ``{lines: N}``;
+``snapshot`` ``{camera: <id>}``; ``ping`` / ``reload`` nothing. A push's ``config_version`` is the 12-hex SHA-256
+prefix of the text pushed; the agent's result says which version is in force (``version``) and whether it
+rolled back (``rolled_back``, after failing health on the new one).
 
 The signing key is ``SENTINEL_FLEET_COMMAND_KEY`` (a PKCS#8 PEM Ed25519 key, as made by
 :func:`cloud.signing.generate_key_file`), else ``<data_dir>/fleet-command.key``, generated on first use; its raw
@@ -24,13 +35,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import JSON, Connection
+from sqlalchemy import JSON, Connection, Text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from cloud import journal
@@ -38,8 +50,10 @@ from cloud.core.config import Settings
 from cloud.core.db import UTCDateTime, utcnow
 from cloud.presence import AgentPresence
 from cloud.signing import SigningKey, generate_key_file, load_signing_key
-from protocols import Channel, encode, topic_for
-from protocols.messages import Command, CommandName, CommandResult, command_signing_bytes
+from protocols import Channel, ProtocolError, encode, topic_for
+from protocols.messages import COMMAND_TEXT_MAX, Command, CommandName, CommandResult, command_signing_bytes
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class CommandState(StrEnum):
@@ -48,10 +62,63 @@ class CommandState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 OPEN_STATES = (CommandState.PENDING.value, CommandState.SENT.value)
-STATE_LABELS = {"pending": "待发送", "sent": "已发送", "done": "已执行", "failed": "失败", "expired": "已过期"}
+STATE_LABELS = {
+    "pending": "待发送",
+    "sent": "已发送",
+    "done": "已执行",
+    "failed": "失败",
+    "expired": "已过期",
+    "cancelled": "已取消",
+}
+ROLLED_BACK_LABEL = "已自动回滚"
+NAME_LABELS = {
+    "ping": "连通测试",
+    "reload": "重新加载配置",
+    "push_config": "下发站点配置",
+    "push_rule_pack": "下发规则包",
+    "push_register_map": "下发寄存器映射",
+    "snapshot": "抓拍画面",
+    "logs": "获取日志",
+}
+#: commands whose payload is a text pushed to the agent, and the payload key holding it
+PUSHED_TEXT = {
+    CommandName.PUSH_CONFIG: "config",
+    CommandName.PUSH_RULE_PACK: "text",
+    CommandName.PUSH_REGISTER_MAP: "text",
+}
+MAX_LOG_LINES = 1000
+
+
+class CommandError(ValueError):
+    """A command request the cloud refuses before signing (the message says what to fix)."""
+
+
+def payload_problem(name: CommandName, payload: dict[str, Any]) -> str | None:
+    """Why ``payload`` is not a valid payload for ``name`` (Chinese, for the requester), or None."""
+    key = PUSHED_TEXT.get(name)
+    if key is not None:
+        text = payload.get(key)
+        if not isinstance(text, str) or not text.strip():
+            return f"{name.value} 需要 payload.{key}（TOML 文本）"
+        if len(text) > COMMAND_TEXT_MAX:
+            return f"payload.{key} 过长：{len(text)} 字符，上限 {COMMAND_TEXT_MAX}"
+    if name in (CommandName.PUSH_RULE_PACK, CommandName.PUSH_REGISTER_MAP):
+        file_name = payload.get("name")
+        if not isinstance(file_name, str) or not ID_RE.fullmatch(file_name):
+            return f"{name.value} 需要 payload.name（文件名，不含 .toml，字母数字 _ - .）"
+    if name is CommandName.LOGS:
+        lines = payload.get("lines", 200)
+        if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= MAX_LOG_LINES:
+            return f"logs 的 payload.lines 须为 1 至 {MAX_LOG_LINES} 的整数"
+    if name is CommandName.SNAPSHOT:
+        camera = payload.get("camera")
+        if not isinstance(camera, str) or not camera:
+            return "snapshot 需要 payload.camera（摄像头 ID）"
+    return None
 
 
 class FleetCommand(SQLModel, table=True):
@@ -74,6 +141,10 @@ class FleetCommand(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     result_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reason: str | None = Field(default=None, max_length=2000, description="the agent's result detail, or expiry")
+    group_id: str | None = Field(default=None, max_length=64, index=True, description="fan-out group, if any")
+    output: str | None = Field(default=None, sa_type=Text, description="logs: the lines the agent returned")
+    version_in_force: str | None = Field(default=None, max_length=64, description="push_*: version on the agent")
+    rolled_back: bool | None = Field(default=None, description="push_*: applied, unhealthy, rolled back")
 
 
 class FleetCommandPublic(SQLModel):
@@ -93,11 +164,37 @@ class FleetCommandPublic(SQLModel):
     sent_at: datetime | None
     result_at: datetime | None
     reason: str | None
+    group_id: str | None
+    output: str | None
+    version_in_force: str | None
+    rolled_back: bool | None
+    name_label: str
+    payload_summary: str
 
     @classmethod
     def of(cls, row: FleetCommand) -> FleetCommandPublic:
-        values = {name: getattr(row, name) for name in cls.model_fields if name != "state_label"}
-        return cls(**values, state_label=STATE_LABELS[row.state])
+        derived = {"state_label", "name_label", "payload_summary"}
+        values = {name: getattr(row, name) for name in cls.model_fields if name not in derived}
+        label = STATE_LABELS[row.state]
+        if row.rolled_back:
+            label = f"{label}（{ROLLED_BACK_LABEL}）"
+        return cls(
+            **values, state_label=label, name_label=NAME_LABELS.get(row.name, row.name), payload_summary=_summary(row)
+        )
+
+
+def _summary(row: FleetCommand) -> str:
+    """The payload in a few words (pushed texts are not repeated in listings)."""
+    payload = row.payload or {}
+    if row.name == CommandName.PUSH_CONFIG.value:
+        return f"站点配置 {row.config_version}"
+    if row.name in (CommandName.PUSH_RULE_PACK.value, CommandName.PUSH_REGISTER_MAP.value):
+        return f"{payload.get('name')}.toml {row.config_version}"
+    if row.name == CommandName.LOGS.value:
+        return f"最近 {payload.get('lines', 200)} 行"
+    if row.name == CommandName.SNAPSHOT.value:
+        return f"摄像头 {payload.get('camera')}"
+    return ""
 
 
 def config_version_of(text: str) -> str:
@@ -143,27 +240,39 @@ def create_command(
     why: str,
     ttl: timedelta,
     now: datetime | None = None,
+    group_id: str | None = None,
 ) -> FleetCommand:
-    """Sign, store and journal one command (in the caller's transaction; the caller commits)."""
+    """Check, sign, store and journal one command (in the caller's transaction; the caller commits).
+
+    Raises :class:`CommandError` for a bad target or payload."""
+    try:
+        topic_for(site_id, agent_id, Channel.COMMAND)
+    except ProtocolError as exc:
+        raise CommandError(str(exc)) from None
+    problem = payload_problem(name, payload)
+    if problem is not None:
+        raise CommandError(problem)
     now = now or utcnow()
     unsigned = Command(
         command_id=uuid.uuid4().hex, name=name, issued_at=now, expires_at=now + ttl, payload=payload, signature=None
     )
     signature = base64.b64encode(key.private_key.sign(command_signing_bytes(site_id, agent_id, unsigned))).decode()
-    text = payload.get("config")
+    text_key = PUSHED_TEXT.get(name)
+    text = payload.get(text_key) if text_key else None
     row = FleetCommand(
         id=unsigned.command_id,
         site_id=site_id,
         agent_id=agent_id,
         name=name.value,
         payload=payload,
-        config_version=config_version_of(text) if name is CommandName.PUSH_CONFIG and isinstance(text, str) else None,
+        config_version=config_version_of(text) if isinstance(text, str) else None,
         issued_at=now,
         expires_at=now + ttl,
         signature=signature,
         key_id=key.key_id,
         created_by=actor,
         why=why,
+        group_id=group_id,
     )
     session.add(row)
     journal.append(
@@ -179,11 +288,33 @@ def create_command(
             "config_version": row.config_version,
             "expires_at": row.expires_at.isoformat(),
             "key_id": key.key_id,
+            "group_id": group_id,
         },
         ts=now,
     )
     session.flush()
     return row
+
+
+def cancel_command(session: Session, row: FleetCommand, *, actor: str, why: str, now: datetime | None = None) -> None:
+    """Cancel an open command (not sent again; journaled). Raises :class:`CommandError` if it is closed."""
+    if row.state not in OPEN_STATES:
+        raise CommandError(f"命令已是「{STATE_LABELS[row.state]}」，不能取消")
+    now = now or utcnow()
+    was_sent = row.state == CommandState.SENT.value
+    row.state = CommandState.CANCELLED.value
+    row.reason = f"{actor} 取消：{why}" + ("（已送达代理，可能已执行；执行结果到达后记录在此）" if was_sent else "")
+    row.result_at = now
+    session.add(row)
+    journal.append(
+        session,
+        actor=actor,
+        action="fleet.command_cancelled",
+        target_type="agent",
+        target_id=f"{row.site_id}/{row.agent_id}",
+        payload={"command_id": row.id, "why": why, "was_sent": was_sent},
+        ts=now,
+    )
 
 
 def list_commands(session: Session, site_id: str, agent_id: str) -> list[FleetCommand]:
@@ -197,11 +328,14 @@ def list_commands(session: Session, site_id: str, agent_id: str) -> list[FleetCo
 
 
 def desired_versions(session: Session) -> dict[tuple[str, str], str]:
-    """(site, agent) → config version of its last push_config."""
+    """(site, agent) → config version of its last push_config (cancelled ones do not count)."""
     out: dict[tuple[str, str], str] = {}
     rows = session.exec(
         select(FleetCommand)
-        .where(FleetCommand.name == CommandName.PUSH_CONFIG.value)
+        .where(
+            FleetCommand.name == CommandName.PUSH_CONFIG.value,
+            FleetCommand.state != CommandState.CANCELLED.value,
+        )
         .order_by(col(FleetCommand.issued_at))
     )
     for row in rows:
@@ -221,6 +355,14 @@ def record_results(session: Session, results: list[CommandResult], now: datetime
             row.state = (CommandState.DONE if result.ok else CommandState.FAILED).value
             row.result_at = now
             row.reason = result.detail
+            row.output = result.output
+            row.version_in_force = result.version
+            row.rolled_back = result.rolled_back if row.name in {n.value for n in PUSHED_TEXT} else None
+            session.add(row)
+        elif row is not None and known and row.state == CommandState.CANCELLED.value:
+            row.reason = f"{row.reason or ''}；代理仍执行了：{'成功' if result.ok else '失败'} {result.detail}"[:2000]
+            row.output = result.output
+            row.version_in_force = result.version
             session.add(row)
         journal.append(
             session,
@@ -229,7 +371,13 @@ def record_results(session: Session, results: list[CommandResult], now: datetime
             target_type="agent",
             target_id=f"{result.site_id}/{result.agent_id}",
             outcome="ok" if result.ok else "failed",
-            payload={"command_id": result.command_id, "detail": result.detail, "known": known},
+            payload={
+                "command_id": result.command_id,
+                "detail": result.detail,
+                "known": known,
+                "version": result.version,
+                "rolled_back": result.rolled_back,
+            },
             ts=now,
         )
 

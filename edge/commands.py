@@ -130,6 +130,8 @@ class CommandHandler:
         return result
 
     async def _handle(self, command: Command) -> CommandResult:
+        if command.name not in (CommandName.PING, CommandName.RELOAD, CommandName.PUSH_CONFIG):
+            return self._result(command, False, f"本代理版本不支持命令 {command.name.value}")
         try:
             if command.name is CommandName.PING:
                 return self._result(command, True, f"pong {self.version}")

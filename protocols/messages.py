@@ -78,6 +78,16 @@ class CommandName(StrEnum):
     PING = "ping"
     RELOAD = "reload"
     PUSH_CONFIG = "push_config"
+    PUSH_RULE_PACK = "push_rule_pack"
+    PUSH_REGISTER_MAP = "push_register_map"
+    SNAPSHOT = "snapshot"
+    LOGS = "logs"
+
+
+#: the largest text a command payload may carry (a whole site file, rule pack or register map)
+COMMAND_TEXT_MAX: Final = 262_144
+#: the largest output a command result may carry (logs: the last N lines, bounded)
+COMMAND_OUTPUT_MAX: Final = 65_536
 
 
 class _Message(BaseModel):
@@ -206,6 +216,8 @@ class Announce(_FromAgent):
 class Command(_Message):
     """Cloud → edge instruction."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, str_max_length=COMMAND_TEXT_MAX)
+
     kind: Literal["command"] = "command"
     command_id: str = Field(min_length=1, max_length=64)
     name: CommandName
@@ -246,6 +258,15 @@ class CommandResult(_FromAgent):
     ok: bool
     detail: str = Field(max_length=2000, default="")
     ts: AwareDatetime
+    output: str | None = Field(
+        default=None, max_length=COMMAND_OUTPUT_MAX, description="logs: the agent's last log lines (bounded)"
+    )
+    version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="push_*: the version now in force on the agent (after a rollback: the previous one)",
+    )
+    rolled_back: bool = Field(default=False, description="the new version was applied, failed health and was undone")
 
 
 class AckRange(BaseModel):

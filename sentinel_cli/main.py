@@ -26,6 +26,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "cloud": ("cloud.cli:app", "cloud", "云端核心：API、接入、存储 (cloud core: API, ingest, storage)"),
     "edge": ("edge.cli:app", "edge", "边缘代理 (site edge agent)"),
     "sim": ("simulators.cli:app", "edge", "设备模拟器 (device and fleet simulators)"),
+    "fleet": (
+        "sentinel_cli.fleet:app",
+        "cloud",
+        "边缘代理运维：远程配置与命令 (fleet operations over the cloud API)",
+    ),
     "audit": ("cloud.security.cli:audit_app", "cloud", "审计日志：校验、导出 (audit journal: verify, export)"),
     "device": ("cloud.security.cli:device_app", "cloud", "设备 MQTT 账号与 ACL (device credentials, broker ACL)"),
     "pki": ("cloud.security.cli:pki_app", "cloud", "证书：CA、服务器与代理证书 (TLS certificates)"),

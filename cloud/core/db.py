@@ -34,6 +34,7 @@ MODEL_MODULES: list[str] = [
     "cloud.alerts",
     "cloud.presence",
     "cloud.fleet_commands",
+    "cloud.fleet_groups",
     "cloud.workflow.clues",
 ]
 OPTIONAL_MODEL_MODULES: list[str] = [

@@ -163,20 +163,7 @@ def task_action(
         values["closed_at"] = utcnow()
     members: list[staffing.StaffMember] = []
     if action == "reassign":
-        previous = set(staffing.assignees(session, "task", task.id or 0))
-        explicit = assignees or None
-        pool = staffing.pick(
-            session,
-            duty=Duty.INSPECTOR,
-            count=workflow_rules().dispatch.inspectors_per_task + (0 if explicit else len(previous)),
-            department_id=task.department_id,
-            subject_id=task.subject_id,
-            explicit=explicit,
-        )
-        members = pool if explicit else [m for m in pool if m.actor.user_id not in previous]
-        members = members[: max(workflow_rules().dispatch.inspectors_per_task, len(explicit or []))]
-        if len(members) < workflow_rules().dispatch.inspectors_per_task:
-            raise Invalid("可重新派发的检查人员不足 / not enough other inspectors to reassign")
+        members = _reassigned(session, task, assignees or None)
     apply_transition(
         session,
         TASK_MACHINE,
@@ -198,7 +185,7 @@ def task_action(
     elif action in ("decline", "cancel"):
         staffing.release(session, "task", task.id or 0)
     elif action == "reassign":
-        staffing.assign(session, "task", task.id or 0, members)
+        staffing.replace(session, "task", task.id or 0, members)
         record(
             session,
             actor,
@@ -219,6 +206,59 @@ def task_action(
             session, task.clue_id, f"检查任务 {task.task_no} 撤销：{reason}", source=f"task:{task.id}"
         )
     return task
+
+
+def decliners(session: Session, task: InspectionTask) -> set[int]:
+    """The people who declined this task (退回/回避), from the journal: never dispatched to it again."""
+    from cloud import journal
+    from cloud.core.users import User
+
+    names = {
+        e.actor
+        for e in session.exec(
+            select(journal.JournalEvent).where(
+                journal.JournalEvent.target_type == "task",
+                journal.JournalEvent.target_id == str(task.id),
+                journal.JournalEvent.action == "task.transition",
+            )
+        )
+        if (e.payload or {}).get("to") == TaskState.DECLINED
+    }
+    users = session.exec(select(User.id).where(col(User.username).in_(names or ["-"]))).all()
+    return {int(uid) for uid in users if uid is not None}
+
+
+def _reassigned(session: Session, task: InspectionTask, explicit: list[int] | None) -> list[staffing.StaffMember]:
+    """Re-dispatch a declined task: the named people, else the previous officers minus whoever declined, filled up
+    by dispatch's balancing (jurisdiction, workload, recusal), never a decliner."""
+    need = workflow_rules().dispatch.inspectors_per_task
+    common: dict[str, Any] = {
+        "duty": Duty.INSPECTOR,
+        "department_id": task.department_id,
+        "subject_id": task.subject_id,
+    }
+    if explicit:
+        return staffing.pick(session, count=need, explicit=explicit, **common)
+    previous = staffing.assignees(session, "task", task.id or 0)
+    gone = decliners(session, task)
+    keep_ids = [uid for uid in dict.fromkeys(previous) if uid not in gone]
+    try:
+        keep = staffing.pick(session, count=len(keep_ids), explicit=keep_ids, **common) if keep_ids else []
+    except Invalid:  # a kept officer is no longer eligible: choose everyone anew
+        keep = []
+    taken = {m.actor.user_id for m in keep if m.actor.user_id is not None}
+    try:
+        fill = (
+            staffing.pick(session, count=max(0, need - len(keep)), exclude=gone | taken, **common)
+            if len(keep) < need
+            else []
+        )
+    except Invalid as exc:
+        raise Invalid(
+            f"可重新派发的检查人员不足（已排除退回任务的人员） / not enough inspectors to reassign: {exc.message}",
+            code="not_enough_staff",
+        ) from None
+    return [*keep, *fill]
 
 
 def task_outcome(session: Session, task: InspectionTask) -> str:

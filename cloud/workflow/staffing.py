@@ -63,13 +63,16 @@ def pick(
     department_id: int | None,
     subject_id: int | None,
     explicit: list[int] | None = None,
+    exclude: Iterable[int] = (),
 ) -> list[StaffMember]:
-    """``count`` people with ``duty`` for a subject: explicit ones (checked), else balanced by open workload.
+    """``count`` people with ``duty`` for a subject: explicit ones (checked), else balanced by open workload
+    (never anyone in ``exclude``: e.g. the inspectors who declined the task).
 
     Candidates are the department's staff first, then staff without a department; never another department's,
     never anyone recused for the subject.
     """
     recused = recused_users(session, subject_id)
+    excluded = set(exclude)
     people = {a.user_id: a for a in directory(session, duty) if a.user_id is not None}
     loads = workloads(session, people)
     label = ROLE_LABELS[duty]
@@ -90,7 +93,9 @@ def pick(
     candidates = [
         StaffMember(a, loads[uid], a.department_id is not None and a.department_id == department_id)
         for uid, a in people.items()
-        if uid not in recused and (department_id is None or a.department_id is None or a.department_id == department_id)
+        if uid not in recused
+        and uid not in excluded
+        and (department_id is None or a.department_id is None or a.department_id == department_id)
     ]
     candidates.sort(key=lambda m: (not m.in_department, m.workload, m.actor.user_id or 0))
     if len(candidates) < count:
@@ -131,3 +136,13 @@ def release(session: Session, target_type: str, target_id: int) -> None:
         row.open = False
         session.add(row)
     session.flush()
+
+
+def replace(session: Session, target_type: str, target_id: int, members: list[StaffMember]) -> None:
+    """The people on a re-dispatched task are ``members`` only (the journal keeps who was assigned before)."""
+    for row in session.exec(
+        select(WorkAssignment).where(WorkAssignment.target_type == target_type, WorkAssignment.target_id == target_id)
+    ):
+        session.delete(row)
+    session.flush()
+    assign(session, target_type, target_id, members)

@@ -20,7 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import col, select
 
-from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser
+from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, StoreDep
 from cloud.core.models import BoundedDate, DueDate
 from cloud.core.users import User
 from cloud.registry.models import MarketSubject
@@ -40,8 +40,9 @@ from cloud.workflow.models import (
 from cloud.workflow.money import Yuan, format_yuan
 from cloud.workflow.penalty import StepInput
 from cloud.workflow.service import Actor, Forbidden, NotFound, WorkflowError, actor_for, record
-from cloud.workflow.states import CASE_MACHINE, MACHINES, ROLE_LABELS, TASK_MACHINE
+from cloud.workflow.states import CASE_MACHINE, MACHINES, ROLE_LABELS, TASK_MACHINE, TaskState
 from cloud.workflow.states import Role as Duty
+from cloud.workflow.task_site import check_in_view
 
 
 class WorkflowRoute(APIRoute):
@@ -268,6 +269,7 @@ def task_view(session: Any, task: InspectionTask, actor: Actor | None = None) ->
     data["assignees"] = staffing.assignees(session, "task", task.id or 0)
     data["assignee_names"] = [a.name for a, _ in inspection.officers_of(session, "task", task.id or 0)]
     data["conclusion_label"] = inspection.CONCLUSION_LABELS.get(task.conclusion) if task.conclusion else None
+    data["check_in_view"] = check_in_view(task)
     data["results"] = [dump(r) for r in inspection.results(session, task.id or 0)]
     data["documents"] = [
         {"id": d.id, "kind": d.kind, "title": d.title, "doc_no": d.doc_no, "sha256": d.sha256}
@@ -307,9 +309,36 @@ def get_tasks(
     return [task_view(session, t) for t in tasks]
 
 
-@router.get("/tasks/{task_id}", summary="检查任务详情")
-def get_task(session: SessionDep, actor: ActorDep, _: StaffUser, task_id: int) -> dict[str, Any]:
-    return task_view(session, inspection.get_task(session, task_id), actor)
+@router.get("/tasks/{task_id}", summary="检查任务详情（含场所、地址、导航链接、相关最新读数、签到位置）")
+def get_task(session: SessionDep, store: StoreDep, actor: ActorDep, _: StaffUser, task_id: int) -> dict[str, Any]:
+    from cloud.workflow.task_site import site_brief
+
+    task = inspection.get_task(session, task_id)
+    return {**task_view(session, task, actor), "site": site_brief(session, store, task), **_declined(session, task)}
+
+
+def _declined(session: Any, task: InspectionTask) -> dict[str, Any]:
+    """Why and by whom a declined task was sent back (the dispatcher re-dispatches it)."""
+    if task.state != TaskState.DECLINED:
+        return {}
+    from cloud import journal
+    from cloud.api.routes.clues import actor_names
+
+    event = session.exec(
+        select(journal.JournalEvent)
+        .where(
+            journal.JournalEvent.target_type == "task",
+            journal.JournalEvent.target_id == str(task.id),
+            journal.JournalEvent.action == "task.transition",
+        )
+        .order_by(col(journal.JournalEvent.id).desc())
+    ).first()
+    if event is None or (event.payload or {}).get("to") != TaskState.DECLINED:
+        return {}
+    return {
+        "decline_reason": event.payload.get("reason"),
+        "declined_by": actor_names(session, {event.actor}).get(event.actor, event.actor),
+    }
 
 
 @router.post("/tasks/{task_id}/transitions", summary="检查任务操作：接收、签到、提交、审核完结…")

@@ -21,6 +21,8 @@ const JOURNAL_LABELS = {
   "task.assigned": "派发人员", "task.transition": "任务状态变更", "task.result_recorded": "记录检查结果",
   "task.photo_added": "上传检查照片", "document.generated": "生成文书", "document.signed": "电子签名",
   "case.registered": "登记案源", "notification.sent": "发送通知", "notification.acked": "确认收到",
+  "task.follow_up_owed": "待改正期限届满后复查", "task.follow_up_scheduled": "改正期限届满，生成复查任务",
+  "clue.close_overridden": "负责人批准办结（未履行完毕）",
 };
 const DISPOSALS = { inspect: "现场检查", open_case: "登记案源", handle_directly: "直接办理", manual_analysis: "人工研判", no_action: "不予处理" };
 const GRADES = { A: "A 级（低风险）", B: "B 级（较低风险）", C: "C 级（较高风险）", D: "D 级（高风险）" };
@@ -244,7 +246,9 @@ async function clueDetail(id) {
   const work = h("section", { class: "card", "aria-labelledby": "h-work" }, h("h2", { id: "h-work" }, "检查任务与案件"),
     clue.tasks.length || clue.cases.length
       ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDate(t.due_date)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
-        clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)))
+        clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)),
+        (clue.follow_ups || []).map((f) => h("li", { dataset: { followUp: f.id } }, `复查：${f.doc_no} 改正期限 ${fmtDate(f.deadline)}　${f.state_label}`,
+          f.waived_reason ? `（批准理由：${f.waived_reason}）` : "")))
       : h("p", { class: "muted" }, "尚未派发"));
   clear(main,
     h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
@@ -307,25 +311,37 @@ function actionsCard(clue) {
     h("label", { for: "dispatch-instructions" }, "工作要求"), instr,
     h("button", { type: "submit", class: "primary", id: "dispatch-button", style: "margin-top:.6rem" }, "派发")));
   }
-  const reason = h("input", { id: "action-reason", placeholder: "改判、不予处理、办结等须填写理由" });
-  const overrideSel = h("select", { id: "override-disposal" }, Object.entries(DISPOSALS).map(([v, t]) => h("option", { value: v }, t)));
   const terminal = ["closed", "no_action", "merged"].includes(clue.state);
   if (!terminal && me.duties.some((d) => ["analyst", "dispatcher", "supervisor", "department_head", "bureau_head"].includes(d))) {
+    const why = h("input", { id: "override-reason", placeholder: "改判须填写理由" });
+    const overrideSel = h("select", { id: "override-disposal" }, Object.entries(DISPOSALS).map(([v, t]) => h("option", { value: v }, t)));
     card.append(h("form", { "aria-label": "改变研判结论", onsubmit: async (e) => {
       e.preventDefault();
       msg.textContent = "";
       try {
-        await api(`clues/${clue.id}/decision`, { method: "POST", json: { disposal: overrideSel.value, reason: reason.value } });
+        await api(`clues/${clue.id}/decision`, { method: "POST", json: { disposal: overrideSel.value, reason: why.value } });
         toast("已改变研判结论");
         route();
       } catch (ex) { msg.textContent = ex.message; }
     } }, h("h3", {}, "改变研判结论"), h("label", { for: "override-disposal" }, "新的处置方式"), overrideSel,
-    h("label", { for: "action-reason" }, "理由"), reason,
+    h("label", { for: "override-reason" }, "改判理由"), why,
     h("button", { type: "submit", style: "margin-top:.6rem" }, "改判")));
   }
   const others = [...allowed].filter((a) => a !== "dispatch" && a !== "merge");
   if (others.length) {
-    card.append(h("h3", {}, "其他操作"), transitionButtons("clue", "clues", clue, others, { reason, msg }));
+    // its own form: 办结 / 不予处理 / 撤回 … with the result or reason they need (not the 改判 form's)
+    const reason = h("textarea", { id: "action-reason", rows: "2", placeholder: "办结时填写办理结果；不予处理、撤回、重新打开须填写理由" });
+    const obligations = clue.closing_obligations || [];
+    const mayOverride = others.includes("close") && obligations.length && me.duties.includes("department_head");
+    const overrideReason = mayOverride ? h("textarea", { id: "close-override-reason", rows: "2", placeholder: "确需办结时填写批准理由（记录日志并报送监督）" }) : null;
+    card.append(h("form", { "aria-label": "线索处置", id: "clue-transition-form", onsubmit: (e) => e.preventDefault() },
+      h("h3", {}, "办结与其他操作"),
+      obligations.length && others.includes("close")
+        ? h("div", { class: "notice", id: "closing-obligations", role: "note" }, h("strong", {}, "尚不能办结："), h("ul", {}, obligations.map((o) => h("li", {}, o))))
+        : null,
+      h("label", { for: "action-reason" }, "办理结果 / 理由"), reason,
+      overrideReason ? [h("label", { for: "close-override-reason" }, "批准办结理由（负责人）"), overrideReason] : null,
+      transitionButtons("clue", "clues", clue, others, { reason, msg, extra: () => (overrideReason?.value.trim() ? { override_reason: overrideReason.value.trim() } : {}) })));
   }
   if (card.childElementCount === 1) card.append(h("p", { class: "muted" }, "当前状态下您没有可执行的操作"));
   card.append(msg);
@@ -335,7 +351,7 @@ function actionsCard(clue) {
 /** One button per state-machine action of `kind` ("clue" | "case"), each POSTing `<path>/<id>/transitions` with the
  * reason and the version it was shown at; on success the page is rendered again (state, clocks, timeline), on
  * failure the server's Chinese detail (409 conflict, 403 wrong duty, 422 missing reason) goes to `msg`. */
-function transitionButtons(kind, path, obj, actions, { reason, msg, needsReason = new Set() }) {
+function transitionButtons(kind, path, obj, actions, { reason, msg, needsReason = new Set(), extra = () => ({}) }) {
   return h("div", { class: "row", id: `${kind}-actions` }, actions.map((a) => h("button", {
     type: "button", dataset: { action: a },
     title: needsReason.has(a) ? "须填写理由" : null,
@@ -345,7 +361,7 @@ function transitionButtons(kind, path, obj, actions, { reason, msg, needsReason 
       button.disabled = true;
       try {
         await api(`${path}/${obj.id}/transitions`, {
-          method: "POST", json: { action: a, reason: reason?.value.trim() || null, expected_version: obj.version },
+          method: "POST", json: { action: a, reason: reason?.value.trim() || null, expected_version: obj.version, ...(a === "close" ? extra() : {}) },
         });
         toast(`已${label(L.actions[kind], a)}`);
         await route();
@@ -439,7 +455,9 @@ async function taskDetail(id) {
     h("dl", { class: "kv card" }, h("dt", {}, "状态"), h("dd", {}, t.state_label), h("dt", {}, "检查方式"), h("dd", {}, t.method),
       h("dt", {}, "检查人员"), h("dd", { id: "task-assignees" }, (t.assignee_names || []).join("、") || "—"),
       h("dt", {}, "办理期限"), h("dd", {}, fmtDate(t.due_date)),
-      h("dt", {}, "签到"), h("dd", {}, t.checked_in_at ? `${fmtTime(t.checked_in_at)}${t.check_in?.lat != null ? `　定位 ${t.check_in.lat}, ${t.check_in.lon}${t.check_in.note ? `（${t.check_in.note}）` : ""}` : ""}` : "未签到"),
+      h("dt", {}, "场所"), h("dd", { id: "task-site" }, t.site ? `${t.site.name}　${t.site.address || "（地址未登记）"}` : "—"),
+      h("dt", {}, "签到"), h("dd", { id: "task-check-in" }, t.check_in_view ? `${fmtTime(t.check_in_view.at)}　${t.check_in_view.text}${t.check_in_view.note ? `　${t.check_in_view.note}` : ""}` : "未签到"),
+      t.decline_reason ? [h("dt", {}, "退回理由"), h("dd", { id: "task-decline-reason" }, `${t.decline_reason}（${t.declined_by || ""}）`)] : null,
       h("dt", {}, "结论"), h("dd", {}, t.conclusion_label || "—"), h("dt", {}, "工作要求"), h("dd", {}, t.instructions || "—")),
     h("h2", {}, "检查项目"),
     h("table", {}, h("thead", {}, h("tr", {}, ["项目", "结果", "说明", "照片"].map((x) => h("th", { scope: "col" }, x)))),
@@ -451,7 +469,23 @@ async function taskDetail(id) {
     h("h2", {}, "文书"),
     t.documents.length ? h("ul", {}, t.documents.map((d) => h("li", {}, `${d.title} ${d.doc_no || ""} `, h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF"))))
       : h("p", { class: "muted" }, "暂无文书"),
-    reviewCard(t));
+    reviewCard(t), redispatchCard(t));
+}
+
+// a task the inspectors declined (with their reason): the dispatcher sends it to other inspectors
+function redispatchCard(t) {
+  if (!(t.allowed_actions || []).includes("reassign")) return null;
+  const msg = h("p", { class: "error", role: "alert", id: "redispatch-error" });
+  return h("section", { class: "card", "aria-labelledby": "h-redispatch" }, h("h2", { id: "h-redispatch" }, "重新派发"),
+    h("p", {}, "检查人员已退回该任务，系统将按辖区、工作量和回避另选检查人员。"),
+    h("button", { type: "button", class: "primary", id: "task-reassign", onclick: async () => {
+      msg.textContent = "";
+      try {
+        const r = await api(`tasks/${t.id}/transitions`, { method: "POST", json: { action: "reassign", expected_version: t.version } });
+        toast(`已重新派发 ${r.task_no}（${(r.assignee_names || []).join("、")}）`);
+        route();
+      } catch (ex) { msg.textContent = ex.message; }
+    } }, "重新派发"), msg);
 }
 
 // PC review of a submitted task: 审核完结 (a rectification order schedules its 复查) or 退回补充 with a reason

@@ -98,9 +98,11 @@ async function taskPage(id) {
     h("h1", {}, `任务 ${t.task_no}`),
     h("p", {}, "状态：", h("strong", { id: "task-state" }, t.state_label), "　期限：", fmtDate(t.due_date)),
     t.instructions ? h("p", {}, t.instructions) : null,
-    t.checked_in_at ? h("p", { class: "ok" }, `已签到 ${fmtTime(t.checked_in_at)}`) : null,
+    t.check_in_view ? h("p", { class: t.check_in_view.geofence === "outside" ? "error" : "ok", id: "check-in-gps" },
+      `已签到 ${fmtTime(t.check_in_view.at)}　${t.check_in_view.text}`) : null,
     allowed.has("accept") ? h("button", { type: "button", class: "primary wide", onclick: () => act("accept") }, "接收任务") : null,
-    allowed.has("check_in") ? h("button", { type: "button", class: "primary wide", onclick: () => checkIn(act) }, "现场签到") : null);
+    allowed.has("check_in") ? h("button", { type: "button", class: "primary wide", onclick: () => checkIn(act) }, "现场签到") : null,
+    allowed.has("decline") ? declineForm(act) : null);
   const editable = t.state === "checked_in";
   const items = t.items.map((code) => checklistItem(t, code, titles[code], results[code], editable));
   const findings = h("textarea", { id: "findings", rows: "3", placeholder: "现场检查情况（必填）" });
@@ -118,8 +120,9 @@ async function taskPage(id) {
         h("button", { type: "button", class: "wide", onclick: (e) => showPdf(d, e.target.parentElement) }, `查看${d.title} PDF`))))
     : null;
   // submitted: documents first (the rectification order is what the inspector hands over)
+  const site = siteCard(t.site);
   const parts = t.state === "checked_in" || t.state === "assigned" || t.state === "accepted"
-    ? [head, err, h("h2", {}, "检查项目"), items, submit, docs] : [head, err, docs, h("h2", {}, "检查项目"), items];
+    ? [head, err, site, h("h2", {}, "检查项目"), items, submit, docs] : [head, err, docs, site, h("h2", {}, "检查项目"), items];
   clear(body, h("p", {}, h("a", { href: "#/tasks" }, "← 我的任务")), parts);
   for (const d of t.documents) {
     if (d.kind === "rectification_order") {
@@ -129,6 +132,37 @@ async function taskPage(id) {
       }).catch(() => {});
     }
   }
+}
+
+// where the task is: name, address, party, a way there (geo: for any map app, AMap with GCJ-02), latest readings
+function siteCard(site) {
+  if (!site) return null;
+  const links = site.map
+    ? h("p", { class: "row", id: "site-map" },
+      h("a", { href: site.map.amap_url, class: "button", target: "_blank", rel: "noopener" }, "高德地图导航"),
+      h("a", { href: site.map.geo_uri, class: "button" }, "用地图应用打开"))
+    : h("p", { class: "muted" }, "场所未登记坐标");
+  const readings = (site.readings || []).length
+    ? h("ul", { class: "readings", id: "site-readings" }, site.readings.map((r) => h("li", { class: r.relevant ? "relevant" : "" },
+      h("strong", {}, r.name), `：${r.value ?? "—"} ${r.unit || ""}`, h("span", { class: "muted" }, `　${fmtTime(r.ts)}${r.quality === "good" ? "" : `　${r.quality_label}`}`))))
+    : h("p", { class: "muted" }, "暂无该场所的读数");
+  return h("section", { class: "item", "aria-labelledby": "h-site", id: "task-site" },
+    h("h2", { id: "h-site" }, site.name),
+    h("p", { id: "site-address" }, site.address || "（地址未登记）"),
+    site.party && site.party !== site.name ? h("p", { class: "muted" }, `当事人：${site.party}`) : null,
+    links, h("h3", {}, "最新读数"), readings);
+}
+
+// 退回/回避 with a reason: the dispatcher sees it on the task and re-dispatches it
+function declineForm(act) {
+  const reason = h("textarea", { id: "decline-reason", rows: "2", placeholder: "例如：与当事人有亲属关系，申请回避" });
+  const box = h("details", { class: "decline" }, h("summary", {}, "退回任务 / 申请回避"),
+    h("label", { for: "decline-reason" }, "退回理由（必填）"), reason,
+    h("button", { type: "button", class: "wide", id: "decline-task", onclick: () => {
+      if (!reason.value.trim()) { reason.focus(); reason.setAttribute("aria-invalid", "true"); return; }
+      act("decline", { reason: reason.value.trim() });
+    } }, "确认退回"));
+  return box;
 }
 
 function orderSummary(doc) {

@@ -14,6 +14,7 @@ from edge.config.loader import LoadedSite, points_of
 from edge.config.models import ModbusEquipmentConfig
 from edge.drivers.base import Sample
 from edge.health import ProcessHealth
+from edge.logbuffer import RecentLogs
 from edge.outbox import Outbox
 from edge.rules.engine import RuleEngine
 from edge.runtime import Runtime, build_pollers, build_rule_instances
@@ -49,12 +50,7 @@ class Agent:
             agent.agent_id,
             self.outbox,
             on_command=CommandHandler(
-                agent.site_id,
-                agent.agent_id,
-                lambda: self.site,
-                self.apply,
-                AGENT_VERSION,
-                state_file=agent.data_dir / "commands.json",
+                agent.site_id, agent.agent_id, self, AGENT_VERSION, state_file=agent.data_dir / "commands.json"
             ),
             heartbeat=self.heartbeat,
             announce=self.announce,
@@ -67,6 +63,7 @@ class Agent:
         self.batcher = Batcher(self.outbox, agent.site_id, agent.agent_id, agent.batch_max_readings, self.uplink.wake)
         self.runtime = Runtime(site, build_pollers(site, self.on_samples))
         self._overflowing = False
+        self.logs = RecentLogs()
 
     # -- data path ---------------------------------------------------------------------------------
     def on_samples(self, device_id: str, samples: list[Sample]) -> None:
@@ -169,6 +166,42 @@ class Agent:
             len(self.cameras.cameras),
         )
 
+    def health_problems(self, acks_before: int) -> list[str]:
+        """Why the agent is not (yet) healthy on its configuration since an apply (empty: healthy). Healthy: every
+        device polled successfully at least once, and — when the uplink is connected — the cloud acknowledged
+        something since ``acks_before`` or nothing waits in the outbox (MQTT settings change only on restart, so a
+        network outage is not the new configuration's fault and is not judged)."""
+        problems = []
+        for poller in self.runtime.pollers:
+            for device in poller.devices:
+                health = device.health
+                if health.polls - health.errors < 1:
+                    why = health.last_error or "尚未轮询"
+                    problems.append(f"设备 {device.reader.device_id} 未能成功采集（{why}）")
+        if self.uplink.connected and self.outbox.depth > 0 and self.uplink.acks == acks_before:
+            problems.append("云端尚未确认新版本下发送的数据")
+        return problems
+
+    async def await_healthy(self, deadline_s: float) -> str | None:
+        """Wait until :meth:`health_problems` is empty (None) or ``deadline_s`` passed (the problems)."""
+        loop = asyncio.get_running_loop()
+        acks_before, end = self.uplink.acks, loop.time() + deadline_s
+        while True:
+            problems = self.health_problems(acks_before)
+            if not problems:
+                return None
+            left = end - loop.time()
+            if left <= 0:
+                return "；".join(problems)
+            await asyncio.sleep(min(0.25, left))
+
+    def recent_logs(self, lines: int) -> list[str]:
+        return self.logs.last(lines)
+
+    async def snapshot(self, camera_id: str) -> str:
+        ref = await self.cameras.snapshot(camera_id)
+        return f"已抓拍摄像头 {camera_id}：证据 {ref.sha256}（{ref.size} 字节，经证据通道上传）"
+
     def _start_cameras(self) -> None:
         self._cam_stop = asyncio.Event()
         self._cam_task = asyncio.create_task(self.cameras.run(self._cam_stop), name="cameras")
@@ -203,6 +236,7 @@ class Agent:
             len(self.site.config.devices),
             self.outbox.depth,
         )
+        logging.getLogger().addHandler(self.logs)
         self.batcher.flush()  # readings staged before a crash go out first
         self.runtime.start()
         self._start_cameras()
@@ -221,6 +255,7 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.outbox.close()
             log.info("edge agent stopped")
+            logging.getLogger().removeHandler(self.logs)
 
 
 async def run_agent(site: LoadedSite) -> None:

@@ -1,10 +1,21 @@
-"""Commands from the cloud: ping, reload, push_config.
+"""Commands from the cloud: ping, reload, push_config, push_rule_pack, push_register_map, logs, snapshot.
 
-``push_config`` carries the whole site file as TOML text in ``payload.config``. It is validated first (with its
-register maps and rule packs); identity fields (site_id, agent_id, data_dir) cannot change remotely. A valid
-file is written atomically (temp file + fsync + rename, the old one kept as ``.bak``) and the running pollers
-and rules are swapped; if the new configuration cannot start, the old file and runtime are restored and the
-result says why.
+Pushes (``push_config`` carries the whole site file as TOML text in ``payload.config``; ``push_rule_pack`` /
+``push_register_map`` carry ``{name, text}``, the file ``<name>.toml``):
+
+1. **validated first**, with the same validators ``sentinel edge validate`` uses (the pushed file alone, then the
+   whole site with it: every rule binding, register map and record interval). Identity fields (site_id,
+   agent_id, data_dir) cannot change remotely. Invalid: refused, nothing written or applied.
+2. **written atomically** (temp file + fsync + rename, the old one kept as ``.bak``) and **applied**: pollers,
+   rules and cameras are swapped; the outbox (buffered readings and alerts) is untouched, the staged readings are
+   flushed into it first, so nothing buffered is lost.
+3. **on trial**: the agent must be healthy on the new version within ``[agent] config_health_deadline_s`` (of the
+   new version). Healthy means (:meth:`Operations.await_healthy`, see edge/agent.py): the configuration loaded
+   and started; every configured device has been polled successfully at least once since the apply; and, when
+   the uplink is connected, the cloud has acknowledged what the agent sent since (or nothing was waiting).
+4. **not healthy by the deadline** (or the new version failed to start): the previous files are restored and the
+   previous configuration applied again, by the agent itself; the result is ``ok=false``, ``rolled_back=true``,
+   the reason, and ``version`` = the previous version (now in force).
 
 Signed commands: with ``[agent] command_key`` (the cloud's raw Ed25519 public key, base64) every command must
 carry a valid ``signature`` over :func:`protocols.messages.command_signing_bytes`; anything else is refused with
@@ -16,29 +27,55 @@ cloud resends what it has no result for when the agent reconnects) gets that res
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge.config.loader import LoadedSite, load_site, load_site_text
+from edge.config.loader import LoadedSite, load_site, load_site_text, locate, validate_artifact
 from edge.errors import ConfigError
-from protocols.messages import Command, CommandName, CommandResult, command_signing_bytes
+from protocols.messages import COMMAND_OUTPUT_MAX, Command, CommandName, CommandResult, command_signing_bytes
 
 log = logging.getLogger(__name__)
 
 #: how many applied command ids (with their results) the agent remembers
 REMEMBERED_COMMANDS = 1000
+#: push_rule_pack / push_register_map → search-dir kind
+ARTIFACT_OF = {CommandName.PUSH_REGISTER_MAP: "registers", CommandName.PUSH_RULE_PACK: "rulepacks"}
 
-ApplyConfig = Callable[[LoadedSite], Awaitable[None]]
+
+class Operations(Protocol):
+    """What the agent offers the command handler (edge/agent.py)."""
+
+    @property
+    def site(self) -> LoadedSite: ...
+
+    async def apply(self, site: LoadedSite) -> None:
+        """Swap to ``site`` (raises if it cannot start)."""
+
+    async def await_healthy(self, deadline_s: float) -> str | None:
+        """Wait until healthy on the applied configuration (None) or the deadline (the reason, Chinese)."""
+
+    def recent_logs(self, lines: int) -> list[str]: ...
+
+    async def snapshot(self, camera_id: str) -> str:
+        """Grab a frame into the evidence store; return what to tell the cloud (raises ValueError if it cannot)."""
+
+
+def version_of(text: str | None) -> str | None:
+    """A file's version as the cloud and the fleet view show it: the first 12 hex of its SHA-256."""
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -50,23 +87,38 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _restore(previous: dict[Path, str | None]) -> None:
+    for path, text in previous.items():
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomically(path, text)
+
+
 class CommandHandler:
     def __init__(
         self,
         site_id: str,
         agent_id: str,
-        current: Callable[[], LoadedSite],
-        apply: ApplyConfig,
+        ops: Operations,
         version: str,
         state_file: Path | None = None,
     ) -> None:
         self.site_id = site_id
         self.agent_id = agent_id
-        self.current = current
-        self.apply = apply
+        self.ops = ops
         self.version = version
         self.state_file = state_file
         self.done: dict[str, dict[str, object]] = self._load_done()
+        self._handlers: dict[CommandName, Callable[[Command], Any]] = {
+            CommandName.PING: self._ping,
+            CommandName.RELOAD: self._reload,
+            CommandName.PUSH_CONFIG: self._push_config,
+            CommandName.PUSH_RULE_PACK: self._push_artifact,
+            CommandName.PUSH_REGISTER_MAP: self._push_artifact,
+            CommandName.LOGS: self._logs,
+            CommandName.SNAPSHOT: self._snapshot,
+        }
 
     def _load_done(self) -> dict[str, dict[str, object]]:
         if self.state_file is None or not self.state_file.exists():
@@ -81,7 +133,9 @@ class CommandHandler:
         return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
     def _remember(self, result: CommandResult) -> None:
-        self.done[result.command_id] = {"ok": result.ok, "detail": result.detail}
+        self.done[result.command_id] = result.model_dump(
+            mode="json", include={"ok", "detail", "output", "version", "rolled_back"}
+        )
         while len(self.done) > REMEMBERED_COMMANDS:
             del self.done[next(iter(self.done))]
         if self.state_file is not None:
@@ -89,7 +143,7 @@ class CommandHandler:
 
     def _refusal(self, command: Command) -> str | None:
         """Why the command must not be applied (signature, expiry), or None."""
-        key_b64 = self.current().config.agent.command_key
+        key_b64 = self.ops.site.config.agent.command_key
         if key_b64 is not None:
             if not command.signature:
                 return "拒绝执行：命令未签名（本代理配置了 command_key，只接受云端签名的命令）"
@@ -105,7 +159,7 @@ class CommandHandler:
             return f"拒绝执行：命令已于 {command.expires_at.isoformat()} 过期"
         return None
 
-    def _result(self, command: Command, ok: bool, detail: str) -> CommandResult:
+    def _result(self, command: Command, ok: bool, detail: str, **extra: Any) -> CommandResult:
         return CommandResult(
             site_id=self.site_id,
             agent_id=self.agent_id,
@@ -113,6 +167,7 @@ class CommandHandler:
             ok=ok,
             detail=detail[:2000],
             ts=datetime.now(UTC),
+            **extra,
         )
 
     async def __call__(self, command: Command) -> CommandResult:
@@ -120,51 +175,122 @@ class CommandHandler:
         seen = self.done.get(command.command_id)
         if seen is not None:
             log.info("command %s was already handled: result sent again, not applied again", command.command_id)
-            return self._result(command, bool(seen.get("ok")), str(seen.get("detail", "")))
+            kept = {k: seen[k] for k in ("output", "version", "rolled_back") if seen.get(k) is not None}
+            return self._result(command, bool(seen.get("ok")), str(seen.get("detail", "")), **kept)
         refusal = self._refusal(command)
         if refusal is not None:
             log.warning("command %s refused: %s", command.command_id, refusal)
             return self._result(command, False, refusal)
-        result = await self._handle(command)
+        handler = self._handlers.get(command.name)
+        if handler is None:
+            result = self._result(command, False, f"本代理版本不支持命令 {command.name.value}")
+        else:
+            try:
+                result = await handler(command)
+            except ConfigError as exc:
+                log.warning("rejected configuration: %s", exc)
+                result = self._result(command, False, f"配置无效，继续使用原配置：{exc}")
         self._remember(result)
         return result
 
-    async def _handle(self, command: Command) -> CommandResult:
-        if command.name not in (CommandName.PING, CommandName.RELOAD, CommandName.PUSH_CONFIG):
-            return self._result(command, False, f"本代理版本不支持命令 {command.name.value}")
-        try:
-            if command.name is CommandName.PING:
-                return self._result(command, True, f"pong {self.version}")
-            if command.name is CommandName.RELOAD:
-                site = load_site(self.current().path)
-                return await self._swap(command, site, None)
-            text = command.payload.get("config")
-            if not isinstance(text, str) or not text.strip():
-                return self._result(command, False, "push_config 需要 payload.config（站点配置 TOML 文本）")
-            old = self.current()
-            site = load_site_text(text, f"{old.path.name} (push_config {command.command_id})", old.path.parent)
-            return await self._swap(command, site, text)
-        except ConfigError as exc:
-            log.warning("rejected configuration: %s", exc)
-            return self._result(command, False, f"配置无效，继续使用原配置：{exc}")
+    # -- simple commands ------------------------------------------------------------------------------
+    async def _ping(self, command: Command) -> CommandResult:
+        return self._result(command, True, f"pong {self.version}")
 
-    async def _swap(self, command: Command, site: LoadedSite, text: str | None) -> CommandResult:
-        old = self.current()
+    async def _reload(self, command: Command) -> CommandResult:
+        site = load_site(self.ops.site.path)
+        old = self.ops.site
+        try:
+            await self.ops.apply(site)
+        except Exception as exc:
+            log.exception("reloaded configuration failed to start; going back to the running one")
+            await self.ops.apply(old)
+            return self._result(command, False, f"重新加载的配置启动失败，继续使用原配置：{exc}")
+        return self._result(command, True, f"配置已重新加载：{len(site.config.devices)} 台设备")
+
+    async def _logs(self, command: Command) -> CommandResult:
+        lines = command.payload.get("lines", 200)
+        count = lines if isinstance(lines, int) and 1 <= lines <= 1000 else 200
+        text = "\n".join(self.ops.recent_logs(count))
+        if len(text) > COMMAND_OUTPUT_MAX:  # keep the newest lines
+            text = text[-COMMAND_OUTPUT_MAX:].split("\n", 1)[-1]
+        shown = text.count("\n") + 1 if text else 0
+        return self._result(command, True, f"最近 {shown} 行日志", output=text)
+
+    async def _snapshot(self, command: Command) -> CommandResult:
+        camera = command.payload.get("camera")
+        if not isinstance(camera, str) or not camera:
+            return self._result(command, False, "snapshot 需要 payload.camera（摄像头 ID）")
+        try:
+            return self._result(command, True, await self.ops.snapshot(camera))
+        except ValueError as exc:
+            return self._result(command, False, f"抓拍失败：{exc}")
+
+    # -- pushes -----------------------------------------------------------------------------------------
+    async def _push_config(self, command: Command) -> CommandResult:
+        text = command.payload.get("config")
+        if not isinstance(text, str) or not text.strip():
+            return self._result(command, False, "push_config 需要 payload.config（站点配置 TOML 文本）")
+        old = self.ops.site
+        site = load_site_text(text, f"{old.path.name} (push_config {command.command_id})", old.path.parent)
         for key in ("site_id", "agent_id", "data_dir"):
             if getattr(site.config.agent, key) != getattr(old.config.agent, key):
                 return self._result(command, False, f"配置无效，继续使用原配置：agent.{key} 不能远程修改")
-        site = LoadedSite(old.path, site.config, site.register_maps, site.rule_packs, site.text)
-        if text is not None:
-            write_atomically(old.path, text)
+        return await self._trial(command, {old.path: text}, f"站点配置 {version_of(text)}", version_of(text))
+
+    async def _push_artifact(self, command: Command) -> CommandResult:
+        kind = ARTIFACT_OF[command.name]
+        name, text = command.payload.get("name"), command.payload.get("text")
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            return self._result(command, False, f"{command.name.value} 需要 payload.name（文件名，不含 .toml）")
+        if not isinstance(text, str) or not text.strip():
+            return self._result(command, False, f"{command.name.value} 需要 payload.text（TOML 文本）")
+        validate_artifact(kind, text, f"{name}.toml ({command.name.value} {command.command_id})")
+        path = locate(self.ops.site, kind, name)
+        return await self._trial(command, {path: text}, f"{path.name} {version_of(text)}", version_of(text))
+
+    async def _trial(
+        self, command: Command, files: dict[Path, str], what: str, new_version: str | None
+    ) -> CommandResult:
+        """Write ``files``, validate the whole site with them, apply, wait for health; undo all if any step fails."""
+        old = self.ops.site
+        previous = {path: (path.read_text(encoding="utf-8") if path.exists() else None) for path in files}
+        old_version = version_of(next(iter(previous.values())))
+        for path, text in files.items():
+            write_atomically(path, text)
         try:
-            await self.apply(site)
+            site = load_site(old.path)  # the site as it will run, validated with the new file in place
+        except ConfigError as exc:
+            _restore(previous)
+            log.warning("pushed %s makes the site invalid: %s", what, exc)
+            return self._result(command, False, f"配置无效，继续使用原配置：{exc}", version=old_version)
+        rollback_reason: str | None = None
+        try:
+            await self.ops.apply(site)
         except Exception as exc:
             log.exception("new configuration failed to start; rolling back")
-            if text is not None:
-                write_atomically(old.path, old.text)
-            await self.apply(old)
-            return self._result(command, False, f"新配置启动失败，已回滚：{exc}")
+            rollback_reason = f"新版本启动失败：{exc}"
+        if rollback_reason is None:
+            deadline = site.config.agent.config_health_deadline_s
+            problem = await self.ops.await_healthy(deadline)
+            if problem is not None:
+                rollback_reason = f"新版本在 {deadline:g} 秒内未达到健康：{problem}"
+        if rollback_reason is not None:
+            log.error("%s: rolling back to the previous version (%s)", rollback_reason, old_version)
+            _restore(previous)
+            await self.ops.apply(old)
+            return self._result(
+                command,
+                False,
+                f"{rollback_reason}；已自动回滚到原版本 {old_version or '（无）'}",
+                version=old_version,
+                rolled_back=True,
+            )
         restart = " (MQTT 设置在重启后生效)" if site.config.mqtt != old.config.mqtt else ""
+        log.info("%s applied and healthy", what)
         return self._result(
-            command, True, f"配置已应用：{len(site.config.devices)} 台设备，{len(site.config.rules)} 组规则{restart}"
+            command,
+            True,
+            f"{what} 已应用且运行正常：{len(site.config.devices)} 台设备，{len(site.config.rules)} 组规则{restart}",
+            version=new_version,
         )

@@ -92,6 +92,8 @@ class Uplink:
         self.connects = 0
         self.clock_offset_s: float | None = None
         self._offsets: deque[float] = deque(maxlen=20)
+        self._commands: asyncio.Queue[Command] = asyncio.Queue()
+        self._client_now: aiomqtt.Client | None = None
 
     def topic(self, channel: Channel) -> str:
         return topic_for(self.site_id, self.agent_id, channel)
@@ -146,7 +148,34 @@ class Uplink:
         return client
 
     async def run(self) -> None:
-        """Connect, serve, reconnect — until cancelled."""
+        """Connect, serve, reconnect — until cancelled. Commands run in their own task, one at a time, outside the
+        connection: a push on trial (waiting for the cloud's acks) neither blocks the acks nor dies with a lost
+        connection; its result goes out on the connection of the moment, or is answered again on the resend."""
+        worker = asyncio.create_task(self._command_worker(), name="commands")
+        try:
+            await self._connect_loop()
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def _command_worker(self) -> None:
+        while True:
+            command = await self._commands.get()
+            try:
+                result = await self.on_command(command)
+            except Exception:
+                log.exception("command %s (%s) failed unexpectedly", command.name.value, command.command_id)
+                continue
+            client = self._client_now
+            if client is None:
+                log.warning("command %s answered while offline: the result goes out on its resend", result.command_id)
+                continue
+            try:
+                await client.publish(self.topic(Channel.COMMAND_RESULT), encode(result), qos=1)
+            except aiomqtt.MqttError as exc:
+                log.warning("command %s: result not sent (%s): it goes out on its resend", result.command_id, exc)
+
+    async def _connect_loop(self) -> None:
         attempt = 0
         last_error = ""
         while True:
@@ -229,6 +258,7 @@ class Uplink:
         await client.publish(self.topic(Channel.STATUS), encode(self._status(SiteState.ONLINE)), qos=1, retain=True)
         await client.publish(self.topic(Channel.ANNOUNCE), encode(self.announce()), qos=1)
         self.connected = True
+        self._client_now = client
         log.info("connected to %s:%s (MQTT %s)", self.config.host, self.config.port, self.protocol_in_use)
         try:
             async with asyncio.TaskGroup() as group:
@@ -251,6 +281,7 @@ class Uplink:
             raise
         finally:
             self.connected = False
+            self._client_now = None
 
     # -- tasks inside one connection ----------------------------------------------------------------
     async def _receive(self, client: aiomqtt.Client) -> None:
@@ -262,9 +293,7 @@ class Uplink:
                 if topic == ack_topic:
                     self.handle_ack(decode(payload, Ack))
                 elif topic == cmd_topic:
-                    command = decode(payload, Command)
-                    result = await self.on_command(command)
-                    await client.publish(self.topic(Channel.COMMAND_RESULT), encode(result), qos=1)
+                    self._commands.put_nowait(decode(payload, Command))
             except ProtocolError as exc:
                 log.warning("ignoring bad message on %s: %s", topic, exc)
 

@@ -240,7 +240,7 @@ def _pusher(name: str, key: str, help_text: str) -> None:
     app.command(name.replace("_", "-"))(push)
 
 
-_pusher("push_config", "config", "下发站点配置（整个站点 TOML；边缘校验后应用）。")
+_pusher("push_config", "config", "下发站点配置（整个站点 TOML；边缘校验后应用，健康检查未通过则自动回滚）。")
 _pusher("push_rule_pack", "text", "下发规则包（文件名即规则包名；边缘用 edge validate 的校验器检查后应用）。")
 _pusher("push_register_map", "text", "下发寄存器映射（文件名即映射名；边缘校验后应用）。")
 

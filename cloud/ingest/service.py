@@ -73,6 +73,8 @@ class IngestService:
         self._executor: ThreadPoolExecutor | None = None
         self._pending_acks: set[asyncio.Task[None]] = set()
         self._commands_wake = asyncio.Event()
+        self.delivery_rounds = 0
+        """Fleet-command delivery passes done (each looked at every pending command; for tests and stats)."""
 
     # -- connection -----------------------------------------------------------------------------------
     def _client(self, version: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
@@ -302,6 +304,7 @@ class IngestService:
             except Exception as exc:  # DB unwell: the next round tries again
                 self.stats.report_once("commands", "cannot read fleet commands: %s", exc, level=logging.ERROR)
                 continue
+            self.delivery_rounds += 1
             for command_id, topic, payload in due:
                 try:
                     await client.publish(topic, payload, qos=1, timeout=60)

@@ -50,6 +50,9 @@ class RecordStatus(StrEnum):
 
 
 STATUS_LABELS = {RecordStatus.NORMAL: "正常", RecordStatus.EXCURSION: "超限"}
+#: reading quality of a record: ``uncertain`` when a reading it is made of was stored uncertain (the agent's clock
+#: was off beyond SENTINEL_CLOCK_SKEW_MAX_S, cloud/ingest/clocks.py: its time is not to be trusted)
+QUALITY_LABELS = {"good": "正常", "uncertain": "存疑（时钟偏差）"}
 
 
 class GspRecord(SQLModel, table=True):
@@ -68,6 +71,9 @@ class GspRecord(SQLModel, table=True):
     kind: str = Field(max_length=16, description="storage | transport")
     status: RecordStatus
     profile: str = Field(max_length=64)
+    quality: str | None = Field(
+        default=None, max_length=16, description="good | uncertain (a reading's time untrusted); None: before #15"
+    )
     created_at: datetime = Field(sa_type=UTCDateTime)
     prev_hash: str = Field(max_length=64, unique=True)
     hash: str = Field(max_length=64, unique=True)
@@ -190,6 +196,8 @@ def canonical(record: GspRecord) -> bytes:
         "created_at": _ts(record.created_at),
         "prev_hash": record.prev_hash,
     }
+    if record.quality is not None:  # records made before the column existed keep their hash
+        body["quality"] = record.quality
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -243,9 +251,10 @@ def limits_for(point: MeasuringPoint, profile: Profile) -> Limits:
     )
 
 
-def _good(rows: Sequence[Any]) -> list[tuple[datetime, float]]:
+def _good(rows: Sequence[Any]) -> list[tuple[datetime, float, bool]]:
+    """(time, value, uncertain) of the usable readings (bad ones are no record)."""
     return [
-        (as_utc(r.ts), float(r.value))
+        (as_utc(r.ts), float(r.value), r.quality == "uncertain")
         for r in rows
         if r.value is not None and r.quality != "bad" and math.isfinite(r.value)
     ]
@@ -253,8 +262,8 @@ def _good(rows: Sequence[Any]) -> list[tuple[datetime, float]]:
 
 def _read_all(
     source: ReadingSource, site_id: str, sensor_id: str, start: datetime, end: datetime, page: int = 10_000
-) -> Iterator[tuple[datetime, float]]:
-    """Readings in ``(start, end]`` oldest first, paged."""
+) -> Iterator[tuple[datetime, float, bool]]:
+    """Readings in ``(start, end]`` oldest first, paged: (time, value, uncertain)."""
     cursor = start
     while True:
         rows = source.query_readings(
@@ -318,7 +327,7 @@ def derive_point(
     temps = list(_read_all(source, point.site_id, point.temperature_sensor_id, start, until))
     if not temps:
         return 0
-    hums: list[tuple[datetime, float]] = []
+    hums: list[tuple[datetime, float, bool]] = []
     if point.humidity_sensor_id:
         lookback = timedelta(seconds=defaults.humidity_lookback_s)
         hums = list(_read_all(source, point.site_id, point.humidity_sensor_id, start - lookback, until))
@@ -331,13 +340,15 @@ def derive_point(
     hi = 0
     humidity: float | None = None
     humidity_at: datetime | None = None
+    humidity_uncertain = False
     slack = defaults.slack_s
     created = datetime.now(UTC)
-    for ts, temperature in temps:
+    for ts, temperature, uncertain in temps:
         while hi < len(hums) and hums[hi][0] <= ts:
-            humidity_at, humidity = hums[hi]
+            humidity_at, humidity, humidity_uncertain = hums[hi]
             hi += 1
         hum = humidity if humidity_at and (ts - humidity_at).total_seconds() <= defaults.humidity_lookback_s else None
+        uncertain = uncertain or (hum is not None and humidity_uncertain)
         status = limits.status(temperature, hum)
         due = (
             last_at is None
@@ -359,6 +370,7 @@ def derive_point(
             kind=str(point.kind),
             status=status,
             profile=profile.name,
+            quality="uncertain" if uncertain else "good",
             created_at=created,
             prev_hash=prev_hash,
             hash="",

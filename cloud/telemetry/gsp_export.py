@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from cloud.telemetry.gsp import STATUS_LABELS, GspRecord, RecordStatus, VerifyResult, as_utc
+from cloud.telemetry.gsp import QUALITY_LABELS, STATUS_LABELS, GspRecord, RecordStatus, VerifyResult, as_utc
 from cloud.telemetry.gsp_profiles import load_file
 
 HEADER = (
@@ -26,6 +26,7 @@ HEADER = (
     "温度(°C)",
     "湿度(%RH)",
     "状态",
+    "读数质量",
     "链序号",
     "记录哈希",
 )
@@ -48,6 +49,7 @@ def _rows(records: Sequence[GspRecord], tz: ZoneInfo) -> list[tuple[object, ...]
                 r.temperature,  # full stored precision (4.54 stays 4.54); a number cell in XLSX
                 r.humidity,
                 STATUS_LABELS.get(RecordStatus(r.status), str(r.status)),
+                QUALITY_LABELS.get(r.quality or "", "未记录"),
                 r.seq,
                 r.hash,
             )
@@ -91,7 +93,7 @@ def to_xlsx(
     for column in ("H", "I"):  # temperature, humidity: numeric cells, shown with the stored two decimals
         for cell in ws[column][1:]:
             cell.number_format = "0.00"
-    for col, width in zip("ABCDEFGHIJKL", (6, 16, 28, 16, 6, 12, 10, 10, 10, 6, 8, 66), strict=True):
+    for col, width in zip("ABCDEFGHIJKLM", (6, 16, 28, 16, 6, 12, 10, 10, 10, 6, 16, 8, 66), strict=True):
         ws.column_dimensions[col].width = width
     ws.freeze_panes = "A2"
     info = wb.create_sheet("导出说明")

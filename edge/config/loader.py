@@ -23,7 +23,7 @@ from edge.config.models import (
 from edge.errors import ConfigError
 from edge.rules.models import RulePack
 from protocols.errors import ProtocolError
-from protocols.registers import RegisterMap, load_register_map
+from protocols.registers import RegisterMap, load_register_map, parse_register_map
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -130,6 +130,31 @@ def _find(dirs: list[Path], name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+#: what a pushed file is: the search-dir kind and how its text is validated (as ``sentinel edge validate`` does)
+ARTIFACT_KINDS = ("registers", "rulepacks")
+
+
+def locate(site: LoadedSite, kind: str, name: str) -> Path:
+    """Where a pushed register map / rule pack ``name`` goes: the file the site resolves it to today, unless that
+    is a shipped one (never overwritten: ``<config dir>/<kind>/`` comes first in the search and is used)."""
+    base = site.path.resolve().parent
+    found = _find(_search_dirs(base, site.config, kind), name)
+    if found is not None and SHIPPED.resolve() not in found.resolve().parents:
+        return found
+    return base / kind / f"{name}.toml"
+
+
+def validate_artifact(kind: str, text: str, source: str) -> None:
+    """Raise :class:`ConfigError` unless ``text`` is a valid register map (``registers``) or rule pack."""
+    if kind == "registers":
+        try:
+            parse_register_map(text, source)
+        except ProtocolError as exc:
+            raise ConfigError(source, "<root>", exc.detail) from None
+    else:
+        validate_model(RulePack, parse_toml(text, source), source)
 
 
 def load_rule_pack(path: Path) -> RulePack:

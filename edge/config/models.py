@@ -79,6 +79,13 @@ class AgentConfig(_Section):
         default_factory=list, description="where register maps are looked up (after <config dir>/registers)"
     )
     rulepack_dirs: list[Path] = Field(default_factory=list, description="where rule packs are looked up")
+    config_health_deadline_s: float = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="after a pushed configuration is applied, the agent must be healthy on it within this (every "
+        "device polled successfully, the cloud acknowledging), else it rolls back by itself",
+    )
     command_key: str | None = Field(
         default=None,
         description="the cloud's command public key (raw Ed25519, base64; GET /api/v1/fleet/command-key): when set, "

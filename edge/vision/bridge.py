@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.vision.config import CameraConfig, EvidenceConfig
 from edge.vision.evidence import EvidenceStore, EvidenceUploader, UploadQueue
-from protocols.messages import AlertEvent, AlertPhase, AnnouncedDevice, encode
+from protocols.messages import AlertEvent, AlertPhase, AnnouncedDevice, EvidenceRef, encode
 from protocols.topics import Channel
 
 if TYPE_CHECKING:
@@ -172,6 +172,12 @@ class CameraBridge:
 
     def health(self) -> dict[str, str]:
         return self.service.health() if self.service is not None else {}
+
+    async def snapshot(self, camera_id: str) -> EvidenceRef:
+        """A frame of ``camera_id`` now, through the evidence store and its upload queue (ValueError if none)."""
+        if self.service is None:
+            raise ValueError(f"没有摄像头 {camera_id}（本代理未运行摄像头）")
+        return await asyncio.to_thread(self.service.snapshot, camera_id)
 
     def announced_devices(self) -> list[AnnouncedDevice]:
         return [

@@ -27,7 +27,7 @@ from edge.vision.evidence import EvidenceStore
 from edge.vision.lifecycle import Transition
 from edge.vision.pipeline import CameraPipeline, ClipSink, EvidenceSink
 from edge.vision.recording import RecordingStore, SegmentRecorder
-from edge.vision.snapshot import Snapshot
+from edge.vision.snapshot import Snapshot, render_snapshot
 from edge.vision.source import FrameSource, SourceEnded, SourceError, open_source
 from protocols.messages import EvidenceRef
 
@@ -67,6 +67,8 @@ class CameraWorker:
         self.frames_analysed = 0
         self.reopens = 0
         self.state = "starting"
+        self.last_frame: tuple[Any, datetime] | None = None
+        """The last decoded frame and its wall time (for an on-demand snapshot)."""
 
     def start(self) -> None:
         self._thread.start()
@@ -180,6 +182,7 @@ class CameraWorker:
                 backoff = health.reopen_backoff_s
                 self.state, self.reason = "ok", None
                 wall = self._clock()
+                self.last_frame = (frame, wall)
                 self._publish(pipe.frame_arrived(now, wall))
                 report = pipe.process(frame, now, wall)
                 self.frames_analysed += 1
@@ -272,6 +275,22 @@ class CameraService:
             worker._stop.set()
         for worker in self.workers.values():
             worker.stop()
+
+    def snapshot(self, camera_id: str) -> EvidenceRef:
+        """The camera's last decoded frame as a JPEG in the evidence store (uploaded like an alert's snapshot).
+
+        Raises ValueError (Chinese) when there is no such camera, no frame yet or no evidence store."""
+        worker = self.workers.get(camera_id)
+        if worker is None:
+            raise ValueError(f"没有摄像头 {camera_id}（已配置：{', '.join(self.workers) or '无'}）")
+        if self._store is None:
+            raise ValueError("本代理未配置证据存储")
+        last = worker.last_frame
+        if last is None:
+            raise ValueError(f"摄像头 {camera_id} 尚无画面（{worker.reason or worker.state}）")
+        frame, wall = last
+        caption = f"remote snapshot {camera_id}"
+        return self._store.put(render_snapshot(frame, [], [], caption=caption, ts=wall), "remote_snapshot")
 
     def health(self) -> dict[str, str]:
         """camera id → ok | degraded | down (for the heartbeat's driver map)."""

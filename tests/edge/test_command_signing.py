@@ -47,12 +47,24 @@ class Rig:
         self.state = tmp_path / "edge" / "commands.json"
         self.state.parent.mkdir(parents=True, exist_ok=True)
 
+        self.unhealthy: str | None = None  # what await_healthy answers (None: healthy)
+        self.log_lines = [f"line {i}" for i in range(1, 2001)]
+
     async def apply(self, site: LoadedSite) -> None:
         self.applied.append(site)
         self.site = site
 
+    async def await_healthy(self, deadline_s: float) -> str | None:
+        return self.unhealthy
+
+    def recent_logs(self, lines: int) -> list[str]:
+        return self.log_lines[-lines:]
+
+    async def snapshot(self, camera_id: str) -> str:
+        raise ValueError(f"没有摄像头 {camera_id}")
+
     def handler(self) -> CommandHandler:
-        return CommandHandler("pharmacy-01", "edge-1", lambda: self.site, self.apply, "t", state_file=self.state)
+        return CommandHandler("pharmacy-01", "edge-1", self, "t", state_file=self.state)
 
 
 async def test_unsigned_badly_signed_and_expired_commands_are_refused(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud.api.deps import EngineDep, SessionDep, StaffUser, StoreDep, require_roles
 from cloud.core.users import Role, User
@@ -35,6 +35,8 @@ class RecordPublic(BaseModel):
     kind: str
     status: str
     profile: str
+    quality: str | None = Field(description="good | uncertain (the agent's clock was off: time untrusted)")
+    quality_label: str
     prev_hash: str
     hash: str
 
@@ -67,6 +69,8 @@ def _public(r: gsp.GspRecord) -> RecordPublic:
         kind=r.kind,
         status=str(r.status),
         profile=r.profile,
+        quality=r.quality,
+        quality_label=gsp.QUALITY_LABELS.get(r.quality or "", "未记录"),
         prev_hash=r.prev_hash,
         hash=r.hash,
     )

@@ -158,3 +158,39 @@ def _drop_guards(engine: Engine) -> None:
         else:
             conn.exec_driver_sql("DROP TRIGGER gsp_record_no_update")
             conn.exec_driver_sql("DROP TRIGGER gsp_record_no_delete")
+
+
+def test_records_carry_the_reading_quality_into_the_hash_and_the_export(business_db: tuple[Settings, Engine]) -> None:
+    """Readings stored ``uncertain`` (their agent's clock was off, issue 15) make records of quality uncertain,
+    shown as 存疑（时钟偏差） in the export; the quality is covered by the hash; a record without it (made before the
+    column existed) keeps its old hash."""
+    from cloud.telemetry.gsp_export import HEADER, to_csv
+
+    _, engine = business_db
+    make_site_with_point(engine)
+    store = store_for(engine)
+    skewed = range(60, 120)  # the second hour: the agent's clock was off
+    temps = [
+        r._replace(quality="uncertain") if i in skewed else r
+        for i, r in enumerate(readings("pharmacy-1", "t1", T0, 180, fridge))
+    ]
+    store.write_readings(temps)
+    _derive(engine, T0 + timedelta(hours=4))
+    records = _records(engine)
+    by_quality = {
+        r.quality
+        for r in records
+        if T0 + timedelta(minutes=60) <= r.recorded_at.replace(tzinfo=UTC) < T0 + timedelta(minutes=120)
+    }
+    assert by_quality == {"uncertain"}
+    assert {r.quality for r in records if r.recorded_at.replace(tzinfo=UTC) < T0 + timedelta(minutes=60)} == {"good"}
+    rows = to_csv(records).decode("utf-8-sig").splitlines()
+    column = HEADER.index("读数质量")
+    cells = [line.split(",")[column] for line in rows[1:]]
+    assert "存疑（时钟偏差）" in cells and "正常" in cells
+    record = records[0]
+    assert gsp.record_hash(record) == record.hash
+    assert gsp.record_hash(record.model_copy(update={"quality": "uncertain"})) != record.hash
+    legacy = record.model_copy(update={"quality": None})
+    assert b"quality" not in gsp.canonical(legacy)
+    assert gsp.verify_chain(Session(engine)).ok

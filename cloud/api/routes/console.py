@@ -40,6 +40,7 @@ from cloud.alerts import Alert, AlertStatus
 from cloud.api.deps import SessionDep, StaffUser, StreamUser
 from cloud.core.db import utcnow, writer
 from cloud.security.scoping import Scope, ScopeDep, StreamScopeDep, departments_of, public, visible_sites
+from cloud.workflow.clues import place_label
 from protocols.messages import SEVERITY_RANK
 
 log = logging.getLogger(__name__)
@@ -265,15 +266,16 @@ def get_overview(session: SessionDep, _: StaffUser, scope: ScopeDep) -> dict[str
             "hours": [h.astimezone(TZ).strftime("%H:00") for h in hours],
             "series": {d: {"label": DOMAINS[d], "data": v} for d, v in series.items()},
         },
-        "recent_alerts": [_alert_event(a, sites) for a in recent],
+        "recent_alerts": [_alert_event(a, sites, session) for a in recent],
         "deadline_warnings": warnings,
     }
 
 
-def _alert_event(alert: Alert, sites: dict[str, str | None]) -> dict[str, Any]:
+def _alert_event(alert: Alert, sites: dict[str, str | None], session: Session) -> dict[str, Any]:
     return {
         "id": alert.id,
         "site_id": alert.site_id,
+        "place": place_label(session, alert.site_id, alert.device_id, alert.sensor_id),
         "sensor_id": alert.sensor_id,
         "rule_id": alert.rule_id,
         "status": str(alert.status),
@@ -343,7 +345,8 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
         "clue_id": clue_id,
         "domain": domain_of(clue.category, sites.get(clue.site_id or "")),
         "alerts": [
-            {**_alert_event(a, sites), "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None} for a in alerts
+            {**_alert_event(a, sites, session), "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None}
+            for a in alerts
         ],
         "window": window,
         "evidence": [{**e, "url": f"/api/v1/evidence/{e['sha256']}"} for e in evidence],
@@ -451,6 +454,9 @@ def _events_after(engine: Engine, after: int, scope: Scope | None = None) -> lis
             if ev.action.startswith("alert."):
                 sites = sites if sites is not None else _site_categories(session)
                 payload["domain"] = domain_of(payload.get("category"), sites.get(str(payload.get("site_id"))))
+                payload["place"] = place_label(  # people read names, not ids (big screen, board)
+                    session, str(payload.get("site_id")), payload.get("device_id"), payload.get("sensor_id")
+                )
             out.append(
                 {
                     "id": ev.id,

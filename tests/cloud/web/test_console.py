@@ -136,7 +136,7 @@ def test_supervisor_sees_live_alert_chart_and_dispatches(browser: Any, mosquitto
             screen.locator("#count-drug").filter(has_text="1").wait_for(timeout=20_000)
             assert screen.evaluate("window.__notReloaded") is True
             if charts_built():
-                screen.locator("#trend[data-ready='1'] canvas").first.wait_for()
+                screen.locator("#trend[data-ready='1'] svg").first.wait_for()
             screenshot(screen, "screen")
             screenshot(page, "console-board")
 

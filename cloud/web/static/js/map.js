@@ -127,6 +127,8 @@ async function start() {
     h("aside", { class: "map-side", id: "map-side" })));
   map = await countyMap(document.getElementById("map-main"), c, { onSelect: select });
   window.__sentinelMap = map.chart; // tests read the option back
+  const wanted = new URLSearchParams(location.search).get("site"); // from the big screen's map
+  if (wanted) state.selected = wanted;
   await refresh(root);
   let pending = null;
   liveFeed(() => { pending ??= setTimeout(() => { pending = null; refresh(root).catch(() => {}); }, 1000); });

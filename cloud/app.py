@@ -49,6 +49,7 @@ CORE_ROUTERS: list[str] = [
 OPTIONAL_ROUTERS: list[str] = [
     "cloud.api.routes.evidence:router",
     "cloud.api.routes.registry:router",
+    "cloud.api.routes.lists:router",
     "cloud.api.routes.telemetry:router",
     "cloud.api.routes.gsp:router",
     "cloud.api.routes.workflow:router",

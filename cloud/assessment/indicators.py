@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from cloud import journal
 from cloud.assessment.config import DIMENSIONS, Indicator, IndicatorRules, packaged_indicator_rules
-from cloud.assessment.people import departments, usernames
+from cloud.assessment.people import departments, display_names, usernames
 from cloud.core.users import Role, User
 
 
@@ -32,6 +32,9 @@ class Acc:
         self.n += other.n
         self.num += other.num
         self.den += other.den
+
+    def empty(self) -> bool:
+        return not (self.count or self.total or self.n or self.num or self.den)
 
 
 @dataclass
@@ -56,6 +59,11 @@ class Scorecard:
     indicators: list[IndicatorResult] = field(default_factory=list)
     dimensions: dict[str, float] = field(default_factory=dict)
     total: float = 0.0
+    #: False when nothing in the period counts for this person/department: all points 0, shown as 无数据 (a person
+    #: with no work must not collect the "nothing overdue" points of the lower-is-better indicators)
+    scored: bool = True
+    name: str = ""  # display name: the person's real name, the department's name
+    department_name: str | None = None
 
 
 def _matches(where: dict[str, Any], payload: dict[str, Any]) -> bool:
@@ -179,6 +187,13 @@ def evaluate(
             if ind.kind == "manual":
                 pooled[ind.id] = Acc(total=dept_manual.get(dept, 0.0))
         depts.append(_card(rules, "department", dept, dept, max(1, len(members.get(dept, []))), start, end, pooled))
+    names, dept_names = display_names(session)
+    for card in persons:
+        card.name = names.get(card.key, card.key)
+        card.department_name = dept_names.get(card.department or "", card.department)
+    for card in depts:
+        card.name = dept_names.get(card.key, card.key)
+        card.department_name = card.name
     return persons, depts
 
 
@@ -193,12 +208,13 @@ def _card(
     accs: dict[str, Acc],
 ) -> Scorecard:
     card = Scorecard(scope, key, dept, n_members, start, end, dimensions=dict.fromkeys(DIMENSIONS, 0.0))
+    card.scored = any(not acc.empty() for acc in accs.values())
     for ind in rules.indicators:
         scaled = ind
         if scope == "department" and ind.kind in ("count", "sum") and not ind.lower_is_better and n_members > 1:
             scaled = ind.model_copy(update={"target": ind.target * n_members})
         value = _value(ind, accs.get(ind.id))
-        points = score(scaled, value)
+        points = score(scaled, value) if card.scored else 0.0
         card.indicators.append(
             IndicatorResult(ind.id, ind.name, ind.dimension, value, points, ind.weight, scaled.target)
         )
@@ -220,13 +236,13 @@ def to_csv(cards: list[Scorecard], rules: IndicatorRules | None = None) -> str:
     for card in cards:
         row: list[Any] = [
             "个人" if card.scope == "person" else "部门",
-            card.key,
-            card.department or "",
+            card.name or card.key,
+            card.department_name or card.department or "",
             card.start.isoformat(),
             card.end.isoformat(),
         ]
         for result in card.indicators:
             row += ["" if result.value is None else round(result.value, 4), result.score]
-        row += [card.dimensions[d] for d in DIMENSIONS] + [card.total]
+        row += [card.dimensions[d] for d in DIMENSIONS] + [card.total if card.scored else "无数据"]
         writer.writerow(row)
     return "\ufeff" + buf.getvalue()

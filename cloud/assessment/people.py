@@ -41,3 +41,16 @@ def departments(session: Session) -> dict[str, str]:
         if dept:
             result[name] = dept
     return result
+
+
+def display_names(session: Session) -> tuple[dict[str, str], dict[str, str]]:
+    """(username → real name, department code → department name) for showing scorecards to people."""
+    people = {u: n for u, n in session.exec(select(User.username, User.full_name)).all() if n}
+    depts: dict[str, str] = {}
+    try:
+        from cloud.registry.models import Department
+
+        depts = dict(session.exec(select(Department.code, Department.name)).all())
+    except ModuleNotFoundError:  # pragma: no cover - registry not installed
+        pass
+    return people, depts

@@ -193,11 +193,13 @@ class Decision:
     @property
     def explanation(self) -> str:
         """One line for the clue timeline, in Chinese."""
-        facts = "；".join(f"{m.condition}={m.actual}（规则 {m.expected}）" for m in self.matched)
+        from cloud.labels import fact_text  # the one vocabulary (it reads this module's labels)
+
+        facts = "；".join(fact_text(m.condition, m.expected, m.actual) for m in self.matched)
         label = DISPOSAL_LABELS[self.disposal]
-        return f"研判结论：{label}。规则 {self.rule_id}「{self.rule_name}」：{self.reason}" + (
-            f"。命中事实：{facts}" if facts else ""
-        )
+        named = f"「{self.rule_name}」"
+        rule = f"默认规则{named}" if self.rule_id == "default" else f"规则 {self.rule_id}{named}"
+        return f"研判结论：{label}。{rule}：{self.reason}" + (f"。命中事实：{facts}" if facts else "")
 
 
 def _more_or_equally_severe(a: Severity, b: Severity) -> bool:

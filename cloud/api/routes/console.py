@@ -77,9 +77,7 @@ def _site_categories(session: Session) -> dict[str, str | None]:
     "/labels", summary="界面用中文标签与检查事项清单（公开参考数据）", dependencies=[public("static reference labels")]
 )
 def labels() -> dict[str, Any]:
-    from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, SEVERITY_LABELS
-    from cloud.workflow.intake import CHANNEL_LABELS
-    from cloud.workflow.states import MACHINES, ROLE_LABELS
+    from cloud.labels import vocabulary
 
     checklist: list[dict[str, Any]] = []
     try:
@@ -91,17 +89,7 @@ def labels() -> dict[str, Any]:
         ]
     except (ModuleNotFoundError, OSError, ValueError):  # pragma: no cover - catalogue missing or invalid
         checklist = []
-    return {
-        "domains": DOMAINS,
-        "categories": CATEGORY_LABELS,
-        "severities": SEVERITY_LABELS,
-        "kinds": KIND_LABELS,
-        "channels": {"sensor": "感知设备", "video": "视频监控", **CHANNEL_LABELS},
-        "duties": {str(k): v for k, v in ROLE_LABELS.items()},
-        "states": {name: {str(s): m.state_labels[s] for s in m.states} for name, m in MACHINES.items()},
-        "actions": {name: {str(a): m.action_labels[a] for a in m.actions} for name, m in MACHINES.items()},
-        "checklist": checklist,
-    }
+    return {**vocabulary(), "domains": DOMAINS, "checklist": checklist}
 
 
 # ---------------------------------------------------------------- deadlines

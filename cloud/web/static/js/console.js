@@ -14,18 +14,9 @@ let liveDot = null;
 const liveAlerts = [];
 let onLive = null; // the current page's live handler
 
-const JOURNAL_LABELS = {
-  "alert.raised": "设备告警", "alert.cleared": "告警解除", "clue.created": "生成线索", "clue.analysed": "研判",
-  "clue.transition": "状态变更", "clue.folded": "归并来源", "clue.absorbed": "并入线索", "clue.outcome": "办理结果",
-  "clue.decision_overridden": "改变研判结论", "work_order.received": "收到工单", "task.created": "生成检查任务",
-  "task.assigned": "派发人员", "task.transition": "任务状态变更", "task.result_recorded": "记录检查结果",
-  "task.photo_added": "上传检查照片", "document.generated": "生成文书", "document.signed": "电子签名",
-  "case.registered": "登记案源", "notification.sent": "发送通知", "notification.acked": "确认收到",
-  "task.follow_up_owed": "待改正期限届满后复查", "task.follow_up_scheduled": "改正期限届满，生成复查任务",
-  "clue.close_overridden": "负责人批准办结（未履行完毕）",
-};
-const DISPOSALS = { inspect: "现场检查", open_case: "登记案源", handle_directly: "直接办理", manual_analysis: "人工研判", no_action: "不予处理" };
-const GRADES = { A: "A 级（低风险）", B: "B 级（较低风险）", C: "C 级（较高风险）", D: "D 级（高风险）" };
+// every label comes from the one vocabulary (GET /console/labels, cloud/rules/labels.toml + the enums' labels)
+const disposal = (code) => label(L.disposals, code);
+const grades = () => Object.entries(L.grades).filter(([k]) => k !== "unknown");
 
 function isManager() {
   return me.role === "admin" || me.role === "supervisor";
@@ -52,7 +43,7 @@ function shell() {
       "div",
       { class: "who" },
       h("div", {}, liveDot, h("span", { id: "live-state" }, "实时：连接中")),
-      h("div", {}, `${me.full_name || me.username}（${label({ admin: "系统管理员", supervisor: "监管负责人", inspector: "执法检查人员", auditor: "审计管理员" }, me.role)}）`),
+      h("div", {}, `${me.full_name || me.username}（${label(L.roles, me.role)}）`),
       h("button", { type: "button", onclick: logout }, "退出登录"),
     ),
   );
@@ -222,7 +213,7 @@ async function clueDetail(id) {
     clue.result ? [h("dt", {}, "办理结果"), h("dd", {}, clue.result)] : null);
   const analysis = h("section", { class: "card", "aria-labelledby": "h-analysis" }, h("h2", { id: "h-analysis" }, "研判结论与依据"),
     decision
-      ? [h("p", {}, h("strong", {}, DISPOSALS[decision.disposal] || decision.disposal), decision.override ? "（人工改判）" : "",
+      ? [h("p", {}, h("strong", {}, disposal(decision.disposal)), decision.override ? "（人工改判）" : "",
         `　规则：${decision.rule_name || decision.rule_id}`),
         h("p", { id: "analysis-explanation", style: "white-space:pre-wrap" }, decision.explanation || decision.reason)]
       : h("p", { class: "muted" }, "尚未研判"));
@@ -232,7 +223,7 @@ async function clueDetail(id) {
         h("td", {}, label(L.kinds, s.kind)), h("td", {}, s.summary || s.ref || "—"))))));
   const tl = h("section", { class: "card", "aria-labelledby": "h-timeline" }, h("h2", { id: "h-timeline" }, "时间线"),
     h("ol", { class: "timeline", id: "clue-timeline" }, timeline.map((e) => h("li", {},
-      h("strong", {}, fmtTime(e.ts)), "　", JOURNAL_LABELS[e.action] || e.action,
+      h("strong", {}, fmtTime(e.ts)), "　", label(L.events, e.action),
       e.payload && e.payload.to ? `：${label(L.states[e.action.split(".")[0]] || L.states.clue, e.payload.to)}` : "",
       e.payload && e.payload.reason ? `（${e.payload.reason}）` : "",
       h("span", { class: "muted" }, `　${e.actor_name || e.actor}`)))));
@@ -281,7 +272,7 @@ function actionsCard(clue) {
     const chosen = () => [...people.querySelectorAll("input[type=checkbox]:checked")].map((c) => Number(c.value));
     api(`console/clues/${clue.id}/candidates`).then((cand) => {
       if (cand.default_disposal) disp.value = cand.default_disposal;
-      const d = DISPOSALS[cand.decision] || "未研判";
+      const d = cand.decision ? disposal(cand.decision) : "未研判";
       hint.textContent = cand.default_disposal ? `研判结论：${d}` : `研判结论为“${d}”，不能直接派发；请选择处置方式（将记录为派发人的决定）`;
       clear(people, h("legend", {}, `检查人员（至少 ${cand.needed} 名；按辖区、在办工作量、回避建议）`),
         cand.candidates.length ? cand.candidates.map((c) => h("label", { class: "person" },
@@ -314,7 +305,7 @@ function actionsCard(clue) {
   const terminal = ["closed", "no_action", "merged"].includes(clue.state);
   if (!terminal && me.duties.some((d) => ["analyst", "dispatcher", "supervisor", "department_head", "bureau_head"].includes(d))) {
     const why = h("input", { id: "override-reason", placeholder: "改判须填写理由" });
-    const overrideSel = h("select", { id: "override-disposal" }, Object.entries(DISPOSALS).map(([v, t]) => h("option", { value: v }, t)));
+    const overrideSel = h("select", { id: "override-disposal" }, Object.entries(L.disposals).map(([v, t]) => h("option", { value: v }, t)));
     card.append(h("form", { "aria-label": "改变研判结论", onsubmit: async (e) => {
       e.preventDefault();
       msg.textContent = "";
@@ -464,7 +455,7 @@ async function taskDetail(id) {
       h("tbody", {}, t.items.map((code) => {
         const r = results[code];
         return h("tr", {}, h("td", {}, `${code} ${titles[code] || ""}`),
-          h("td", {}, r ? { pass: "符合", fail: "不符合", na: "不适用" }[r.outcome] : "未检查"), h("td", {}, r?.note || ""), h("td", {}, String(r?.photos?.length || 0)));
+          h("td", {}, r ? label(L.outcomes, r.outcome) : "未检查"), h("td", {}, r?.note || ""), h("td", {}, String(r?.photos?.length || 0)));
       }))),
     h("h2", {}, "文书"),
     t.documents.length ? h("ul", {}, t.documents.map((d) => h("li", {}, `${d.title} ${d.doc_no || ""} `, h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF"))))
@@ -529,14 +520,14 @@ async function caseDetail(id) {
     h("h2", {}, "法定期限"),
     h("table", {}, h("thead", {}, h("tr", {}, ["期限", "起算", "到期", "状态", "剩余", "依据"].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, c.clocks.map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, fmtDate(k.start)), h("td", {}, fmtDate(k.due)),
-        h("td", {}, h("span", { class: `badge st-${k.status}` }, { running: "进行中", due_soon: "即将到期", overdue: "已超期", suspended: "中止", stopped: "已停止" }[k.status] || k.status)),
+        h("td", {}, h("span", { class: `badge st-${k.status}` }, label(L.clock_status, k.status))),
         h("td", {}, daysLeftText(k.remaining_working_days)), h("td", { class: "muted" }, Array.isArray(k.basis) ? k.basis.join("；") : k.basis || ""))))),
     actions);
 }
 
 // ------------------------------------------------------------------ subjects
 async function subjectsPage() {
-  const grade = h("select", { id: "grade-filter", onchange: () => load() }, h("option", { value: "" }, "全部等级"), Object.entries(GRADES).map(([v, t]) => h("option", { value: v }, t)));
+  const grade = h("select", { id: "grade-filter", onchange: () => load() }, h("option", { value: "" }, "全部等级"), grades().map(([v, t]) => h("option", { value: v }, t)));
   const q = h("input", { id: "subject-q", type: "search", placeholder: "名称或统一社会信用代码" });
   const table = h("table", { "aria-label": "市场主体" });
   const detail = h("div", { id: "subject-detail" });
@@ -552,7 +543,7 @@ async function subjectsPage() {
     const rows = await api(`registry/subjects?${p}`);
     clear(table, h("thead", {}, h("tr", {}, ["名称", "统一社会信用代码", "风险等级", "地址"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows.map((s) => h("tr", { class: "clickable", onclick: () => showRisk(s) },
-        h("td", {}, s.name), h("td", {}, s.uscc), h("td", {}, h("span", { class: `badge grade-${s.risk_grade}` }, GRADES[s.risk_grade] || s.risk_grade || "未评级")), h("td", {}, s.address || "—")))));
+        h("td", {}, s.name), h("td", {}, s.uscc), h("td", {}, h("span", { class: `badge grade-${s.risk_grade}` }, L.grades[s.risk_grade] || L.grades.unknown)), h("td", {}, s.address || "—")))));
   }
   async function showRisk(s) {
     const recs = await api(`risk/subjects/${s.id}`).catch(() => []);
@@ -576,10 +567,17 @@ async function scoresPage() {
     try {
       const cards = await api(`assessment/scorecards?month=${month.value}&scope=${scope.value}`);
       const dims = [...new Set(cards.flatMap((c) => Object.keys(c.dimensions)))];
-      clear(out, cards.length ? h("table", { "aria-label": "考核得分" },
-        h("thead", {}, h("tr", {}, h("th", {}, scope.value === "person" ? "人员" : "部门"), dims.map((d) => h("th", {}, d)), h("th", {}, "总分"))),
-        h("tbody", {}, cards.sort((a, b) => b.total - a.total).map((c) => h("tr", {}, h("td", {}, c.key),
-          dims.map((d) => h("td", {}, (c.dimensions[d] ?? 0).toFixed(1))), h("td", {}, h("strong", {}, c.total.toFixed(1)))))))
+      const total = (c) => (c.scored === false ? -1 : c.total);
+      clear(out, cards.length ? h("table", { "aria-label": "考核得分", id: "score-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, scope.value === "person" ? "人员" : "部门"),
+          scope.value === "person" ? h("th", {}, "所在部门") : null,
+          dims.map((d) => h("th", {}, label(L.dimensions, d))), h("th", {}, "总分"))),
+        h("tbody", {}, cards.sort((a, b) => total(b) - total(a)).map((c) => h("tr", { class: c.scored === false ? "muted" : null },
+          h("td", {}, c.name || c.key),
+          scope.value === "person" ? h("td", {}, c.department_name || "—") : null,
+          c.scored === false
+            ? h("td", { colspan: String(dims.length + 1), class: "muted" }, "无数据（本期没有可考核的工作，不评分）")
+            : [dims.map((d) => h("td", {}, (c.dimensions[d] ?? 0).toFixed(1))), h("td", {}, h("strong", {}, c.total.toFixed(1)))]))))
         : h("p", { class: "muted" }, "该期间暂无考核数据"));
     } catch (ex) { clear(out, h("p", { class: "error" }, ex.message)); }
   }

@@ -43,6 +43,7 @@ OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.evidence",
     "cloud.workflow.models",
     "cloud.workflow.follow_up",
+    "cloud.workflow.progress",
     "cloud.journal",
     "cloud.notify.models",
     "cloud.assessment.models",

@@ -627,11 +627,15 @@ async def post_kiosk_complaint(request: Request) -> JSONResponse:
 
     def store() -> dict[str, Any]:
         order = WorkOrderIn(channel="walk_in", external_no=receipt, received_at=now, **form.model_dump())
+        from cloud.workflow.progress import issue_code
+
         with Session(writer(request.app.state.engine)) as session:
             result = intake(session, order, kiosk)
+            code = issue_code(session, result.order)
             session.commit()
             return {
                 "receipt_no": receipt,
+                "verify_code": code,  # shown once with the receipt: receipt + code look up the progress
                 "received_at": now.astimezone(TZ).isoformat(),
                 **accept_due_view(result.order),
                 "clue_id": result.clue.id,
@@ -651,3 +655,44 @@ async def post_kiosk_complaint(request: Request) -> JSONResponse:
     except WorkflowError as exc:
         return JSONResponse({"detail": exc.message, "code": exc.code, **exc.extra}, status_code=exc.status)
     return JSONResponse(answer, status_code=status.HTTP_201_CREATED)
+
+
+class KioskProgressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    receipt_no: str = Field(min_length=4, max_length=64)
+    code: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
+
+
+KIOSK_LOOKUPS = 20  # lookups per client per window (the code is 6 digits: with 5 failures per receipt, locked)
+
+
+@router.post(
+    "/kiosk/progress",
+    dependencies=[public("self-service terminal: progress by receipt number + verification code, no personal data")],
+    summary="自助终端办理进度查询（回执号 + 查询码；不含个人信息；错误 5 次锁定）",
+)
+def post_kiosk_progress(request: Request, body: KioskProgressIn) -> JSONResponse:
+    from cloud.workflow.progress import LookupRefused, lookup
+
+    limiter: RateLimiter | None = getattr(request.app.state, "kiosk_lookup_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(KIOSK_LOOKUPS, KIOSK_GLOBAL_LIMIT * 5, KIOSK_WINDOW_S)
+        request.app.state.kiosk_lookup_limiter = limiter
+    client = request.headers.get("x-kiosk-id") or (request.client.host if request.client else "unknown")
+    wait = limiter.allow(client[:64])
+    if wait > 0:
+        return JSONResponse(
+            {"detail": f"查询过于频繁，请 {int(wait // 60) + 1} 分钟后再试", "code": "rate_limited"},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    with Session(writer(request.app.state.engine)) as session:
+        try:
+            answer = lookup(session, body.receipt_no, body.code)
+        except LookupRefused as exc:
+            session.commit()  # the failed attempt counts
+            code = status.HTTP_423_LOCKED if exc.code == "locked" else status.HTTP_404_NOT_FOUND
+            return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=code)
+        session.commit()
+    return JSONResponse(answer)

@@ -393,6 +393,14 @@ def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_p
             number = receipt.inner_text().strip()
             assert re.fullmatch(r"ZZ\d{14}", number), number
             screenshot(page, "kiosk-receipt")
+            code = page.locator("#verify-code").inner_text().strip()
+            page.get_by_role("button", name="查询办理进度").click()
+            page.get_by_label("查询码（6 位数字）").fill(code)  # the receipt number is filled in already
+            page.get_by_role("button", name="查询", exact=True).click()
+            page.locator("#p-stage").get_by_text("已收到，待决定是否受理").wait_for()
+            assert "决定是否受理" in page.locator("#p-due").inner_text()
+            assert "张某" not in page.locator("#p-result").inner_text()
+            page.get_by_role("button", name="返回首页").click()
 
             # the supervisor finds it on the clue board (walk-in channel filter)
             board = context.new_page()

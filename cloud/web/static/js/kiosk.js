@@ -31,6 +31,7 @@ async function form() {
   const f = h("form", { novalidate: true, "aria-label": "投诉举报" },
     h("h1", {}, "市场监管投诉举报"),
     h("p", { class: "muted", style: "text-align:center" }, "自助终端 · 无需登录 · 提交后获得受理回执号"),
+    h("p", { style: "text-align:center" }, h("button", { type: "button", id: "k-go-progress", onclick: () => progress() }, "查询办理进度")),
     field("k-kind", "类型", kind), field("k-category", "问题类别", category),
     h("label", { for: "k-anon", style: "font-weight:400" }, anonymous, " 匿名举报（仅举报可匿名）"),
     personal,
@@ -111,10 +112,47 @@ function receipt(r) {
   clear(root, h("section", { class: "receipt", role: "status", "aria-live": "polite" },
     h("h1", {}, "提交成功"),
     h("p", {}, "受理回执号"), h("p", { class: "no", id: "receipt-no" }, r.receipt_no),
+    r.verify_code ? [h("p", {}, "查询码（凭回执号和查询码查询办理进度，请勿告知他人）"), h("p", { class: "no", id: "verify-code" }, r.verify_code)] : null,
     h("p", {}, `提交时间：${when}`),
     r.accept_due ? h("p", {}, `市场监管部门将于 ${r.accept_due.replaceAll("-", "/")} 前决定是否受理。`) : null,
     h("p", { class: "muted" }, r.message),
-    h("p", {}, h("button", { type: "button", class: "primary", onclick: form }, "返回首页"))));
+    h("p", {}, h("button", { type: "button", class: "primary", onclick: form }, "返回首页"),
+      " ", h("button", { type: "button", onclick: () => progress(r.receipt_no) }, "查询办理进度"))));
+}
+
+// progress lookup: receipt number + verification code; the answer has no personal data
+function progress(receiptNo = "") {
+  const no = h("input", { id: "p-receipt", maxlength: "64", value: receiptNo, autocomplete: "off" });
+  const code = h("input", { id: "p-code", inputmode: "numeric", maxlength: "6", autocomplete: "off" });
+  const status = h("p", { class: "error", role: "alert", id: "p-status" });
+  const out = h("section", { id: "p-result", "aria-live": "polite" });
+  const f = h("form", { novalidate: true, "aria-label": "办理进度查询" },
+    h("h1", {}, "办理进度查询"),
+    field("p-receipt", "受理回执号", no), field("p-code", "查询码（6 位数字）", code),
+    status, h("p", { style: "text-align:center" }, h("button", { type: "submit", class: "primary" }, "查询"),
+      " ", h("button", { type: "button", onclick: form }, "返回首页")), out);
+  f.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    status.textContent = "";
+    clear(out);
+    if (!no.value.trim() || !/^[0-9]{6}$/.test(code.value.trim())) { status.textContent = "请填写回执号和 6 位数字查询码"; return; }
+    try {
+      const r = await fetch(`${API}/console/kiosk/progress`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ receipt_no: no.value.trim(), code: code.value.trim() }) });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) { status.textContent = typeof data.detail === "string" ? data.detail.split(" / ")[0] : `查询失败（${r.status}）`; return; }
+      clear(out, h("dl", { class: "kv" },
+        h("dt", {}, "回执号"), h("dd", {}, data.receipt_no),
+        h("dt", {}, "类型"), h("dd", {}, `${data.kind_label} · ${data.category_label}`),
+        h("dt", {}, "提交日期"), h("dd", {}, data.received_on.replaceAll("-", "/")),
+        h("dt", {}, "办理状态"), h("dd", { id: "p-stage" }, data.stage),
+        data.due ? [h("dt", {}, "期限"), h("dd", { id: "p-due" }, data.due.label)] : null,
+        data.ended_on ? [h("dt", {}, "办结日期"), h("dd", {}, data.ended_on.replaceAll("-", "/"))] : null));
+    } catch {
+      status.textContent = "网络连接失败，请稍后再试或拨打 12315";
+    }
+  });
+  clear(root, f);
+  (receiptNo ? code : no).focus();
 }
 
 form();

@@ -14,3 +14,12 @@ def world(tmp_path: Path) -> Iterator[World]:
     with w.client:
         yield w
     w.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One world per test module (cheaper than one per test) for tests that do not disturb each other."""
+    w = make_world(Path(tmp_path_factory.mktemp("world")))
+    with w.client:
+        yield w
+    w.engine.dispose()

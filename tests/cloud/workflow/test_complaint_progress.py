@@ -5,13 +5,11 @@ wrong codes count and lock the receipt; the stage follows the acceptance decisio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cloud.workflow.progress import MAX_FAILURES
-from tests.utils.workflow_factories import World, make_world
+from tests.utils.workflow_factories import World
 
 API = "/api/v1"
 KIOSK = f"{API}/console/kiosk"
@@ -29,11 +27,8 @@ COMPLAINT = {
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = make_world(Path(tmp_path_factory.mktemp("progress")))
-    with w.client:
-        yield w
-    w.engine.dispose()
+def world(module_world: World) -> World:
+    return module_world
 
 
 def _submit(world: World, terminal: str) -> dict[str, object]:

@@ -6,8 +6,6 @@ waives the obligation, cancels the open 复查, is journaled on the timeline and
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session
@@ -15,18 +13,15 @@ from sqlmodel import Session
 from cloud.notify.config import load_rules
 from cloud.workflow.follow_up import run_due
 from cloud.workflow.models import Recusal
-from tests.utils.workflow_factories import World, make_world
+from tests.utils.workflow_factories import World
 
 API = "/api/v1"
 CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = make_world(Path(tmp_path_factory.mktemp("follow_up")))
-    with w.client:
-        yield w
-    w.engine.dispose()
+def world(module_world: World) -> World:
+    return module_world
 
 
 def _rectified(world: World) -> tuple[int, dict[str, object], str]:

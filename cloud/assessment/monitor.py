@@ -48,26 +48,19 @@ def raise_supervision_clue(session: Session, clock: SupervisionClock, now: dt.da
     """Create the supervision clue through clue collection (the workflow's intake function)."""
     title = f"【督办】{clock.name}超期：{clock.target_type} {clock.target_id}"
     try:
-        from cloud.workflow.grouping import Incoming, collect
+        from cloud.workflow.grouping import supervision_clue
     except ImportError:  # workflow without grouping: the journal event alone is the seam
         return None
-    result = collect(
+    return supervision_clue(
         session,
-        Incoming(
-            kind="feedback",
-            channel="assessment",
-            category="supervision",
-            severity="major",
-            title=title,
-            at=now,
-            summary=f"{clock.name}已于 {clock.due_at.isoformat()} 到期未办结",
-            parent_clue_id=clock.clue_id,
-            ref=f"clock:{clock.id}",
-            extra={"clock_id": clock.clock_id, "target_type": clock.target_type, "target_id": clock.target_id},
-        ),
+        title=title,
+        summary=f"{clock.name}已于 {clock.due_at.isoformat()} 到期未办结",
+        at=now,
+        ref=f"clock:{clock.id}",
         actor=ACTOR,
+        parent_clue_id=clock.clue_id,
+        extra={"clock_id": clock.clock_id, "target_type": clock.target_type, "target_id": clock.target_id},
     )
-    return result.clue.id
 
 
 class SupervisionMonitor:

@@ -148,9 +148,45 @@ class EscalationLevel(RuleModel):
 
 class Sla(RuleModel):
     name: str
-    within_s: float = Field(gt=0)
+    within_s: float = Field(gt=0, description="the limit when the site's area class has none of its own")
+    within_s_by_area: dict[str, float] = Field(
+        default_factory=dict, description="limit per area class of the site (areas.toml), e.g. city 1800"
+    )
     met_by: list[str] = Field(min_length=1)
     breach_to: Level = "head"
+    clue_on_breach: bool = Field(default=False, description="a breach also raises a supervision clue (督办线索)")
+
+    def limit_s(self, area: str | None) -> float:
+        return self.within_s_by_area.get(area or "", self.within_s)
+
+
+class AreaAssignment(RuleModel):
+    class_: str = Field(alias="class", min_length=1, max_length=32)
+    departments: list[str] = Field(default_factory=list, description="department code globs")
+    sites: list[str] = Field(default_factory=list, description="site id globs")
+
+
+class AreaRules(RuleModel):
+    """areas.toml: which area class (city / elsewhere …) a site belongs to."""
+
+    default: str = Field(default="city", description="class of an unlisted site (the stricter limit)")
+    classes: dict[str, str] = Field(default_factory=lambda: {"city": "城区", "elsewhere": "其他地区"})
+    assign: list[AreaAssignment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known(self) -> AreaRules:
+        for name in [self.default, *(a.class_ for a in self.assign)]:
+            if name not in self.classes:
+                raise ValueError(f"unknown area class {name!r} (classes: {', '.join(self.classes)})")
+        return self
+
+    def class_of(self, site_id: str | None, department: str | None) -> str:
+        for entry in self.assign:
+            if (site_id and any(fnmatch.fnmatchcase(site_id, g) for g in entry.sites)) or (
+                department and any(fnmatch.fnmatchcase(department, g) for g in entry.departments)
+            ):
+                return entry.class_
+        return self.default
 
 
 class Policy(RuleModel):
@@ -191,12 +227,17 @@ class EscalationRules(RuleModel):
 class NotifyRules(RuleModel):
     routing: RoutingRules
     escalation: EscalationRules
+    areas: AreaRules = Field(default_factory=AreaRules)
 
     @model_validator(mode="after")
     def _policies_exist(self) -> NotifyRules:
         for route in self.routing.routes:
             if route.escalation not in self.escalation.policies:
                 raise ValueError(f"route {route.id!r}: unknown escalation policy {route.escalation!r}")
+        for name, policy in self.escalation.policies.items():
+            unknown = set(policy.sla.within_s_by_area if policy.sla else ()) - set(self.areas.classes)
+            if unknown:
+                raise ValueError(f"policy {name!r}: sla.within_s_by_area names unknown area classes {sorted(unknown)}")
         return self
 
     def policy(self, name: str) -> Policy:
@@ -204,14 +245,16 @@ class NotifyRules(RuleModel):
 
 
 def load_rules(directory: Path | None = None) -> NotifyRules:
-    """Load and cross-check routing.toml + escalation.toml (``RuleFileError`` names file, key and reason)."""
+    """Load and cross-check routing.toml, escalation.toml and areas.toml (``RuleFileError``: file, key, reason)."""
     from cloud.rules.loader import RuleFileError
 
     routing_file = rules_path("routing.toml", directory)
     escalation_file = rules_path("escalation.toml", directory)
     routing = load_model(RoutingRules, routing_file)
     escalation = load_model(EscalationRules, escalation_file)
+    areas_file = rules_path("areas.toml", directory)
+    areas = load_model(AreaRules, areas_file if areas_file.is_file() else rules_path("areas.toml"))
     try:
-        return NotifyRules(routing=routing, escalation=escalation)
+        return NotifyRules(routing=routing, escalation=escalation, areas=areas)
     except ValueError as exc:
         raise RuleFileError(routing_file, "routes", str(exc)) from exc

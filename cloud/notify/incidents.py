@@ -176,8 +176,18 @@ class Notifier:
             understaffed=len(people) < route.min_recipients or designated < route.min_designated,
         )
         if policy.sla is not None:
-            incident.sla_name = policy.sla.name
-            incident.sla_due_at = event.ts + dt.timedelta(seconds=policy.sla.within_s)
+            area = self.rules.areas.class_of(facts.site_id, department)
+            limit_s = policy.sla.limit_s(area)
+            label = (
+                f"（{self.rules.areas.classes.get(area, area)} {_minutes(limit_s)}）"
+                if policy.sla.within_s_by_area
+                else ""
+            )
+            incident.sla_name = f"{policy.sla.name}{label}"[:100]
+            # from when it happened (the alert's start, e.g. buffered on an edge that was offline), not from when
+            # the cloud learned of it
+            started = min(_reported_at(event, "started_at"), event.ts)
+            incident.sla_due_at = started + dt.timedelta(seconds=limit_s)
         session.add(incident)
         session.flush()
         summarised: list[str] = []
@@ -348,7 +358,7 @@ class Notifier:
         due = session.exec(
             select(Incident).where(
                 col(Incident.sla_due_at).is_not(None),
-                col(Incident.sla_due_at) <= now,
+                col(Incident.sla_due_at) < now,  # "within 30 min": arriving at the limit is on time
                 col(Incident.sla_met_at).is_(None),
                 Incident.sla_breached == False,  # noqa: E712
             )
@@ -361,6 +371,7 @@ class Notifier:
             people = people_of_rank(session, incident.department, rank)
             for person in people:
                 self.send_to(session, incident, person, 2, self.route_channels(incident), now, effects)
+            clue_id = raise_breach_clue(session, incident, now) if sla is not None and sla.clue_on_breach else None
             journal.append(
                 session,
                 actor=ACTOR,
@@ -374,6 +385,7 @@ class Notifier:
                     "site_id": incident.site_id,
                     "department": incident.department,
                     "recipients": people,
+                    "supervision_clue_id": clue_id,
                 },
             )
         return effects
@@ -400,7 +412,7 @@ class Notifier:
                 and incident.sla_met_at is None
                 and any(sla_trigger_matches(event, spec) for spec in met_by.get(incident.policy, set()))
             ):
-                incident.sla_met_at = event.ts
+                incident.sla_met_at = _reported_at(event, "arrived_at")
                 journal.append(
                     session,
                     actor=ACTOR,
@@ -410,6 +422,45 @@ class Notifier:
                     payload={"sla": incident.sla_name, "by_event": event.id, "breached": incident.sla_breached},
                 )
             session.add(incident)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 3600:g} 小时" if seconds >= 3600 else f"{seconds / 60:g} 分钟"
+
+
+def _reported_at(event: journal.JournalEvent, key: str) -> dt.datetime:
+    """A time the event reports (``started_at`` of an alert, ``arrived_at`` of an arrival phoned in afterwards),
+    else the event's own time."""
+    reported = (event.payload or {}).get(key)
+    if isinstance(reported, dt.datetime):
+        return reported
+    if isinstance(reported, str):
+        try:
+            value = dt.datetime.fromisoformat(reported)
+        except ValueError:
+            return event.ts
+        return value if value.tzinfo is not None else event.ts
+    return event.ts
+
+
+def raise_breach_clue(session: Session, incident: Incident, now: dt.datetime) -> int | None:
+    """A breached SLA with ``clue_on_breach`` becomes a supervision clue (督办线索) through clue collection."""
+    try:
+        from cloud.workflow.grouping import supervision_clue
+    except ImportError:  # notification service without the workflow: the journal event alone is the seam
+        return None
+    due = incident.sla_due_at.isoformat() if incident.sla_due_at else ""
+    return supervision_clue(
+        session,
+        title=f"【督办】{incident.sla_name}超时：{incident.title}",
+        summary=f"{incident.sla_name}应于 {due} 前到场，到期未收到到场记录",
+        at=now,
+        ref=f"sla:{incident.id}",
+        actor=ACTOR,
+        parent_clue_id=incident.clue_id,
+        site_id=incident.site_id,
+        extra={"incident_id": incident.id, "sla": incident.sla_name, "due_at": due},
+    )
 
 
 def sla_trigger_matches(event: journal.JournalEvent, spec: str) -> bool:

@@ -105,6 +105,7 @@ class ClueFacts(BaseModel):
     kind: ClueKind
     channel: Channel
     category: str = Field(min_length=1, max_length=64)
+    rule_id: str | None = Field(default=None, max_length=64, description="the device rule of an alert clue")
     severity: Severity = Severity.MINOR
     risk_grade: RiskGrade | None = None
     repeats_90d: int = Field(default=0, ge=0, description="earlier clues, same subject + category, last 90 days")
@@ -119,6 +120,7 @@ class Condition(RuleModel):
     kind: list[ClueKind] | None = None
     channel: list[Channel] | None = None
     category: list[str] | None = Field(default=None, description="glob patterns")
+    rule_id: list[str] | None = Field(default=None, description="glob patterns on the alert's device rule")
     severity_at_least: Severity | None = None
     severity_at_most: Severity | None = None
     risk_grade: list[RiskGrade | Literal["unknown"]] | None = None
@@ -229,6 +231,13 @@ def _match(cond: Condition, facts: ClueFacts) -> tuple[MatchedFact, ...] | None:
             any(fnmatch.fnmatchcase(facts.category, p) for p in cond.category),
             listed(cond.category),
             facts.category,
+        ),
+        cond.rule_id is None
+        or check(
+            "rule_id",
+            any(fnmatch.fnmatchcase(facts.rule_id or "", p) for p in cond.rule_id),
+            listed(cond.rule_id),
+            facts.rule_id or "",
         ),
         cond.severity_at_least is None
         or check(

@@ -115,6 +115,7 @@ def clue_facts(session: Session, clue: Clue) -> ClueFacts:
         kind=kind,
         channel=_channel(clue.channel),
         category=clue.category,
+        rule_id=clue.rule_id,
         severity=_severity(clue.severity),
         risk_grade=AnalysisGrade(subject.risk_grade.value) if subject else None,
         repeats_90d=repeats(session, clue),

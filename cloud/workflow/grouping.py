@@ -25,7 +25,16 @@ from cloud.workflow.states import ClueState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CollectResult", "Incoming", "Resolution", "collect", "escalate", "group_key", "resolve_subject"]
+__all__ = [
+    "CollectResult",
+    "Incoming",
+    "Resolution",
+    "collect",
+    "escalate",
+    "group_key",
+    "resolve_subject",
+    "supervision_clue",
+]
 
 
 @dataclass(slots=True)
@@ -300,3 +309,34 @@ def escalate(session: Session, alert_id: int, severity: str, title: str) -> None
             clue.severity, clue.title = severity, title[:300]
             session.add(clue)
     session.flush()
+
+
+def supervision_clue(
+    session: Session,
+    *,
+    title: str,
+    summary: str,
+    at: datetime,
+    ref: str,
+    actor: Actor | str,
+    parent_clue_id: int | None = None,
+    site_id: str | None = None,
+    severity: str = "major",
+    extra: dict[str, Any] | None = None,
+) -> int | None:
+    """A supervision clue (督办线索: channel ``assessment``, category ``supervision``) through clue collection, for
+    a clock that ran out (supervision monitor, notification SLA) or a spot check that found a problem."""
+    incoming = Incoming(
+        kind="feedback",
+        channel="assessment",
+        category="supervision",
+        severity=severity,
+        title=title[:300],
+        at=at,
+        summary=summary[:500],
+        site_id=site_id,
+        parent_clue_id=parent_clue_id,
+        ref=ref,
+        extra=extra or {},
+    )
+    return collect(session, incoming, actor=actor).clue.id

@@ -9,11 +9,12 @@ display and encrypted at rest in one place.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Engine, Float, Text, UniqueConstraint, inspect
 from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime, utcnow
@@ -347,3 +348,39 @@ class RandomPlan(SQLModel, table=True):
     publish_due: date | None = None
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- schema upgrades
+log = logging.getLogger(__name__)
+
+#: money columns that were float yuan before they became integer fen (#14)
+FLOAT_YUAN_COLUMNS = (
+    ("enforcement_case", "penalty_amount"),
+    ("enforcement_case", "proposed_amount"),
+    ("case_payment", "amount"),
+)
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Money columns stored as float yuan by earlier versions become integer fen (rounded half away from zero to
+    the fen), in place; runs before the tables are created (:func:`cloud.core.db.init_db`). Without it an old
+    amount of 12345.67 would read back as 123.46 yuan."""
+    inspector = inspect(engine)
+    for table, column in FLOAT_YUAN_COLUMNS:
+        if not inspector.has_table(table):
+            continue
+        found = next((c for c in inspector.get_columns(table) if c["name"] == column), None)
+        if found is None or not isinstance(found["type"], Float):
+            continue
+        log.warning("upgrading %s.%s: float yuan -> integer fen (rows kept)", table, column)
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table} ALTER COLUMN {column} TYPE BIGINT USING round({column} * 100)::bigint"
+                )
+                continue
+            old = f"{column}_yuan_v0"
+            conn.exec_driver_sql(f"ALTER TABLE {table} RENAME COLUMN {column} TO {old}")
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
+            conn.exec_driver_sql(f"UPDATE {table} SET {column} = CAST(ROUND({old} * 100) AS INTEGER)")
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {old}")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import or_
 from sqlmodel import col, select
 
@@ -39,6 +39,8 @@ from cloud.notify.models import (
 from cloud.notify.roster import on_duty
 from cloud.security.config import SecuritySettings, get_security_settings
 from cloud.security.scoping import ScopeDep, county_wide, public, visible_sites
+from cloud.workflow.elevator import ReportedVia, record_arrival
+from cloud.workflow.service import WorkflowError
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 Manager = Annotated[User, Depends(require_roles(Role.SUPERVISOR))]
@@ -164,6 +166,36 @@ def on_site(session: SessionDep, user: CurrentUser, incident_id: int) -> Inciden
         acknowledge(session, incident_id, by=user.username, via="on_site", now=utcnow())
     session.commit()
     return IncidentPublic.model_validate(incident)
+
+
+class ArrivalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit: str = Field(min_length=2, max_length=100, description="维保单位 / 救援单位名称")
+    rescuer: str = Field(min_length=1, max_length=50, description="到场救援人员")
+    arrived_at: AwareDatetime | None = Field(default=None, description="到达现场的时间（默认现在）")
+    via: ReportedVia = Field(default="maintenance_unit", description="maintenance_unit | rescue_96333 | duty_phone")
+
+
+@router.post(
+    "/incidents/{incident_id}/arrival", status_code=201, summary="登记维保单位 / 96333 救援人员到场（电梯困人到场时限）"
+)
+def arrival(session: SessionDep, user: CurrentUser, incident_id: int, body: ArrivalIn) -> dict[str, Any]:
+    now = utcnow()
+    try:
+        row = record_arrival(
+            session,
+            incident_id,
+            by=user.username,
+            unit=body.unit,
+            rescuer=body.rescuer,
+            arrived_at=body.arrived_at or now,
+            via=body.via,
+            now=now,
+        )
+    except WorkflowError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    session.commit()
+    return row
 
 
 def _secret(request: Request) -> bytes:

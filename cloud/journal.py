@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import JSON, Text, text
@@ -93,6 +93,14 @@ def latest_purge(session: Session) -> JournalPurge | None:
     return session.exec(select(JournalPurge).order_by(col(JournalPurge.through_id).desc()).limit(1)).first()
 
 
+def wire_value(value: Any) -> str:
+    """How a payload value JSON cannot hold is written: times as ISO 8601 (with the zone they carry; the wire rule),
+    anything else (Decimal, Enum, Path…) as its ``str``."""
+    if isinstance(value, date | time):  # datetime is a date
+        return value.isoformat()
+    return str(value)
+
+
 def append(
     session: Session,
     *,
@@ -114,7 +122,7 @@ def append(
         target_type=target_type,
         target_id=str(target_id),
         outcome=outcome,
-        payload=json.loads(json.dumps(payload or {}, ensure_ascii=False, default=str)),
+        payload=json.loads(json.dumps(payload or {}, ensure_ascii=False, default=wire_value)),
         prev_hash=last or GENESIS,
         hash="",
     )

@@ -62,3 +62,36 @@ def test_append_is_part_of_the_callers_transaction(tmp_path: Path) -> None:
         assert [e.target_id for e in timeline(session, "clue", 2)] == ["2"]
         assert timeline(session, "clue", 1) == []
         assert verify(session).ok
+
+
+def test_times_in_a_payload_are_iso_8601_with_the_zone(tmp_path: Path) -> None:
+    """The journal feeds the live SSE stream and the audit export: a time in an event's payload goes on the wire
+    as ISO 8601 with its zone (``2026-12-01T14:09:42.759223+00:00``), not Python's ``str()`` with a blank."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    engine = _engine(tmp_path)
+    started = datetime(2026, 12, 1, 14, 9, 42, 759223, tzinfo=UTC)
+    with Session(writer(engine)) as session:
+        append(
+            session,
+            actor="agent:edge-1",
+            action="alert.raised",
+            target_type="alert",
+            target_id=1,
+            payload={
+                "started_at": started,
+                "due": date(2026, 12, 8),
+                "nested": [{"at": started}],
+                "amount": Decimal("2.5"),
+            },
+        )
+        session.commit()
+    with Session(engine) as session:
+        (event,) = timeline(session, "alert", 1)
+        assert event.payload["started_at"] == "2026-12-01T14:09:42.759223+00:00"
+        assert datetime.fromisoformat(event.payload["started_at"]) == started
+        assert event.payload["due"] == "2026-12-08"
+        assert event.payload["nested"] == [{"at": "2026-12-01T14:09:42.759223+00:00"}]
+        assert event.payload["amount"] == "2.5"
+        assert verify(session).ok

@@ -77,22 +77,22 @@ async def await_for(condition: Callable[[], bool], seconds: float, what: str) ->
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-class AgentProcess:
-    """``sentinel edge run CONFIG`` as a child process (output appended to ``log``), stopped by PID."""
+class SentinelProcess:
+    """``sentinel ARGS`` as a child process in its own session (output appended to ``log``), stopped by PID."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
-        self.config, self.log = config, log
-        self.env = env
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args, self.log, self.env = args, log, env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sentinel_cli.main", "edge", "run", str(self.config)],
+                [sys.executable, "-m", "sentinel_cli.main", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
                 env={**os.environ, **self.env} if self.env else None,
+                start_new_session=True,
             )
 
     def freeze(self) -> None:
@@ -120,3 +120,11 @@ class AgentProcess:
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
+
+
+class AgentProcess(SentinelProcess):
+    """``sentinel edge run CONFIG`` as a child process."""
+
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(["edge", "run", str(config)], log, env)
+        self.config = config

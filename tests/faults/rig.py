@@ -11,10 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 
 from sentinel_cli import servers
 from sentinel_cli.servers import Server, free_port
-from tests.edge.harness import REPO, AgentProcess
+from tests.edge.harness import REPO, AgentProcess, SentinelProcess
 
 SCENARIO = REPO / "firmware-config" / "demo" / "pharmacy.scenario.toml"
 SITES = ("pharmacy-01", "pharmacy-02")
@@ -43,7 +40,7 @@ host = "127.0.0.1"
 port = {mqtt_port}
 reconnect_min_s = 0.2
 reconnect_max_s = 1
-ack_timeout_s = 5
+ack_timeout_s = 2
 
 [[buses]]
 kind = "tcp"
@@ -128,48 +125,22 @@ class TcpProxy:
         await self.cut()
 
 
-@dataclass
-class CloudProcess:
-    data_dir: Path
-    mqtt_port: int
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
+class CloudProcess(SentinelProcess):
+    """``sentinel cloud ingest`` on the county's database (SQLite in ``data_dir``) and broker."""
+
+    def __init__(self, data_dir: Path, mqtt_port: int, log: Path) -> None:
+        env = {
+            "SENTINEL_DATA_DIR": str(data_dir),
+            "SENTINEL_MQTT_PORT": str(mqtt_port),
+            "SENTINEL_MQTT_CLIENT_ID": "fault-ingest-1",
+            "SENTINEL_INGEST_MAX_WAIT_MS": "5",
+        }
+        super().__init__(["cloud", "ingest"], log, env)
+        self.data_dir = data_dir
 
     @property
     def db(self) -> Path:
         return self.data_dir / "sentinel.db"
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "SENTINEL_DATA_DIR": str(self.data_dir),
-            "SENTINEL_MQTT_PORT": str(self.mqtt_port),
-            "SENTINEL_MQTT_CLIENT_ID": "fault-ingest-1",
-            "SENTINEL_INGEST_MAX_WAIT_MS": "5",
-        }
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sentinel_cli.main", "cloud", "ingest"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env=env,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -224,6 +195,23 @@ class Outcome:
     unacked: int = 0
     dead_letters: int = 0  # dead-lettered in the cloud (a fault must not turn good input into dead letters)
     missing: list[tuple[str, int]] = field(default_factory=list)
+
+    def row(self, elapsed_s: float) -> dict[str, Any]:
+        """The figures of a run, as reported (docs/reliability.md)."""
+        return {
+            "load_readings_per_s": round(self.readings / elapsed_s, 1),
+            "batches_written": self.written,
+            "batches_committed": self.committed,
+            "thinned_by_quota": self.thinned,
+            "missing_in_cloud": len(self.missing),
+            "queued_at_shutdown": self.queued,
+            "unacked_at_shutdown": self.unacked,
+            "accounted": self.accounted(),
+            "dead_letters": self.dead_letters,
+            "readings_stored": self.readings,
+            "duplicate_readings": self.duplicate_readings,
+            "alerts_committed": self.alerts_committed,
+        }
 
     def accounted(self) -> bool:
         """Every seq an edge wrote is committed, queued for the next start, or (≤ thinned) missing; no more."""

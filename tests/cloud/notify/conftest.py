@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,6 +24,7 @@ from cloud.core.db import utcnow, writer
 from cloud.notify.config import NotifyRules, NotifySettings, Policy, load_rules
 from cloud.notify.models import Contact, DutyShift, Rank, SiteContact, WebhookFormat
 from cloud.notify.service import NotifyService
+from tests.utils.receivers import Receivers, webhook_receivers
 
 
 def free_port() -> int:
@@ -66,50 +64,10 @@ def smtp_server() -> Iterator[SmtpServer]:
         controller.stop()
 
 
-@dataclass
-class Receivers:
-    """Loopback HTTP receivers: ``/ok/<name>`` answers like a robot ({"errcode":0}), ``/fail/<name>`` 500."""
-
-    base: str
-    received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def url(self, name: str, mode: str = "ok") -> str:
-        return f"{self.base}/{mode}/{name}"
-
-
 @pytest.fixture
 def webhooks() -> Iterator[Receivers]:
-    receivers = Receivers(base="")
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            _, mode, name = self.path.split("?")[0].split("/")[:3]
-            with lock:
-                receivers.received.setdefault(name, []).append(json.loads(body))
-            status = 200 if mode == "ok" else 500
-            reply = json.dumps({"errcode": 0, "errmsg": "ok"} if status == 200 else {"error": "down"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receivers.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with webhook_receivers() as receivers:
         yield receivers
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -178,7 +179,13 @@ DB_URL: str | None = None  # PostgreSQL URL when --backend postgres
 
 
 def start_ingest(
-    workdir: Path, port: int, *, client_id: str = "bench-ingest", share_group: str = "", db_url: str | None = None
+    workdir: Path,
+    port: int,
+    *,
+    client_id: str = "bench-ingest",
+    share_group: str = "",
+    db_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
     log = workdir / f"ingest-{time.monotonic_ns()}.log"
     env = dict(os.environ)
@@ -193,6 +200,7 @@ def start_ingest(
         SENTINEL_MQTT_SHARE_GROUP=share_group,
         SENTINEL_INGEST_MAX_BATCH=os.environ.get("SENTINEL_INGEST_MAX_BATCH", "500"),
     )
+    env.update(extra_env or {})
     fh = open(log, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentinel_cli.main", "cloud", "ingest"], env=env, stdout=fh, stderr=subprocess.STDOUT
@@ -412,6 +420,134 @@ def workers_mode(args: argparse.Namespace) -> None:
         pg.stop()
 
 
+@dataclass
+class Live:
+    drain_rate: float  # readings/s, backlog drain through the whole path
+    sustainable_bps: float  # batches/s
+    steps: list[str]
+    p50_ms: float
+    p99_ms: float
+    paced_sent: int  # batches published by the paced phases
+
+
+def live_figures(
+    work: Path,
+    port: int,
+    messages: list[tuple[str, bytes, str, int]],
+    acks: AckListener,
+    args: argparse.Namespace,
+    extra_env: dict[str, str] | None = None,
+) -> Live:
+    """Start an ingest worker on the queued backlog (its persistent session must exist): drain it, find the max
+    sustainable live rate, then the publish → ack latency at half of it. Stops the worker."""
+    total_batches = len(messages)
+    total_readings = total_batches * READINGS_PER_BATCH
+    proc, log = start_ingest(work, port, extra_env=extra_env)
+    try:
+        t0 = subscribed_at(log)
+        deadline = time.monotonic() + 600
+        while acks.total() < total_batches:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"only {acks.total()}/{total_batches} acked\n" + log.read_text()[-2000:])
+            time.sleep(0.01)
+        ingest_s = time.time() - t0
+        ingest_rate = total_readings / ingest_s
+        print(f"backlog drain (validate, dedup, store, commit, ack): {ingest_s:.2f} s → {ingest_rate:,.0f} readings/s")
+
+        # max sustainable live rate: decreasing fractions of the drain rate until the queue does not grow
+        paced = Paced(port, args.sites, acks)
+        drain_bps = ingest_rate / READINGS_PER_BATCH
+        sustainable = 0.0
+        steps: list[str] = []
+        for fraction in (1.0, 0.8, 0.65, 0.5, 0.4, 0.3, 0.22, 0.15, 0.1):
+            rate = drain_bps * fraction
+            sent, backlog = paced.run(rate, args.step_seconds)
+            ok = backlog <= rate * 0.5 and paced.settle(total_batches + paced.sent_total, 2.0)
+            lat = latencies(sent, acks)
+            steps.append(
+                f"{rate * READINGS_PER_BATCH:,.0f} readings/s: unacked at end {backlog}, "
+                f"p99 {percentile(lat, 99) if lat else float('nan'):.0f} ms → {'sustained' if ok else 'queue grows'}"
+            )
+            print("  step " + steps[-1])
+            paced.settle(total_batches + paced.sent_total, 120)
+            if ok:
+                sustainable = rate
+                break
+        if not sustainable:
+            raise RuntimeError("no sustainable rate found")
+
+        rate = sustainable * 0.5
+        sent, _ = paced.run(rate, args.latency_seconds)
+        paced.settle(total_batches + paced.sent_total, 60)
+        lat = latencies(sent, acks)
+        p50, p99 = statistics.median(lat), percentile(lat, 99)
+        print(
+            f"latency at half the sustainable max ({rate * READINGS_PER_BATCH:,.0f} readings/s, {rate:,.0f} batches/s, "
+            f"{len(lat)}/{len(sent)} acked): publish→ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+        paced.stop()
+        return Live(ingest_rate, sustainable, steps, p50, p99, paced.sent_total)
+    finally:
+        stop(proc)
+
+
+def pipeline_mode(args: argparse.Namespace) -> None:
+    """--pipeline: one worker unpipelined vs pipelined (``SENTINEL_INGEST_PIPELINE``), same backlog, same run."""
+    results: dict[str, Live] = {}
+    load_before = os.getloadavg()
+    messages = build_payloads(args.sites, args.batches)
+    print(
+        f"{args.backend}: {len(messages)} batches × {READINGS_PER_BATCH} readings, one ingest worker; "
+        f"cores {os.cpu_count()}, load average before {load_before[0]:.2f}"
+    )
+    for name, flag in (("unpipelined", "false"), ("pipelined", "true")):
+        work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        broker = start_mosquitto(work / "mosquitto")
+        try:
+            env = {"SENTINEL_INGEST_PIPELINE": flag}
+            proc, _ = start_ingest(work, broker.port, extra_env=env)  # the persistent session, then the backlog
+            stop(proc)
+            publish_all(broker.port, messages)
+            acks = AckListener(broker.port)
+            print(f"-- {name}")
+            results[name] = live_figures(work, broker.port, messages, acks, args, env)
+            acks.stop()
+            expected = (len(messages) + results[name].paced_sent) * READINGS_PER_BATCH
+            stored = count_stored(work)
+            if stored != expected:
+                raise RuntimeError(f"{name}: stored {stored}/{expected}")
+        finally:
+            broker.stop()
+    off, on = results["unpipelined"], results["pipelined"]
+    load_after = os.getloadavg()
+    table = [
+        "| one worker | backlog drain (readings/s) | max sustainable live (readings/s) | p50 at half (ms) | "
+        "p99 at half (ms) |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {n} | {r.drain_rate:,.0f} | {r.sustainable_bps * READINGS_PER_BATCH:,.0f} | {r.p50_ms:.1f} | "
+            f"{r.p99_ms:.1f} |"
+            for n, r in results.items()
+        ),
+        f"| ratio pipelined ÷ unpipelined | {on.drain_rate / off.drain_rate:.2f} | "
+        f"{on.sustainable_bps / off.sustainable_bps:.2f} | {on.p50_ms / off.p50_ms:.2f} | {on.p99_ms / off.p99_ms:.2f} |",
+    ]
+    print("\n".join(table))
+    print(f"load average after: {load_after[0]:.2f}; every reading stored in both runs")
+    if args.append_docs:
+        with open(ROOT / "docs" / "benchmarks.md", "a") as fh:
+            fh.write(
+                f"\n### Pipelined ingest, one worker, {args.backend} ({datetime.now():%Y-%m-%d %H:%M}, "
+                f"{os.cpu_count()} cores, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after)\n\n"
+                + "\n".join(table)
+                + "\n\nSteps (unpipelined): "
+                + "; ".join(off.steps)
+                + ". Steps (pipelined): "
+                + "; ".join(on.steps)
+                + ".\n"
+            )
+
+
 def main() -> None:
     global DB_URL
     ap = argparse.ArgumentParser()
@@ -422,9 +558,13 @@ def main() -> None:
     ap.add_argument("--step-seconds", type=float, default=4.0, help="duration of each sustainable-rate step")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--append-docs", action="store_true")
+    ap.add_argument("--pipeline", action="store_true", help="one worker unpipelined vs pipelined, then stop")
     args = ap.parse_args()
     if args.workers:
         workers_mode(args)
+        return
+    if args.pipeline:
+        pipeline_mode(args)
         return
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -464,61 +604,23 @@ def main() -> None:
         print(f"baseline paho subscriber: {base_s:.2f} s → {base_rate:,.0f} readings/s")
 
         acks = AckListener(port)
-        proc, log = start_ingest(work, port)
-        t0 = subscribed_at(log)
-        deadline = time.monotonic() + 600
-        while acks.total() < total_batches:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"only {acks.total()}/{total_batches} acked\n" + log.read_text()[-2000:])
-            time.sleep(0.01)
-        ingest_s = time.time() - t0
-        ingest_rate = total_readings / ingest_s
+        live = live_figures(work, port, messages, acks, args)
+        ingest_rate, sustainable, steps, p50, p99 = (
+            live.drain_rate,
+            live.sustainable_bps,
+            live.steps,
+            live.p50_ms,
+            live.p99_ms,
+        )
         ratio = ingest_rate / base_rate
-        print(
-            f"backlog drain (validate, dedup, store, commit, ack): {ingest_s:.2f} s → {ingest_rate:,.0f} readings/s; "
-            f"ratio to bare paho {ratio:.2f}; to the raw store ceiling {ingest_rate / raw_rate:.2f}"
-        )
-
-        # max sustainable live rate: decreasing fractions of the drain rate until the queue does not grow
-        paced = Paced(port, args.sites, acks)
-        drain_bps = ingest_rate / READINGS_PER_BATCH
-        sustainable = 0.0
-        steps: list[str] = []
-        for fraction in (1.0, 0.8, 0.65, 0.5, 0.4, 0.3, 0.22, 0.15, 0.1):
-            rate = drain_bps * fraction
-            sent, backlog = paced.run(rate, args.step_seconds)
-            ok = backlog <= rate * 0.5 and paced.settle(total_batches + paced.sent_total, 2.0)
-            lat = latencies(sent, acks)
-            steps.append(
-                f"{rate * READINGS_PER_BATCH:,.0f} readings/s: unacked at end {backlog}, "
-                f"p99 {percentile(lat, 99) if lat else float('nan'):.0f} ms → {'sustained' if ok else 'queue grows'}"
-            )
-            print("  step " + steps[-1])
-            paced.settle(total_batches + paced.sent_total, 120)
-            if ok:
-                sustainable = rate
-                break
-        if not sustainable:
-            raise RuntimeError("no sustainable rate found")
-
-        rate = sustainable * 0.5
-        sent, _ = paced.run(rate, args.latency_seconds)
-        paced.settle(total_batches + paced.sent_total, 60)
-        lat = latencies(sent, acks)
-        p50, p99 = statistics.median(lat), percentile(lat, 99)
-        print(
-            f"latency at half the sustainable max ({rate * READINGS_PER_BATCH:,.0f} readings/s, {rate:,.0f} batches/s, "
-            f"{len(lat)}/{len(sent)} acked): publish→ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-        )
-        paced.stop()
-        total_sent = total_readings + paced.sent_total * READINGS_PER_BATCH
+        print(f"ratio to bare paho {ratio:.2f}; to the raw store ceiling {ingest_rate / raw_rate:.2f}")
+        total_sent = total_readings + live.paced_sent * READINGS_PER_BATCH
         stored = count_stored(work)
         dropped = sys_dropped(port)
         lost = total_sent - stored
         print(f"stored {stored}/{total_sent} (lost {lost}); $SYS/broker/publish/messages/dropped = {dropped}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         acks.stop()
-        stop(proc)
 
         if args.append_docs:
             sus = sustainable * READINGS_PER_BATCH

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     ingest_enabled: bool = Field(default=True, description="run the ingest inside `sentinel cloud serve`")
     ingest_max_batch: int = Field(default=500, ge=1, description="messages per DB transaction at most")
     ingest_max_wait_ms: int = Field(default=5, ge=0, description="linger this long once for more messages to batch")
+    ingest_pipeline: bool = Field(
+        default=True,
+        description="validate the next batch in its own thread while the previous one commits (acks still only "
+        "after commit); false: receive, validate, commit, ack one batch after the other",
+    )
 
     # presence
     presence_enabled: bool = True

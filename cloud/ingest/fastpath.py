@@ -56,7 +56,9 @@ _decoder = msgspec.json.Decoder(FastBatch)
 
 
 class FastDecoder:
-    """Decodes telemetry payloads; caches timestamp string → (aware datetime, epoch ms). One per writer thread."""
+    """Decodes telemetry payloads; caches timestamp string → (aware datetime, epoch ms). Shared by the
+    pipelined ingest's validating thread and its writer thread: every cache operation is one atomic dict call, and
+    an entry lost to a concurrent ``clear()`` is only parsed again."""
 
     def __init__(self, cache_size: int = 4096) -> None:
         self._cache: dict[str, tuple[datetime, int]] = {}

@@ -10,7 +10,9 @@
   (every worker records it; the upsert is idempotent). On 3.1.1 every subscription is plain.
 * Loop: wait for one message, drain what is queued (≤ ``ingest_max_batch``; if fewer, linger
   ``ingest_max_wait_ms`` once and drain again), commit the batch in the single writer thread, then
-  publish the acks (QoS 1) — never before the commit returned.
+  publish the acks (QoS 1) — never before the commit returned. Pipelined (``ingest_pipeline``, the default):
+  the next batch is received and validated in a validator thread while the previous one commits; commits stay
+  one at a time and in order, and at most one validated batch waits for the writer.
 * aiomqtt PUBACKs a message when it is queued locally, before the commit. That is safe because the edge
   keeps every entry until the application ack: a message lost in a crash here is resent by its edge.
 """
@@ -18,10 +20,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -33,13 +37,15 @@ from cloud.core.config import Settings
 from cloud.core.db import utcnow, writer
 from cloud.fleet_commands import due_for_delivery, mark_sent
 from cloud.ingest.stats import IngestStats
-from cloud.ingest.writer import CommitResult, IngestWriter, RawMessage, seq_ranges
+from cloud.ingest.writer import CommitResult, IngestWriter, Prepared, RawMessage, seq_ranges
 from cloud.telemetry.store import TelemetryStore
 from protocols import Ack, AckRange, Channel, encode, subscription, topic_for
 from protocols.messages import RejectedSeq
 from protocols.topics import INGEST_FILTER, published_by_cloud
 
 log = logging.getLogger("cloud.ingest")
+
+_B = TypeVar("_B")
 
 #: acks waiting for their PUBACK before the loop pauses (keeps paho far below its 65,535 message ids)
 MAX_PENDING_ACKS = 5000
@@ -235,23 +241,65 @@ class IngestService:
 
     # -- consuming ------------------------------------------------------------------------------------
     async def _consume(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
-        messages = client.messages.__aiter__()
+        if self.settings.ingest_pipeline:
+            await self._consume_pipelined(client, queue)
+            return
+        while True:
+            raw = await self._receive(client, queue)
+            if raw:
+                await self._acknowledge(client, await self._commit(raw))
+
+    async def _receive(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> list[RawMessage]:
+        """Wait for one message, drain what is queued (linger once if that is less than a full batch)."""
         max_batch = self.settings.ingest_max_batch
         linger = self.settings.ingest_max_wait_ms / 1000
-        while True:
-            first = await messages.__anext__()
-            batch = [first]
+        batch = [await client.messages.__aiter__().__anext__()]
+        self._drain(queue, batch, max_batch)
+        if len(batch) < max_batch and linger > 0:
+            await asyncio.sleep(linger)
             self._drain(queue, batch, max_batch)
-            if len(batch) < max_batch and linger > 0:
-                await asyncio.sleep(linger)
-                self._drain(queue, batch, max_batch)
-            raw = _ingest_input(batch)
-            if not raw:
-                continue
-            result = await self._commit(raw)
-            await self._publish_acks(client, result)
-            if result.commands_due:
-                self._commands_wake.set()
+        return _ingest_input(batch)
+
+    async def _acknowledge(self, client: aiomqtt.Client, result: CommitResult) -> None:
+        await self._publish_acks(client, result)
+        if result.commands_due:
+            self._commands_wake.set()
+
+    async def _consume_pipelined(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+        """Receive and validate batch N+1 (validator thread) while batch N commits (writer thread); commits stay
+        in order, one at a time, and each batch's acks go out only after its own commit returned. At most one
+        validated batch waits for the writer, so a slow database pushes back on receiving (the broker queues)."""
+        loop = asyncio.get_running_loop()
+        handoff: asyncio.Queue[Prepared] = asyncio.Queue(maxsize=1)
+        committer = asyncio.create_task(self._commit_loop(client, handoff), name="ingest-commit")
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="ingest-validate") as validator:
+                while True:
+                    raw = await self._receive(client, queue)
+                    if not raw:
+                        continue
+                    prepared = await loop.run_in_executor(validator, self.writer.prepare, raw)
+                    put = asyncio.ensure_future(handoff.put(prepared))
+                    await asyncio.wait({put, committer}, return_when=asyncio.FIRST_COMPLETED)
+                    if committer.done():  # it never ends by itself: an unexpected failure, raised here
+                        put.cancel()
+                        committer.result()
+        finally:
+            # the connection dropped (or we stop): what was received is still committed; its acks may not get
+            # out on the dead connection — the edges resend and the duplicates are acked then
+            if not committer.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await handoff.join()
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+
+    async def _commit_loop(self, client: aiomqtt.Client, handoff: asyncio.Queue[Prepared]) -> None:
+        while True:
+            prepared = await handoff.get()
+            try:
+                await self._acknowledge(client, await self._commit_with_retry(self.writer.commit_prepared, prepared))
+            finally:
+                handoff.task_done()
 
     async def _commit_leftovers(self, queue: asyncio.Queue[aiomqtt.Message] | None) -> None:
         """Commit what was received before the connection dropped (acks follow when the edge resends)."""
@@ -270,11 +318,14 @@ class IngestService:
                 return
 
     async def _commit(self, batch: list[RawMessage]) -> CommitResult:
+        return await self._commit_with_retry(self.writer.commit, batch)
+
+    async def _commit_with_retry(self, commit: Callable[[_B], CommitResult], batch: _B) -> CommitResult:
         loop = asyncio.get_running_loop()
         delay = 0.2
         while True:
             try:
-                result = await loop.run_in_executor(self._executor, self.writer.commit, batch)
+                result = await loop.run_in_executor(self._executor, commit, batch)
             except Exception as exc:  # DB unwell: keep the batch, retry; the edges keep theirs meanwhile
                 with self.stats._lock:
                     self.stats.transaction_failures += 1

@@ -150,6 +150,14 @@ class _Decoded(NamedTuple):
     message: BaseModel | FastBatch
 
 
+class Prepared(NamedTuple):
+    """A received batch, decoded and validated, not yet committed."""
+
+    size: int
+    decoded: list[_Decoded]
+    dead: list[_Dead]
+
+
 class IngestWriter:
     """Validate → dedup → store → commit, for one drained batch at a time (not thread-safe: one writer)."""
 
@@ -179,10 +187,20 @@ class IngestWriter:
         that commits the batch, so a replayed message is never both stored and still dead (a message that
         fails again is dead-lettered anew, with its new reason).
         """
+        return self.commit_prepared(self.prepare(batch), retire=retire)
+
+    def prepare(self, batch: Sequence[RawMessage]) -> Prepared:
+        """Decode and validate ``batch`` (no database): the pipelined ingest runs this for the next batch in its
+        own thread while :meth:`commit_prepared` commits the previous one in the writer thread."""
         decoded, dead = self._decode(batch)
         with self.stats._lock:
             self.stats.received += len(batch)
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        return Prepared(len(batch), decoded, dead)
+
+    def commit_prepared(self, prepared: Prepared, *, retire: Sequence[int] = ()) -> CommitResult:
+        """Store and commit a prepared batch in one transaction (the writer thread only)."""
+        decoded, dead = prepared.decoded, prepared.dead
         try:
             result = self._transaction(decoded, dead, retire)
         except OperationalError:
@@ -191,7 +209,7 @@ class IngestWriter:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 raise
             self.stats.report_once(
-                "batch-failed", "batch of %d failed (%s); retrying message by message", len(batch), exc
+                "batch-failed", "batch of %d failed (%s); retrying message by message", prepared.size, exc
             )
             with self.stats._lock:
                 self.stats.transaction_failures += 1

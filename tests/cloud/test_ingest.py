@@ -172,10 +172,13 @@ async def test_two_workers_on_a_shared_subscription_split_without_loss_or_duplic
     assert cloud_store.count() == 6000
 
 
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipelined", "unpipelined"])
 async def test_ack_is_published_only_after_commit(
-    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
+    mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore, pipeline: bool
 ) -> None:
+    """Pipelined, the next batch is validated while this one commits: its acks must still wait for its commit."""
     cloud_settings.mqtt_port = mosquitto.port
+    cloud_settings.ingest_pipeline = pipeline
     violations: list[int] = []
     checked = 0
     async with running_ingest(cloud_settings, cloud_engine, cloud_store):

@@ -101,12 +101,14 @@ def notification_counts(db: Path, receivers: Receivers) -> dict[str, int]:
     expected = {(r, int(n)) for r, n, _s in rows}
     unsettled = sum(s not in (DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.DEAD) for *_x, s in rows)
     got = [(f"ext:{name}", int(m["id"])) for name, bodies in receivers.received.items() for m in bodies]
+    keys = [h.get("Idempotency-Key") for heads in receivers.headers.values() for h in heads]
     incidents = _query(db, "SELECT COUNT(*) FROM notify_incident")
     return {
         "incidents": int(incidents[0][0]) if incidents else 0,
         "notifications_expected": len(expected),
         "notifications_delivered": len(set(got) & expected),
         "notifications_repeated": len(got) - len(set(got)),
+        "notifications_without_idempotency_key": keys.count(None),
         "notifications_unknown": len(set(got) - expected),
         "notifications_unsettled": unsettled,
         "notifications_dead": sum(s == DeliveryStatus.DEAD for *_x, s in rows),
@@ -150,7 +152,7 @@ def faults(hold_s: float, cut_s: float) -> list[tuple[str, Fault]]:
     async def quota(c: County, _api: ApiInstance) -> tuple[dict[str, int], Recovered]:
         before = sum(e.meta("thinned_batches") for e in c.edges)
         c.cloud.stop()
-        await await_for(lambda: sum(e.meta("thinned_batches") for e in c.edges) > before, 300, "the quota reached")
+        await await_for(lambda: sum(e.meta("thinned_batches") for e in c.edges) > before, 900, "the quota reached")
         marks = c.marks()
         c.cloud.start()
         return marks, lambda: True

@@ -36,3 +36,4 @@ async def test_soak_short_form(tmp_path: Path) -> None:
     assert summary["notifications_expected"] > 0
     assert summary["notifications_delivered"] == summary["notifications_expected"], summary
     assert summary["notifications_repeated"] == summary["notifications_unknown"] == 0, summary
+    assert summary["notifications_without_idempotency_key"] == 0

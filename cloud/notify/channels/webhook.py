@@ -4,6 +4,11 @@
 * wecom:  ``{"msgtype": "markdown", "markdown": {"content": …}}``; the reply ``{"errcode": 0}`` is the receipt.
 * dingtalk: ``{"msgtype": "markdown", "markdown": {"title": …, "text": …}}``; with a robot secret the URL gets
   ``timestamp`` and ``sign`` = base64(HMAC-SHA256(secret, "<ts>\\n<secret>")) (加签); reply ``errcode`` 0.
+
+Every POST carries ``Idempotency-Key: sentinel-delivery-<delivery id>``: the same key on every retry of one
+delivery, including the resend by a new lease holder after the old one died mid-send, so a receiver that honours
+the header (or stores the key) drops the repeat. WeCom/DingTalk robots ignore it: a repeat there stays possible
+(the window is one send); the 通知编号 in the text lets people see it is the same notification.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ def dingtalk_signed_url(url: str, secret: str, now_ms: int | None = None) -> str
     return f"{url}{'&' if '?' in url else '?'}timestamp={ts}&sign={sign}"
 
 
+def idempotency_headers(message: OutboundMessage) -> dict[str, str]:
+    """One key per delivery (notification × channel), stable across retries and across instances."""
+    return {"Idempotency-Key": f"sentinel-delivery-{message.delivery_id}"}
+
+
 class WebhookChannel:
     name = "webhook"
 
@@ -58,7 +68,7 @@ class WebhookChannel:
         if message.webhook_format == "dingtalk" and message.webhook_secret:
             url = dingtalk_signed_url(url, message.webhook_secret)
         try:
-            response = await self._client.post(url, json=render(message))
+            response = await self._client.post(url, json=render(message), headers=idempotency_headers(message))
         except httpx.HTTPError as exc:
             raise ChannelError(f"{type(exc).__name__}: {exc}"[:400]) from exc
         if response.status_code >= 300:

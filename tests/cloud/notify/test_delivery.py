@@ -141,6 +141,9 @@ async def test_drug_fridge_alarm_reaches_three_designated_people_on_their_channe
     assert generic["type"] == "notification" and generic["site_id"] == SITE and generic["ack_url"]
     wecom = webhooks.received["owner-wecom"][0]
     assert wecom["msgtype"] == "markdown" and "确认收到" in wecom["markdown"]["content"]
+    # one idempotency key per delivery (kept on retries and by a new lease holder): a receiver can drop a repeat
+    keys = [h["Idempotency-Key"] for name in ("keeper", "owner-wecom") for h in webhooks.headers[name]]
+    assert all(k.startswith("sentinel-delivery-") for k in keys) and len(set(keys)) == len(keys)
     # the on-duty inspector (not the one off duty) on MQTT; nobody else on the per-person topics
     assert {r["topic"] for r in received} == {"ms/v1/notify/insp-a"}
     with Session(cloud_engine) as session:

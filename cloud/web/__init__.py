@@ -69,7 +69,7 @@ class Page:
 
 MAP_STYLES = ("console.css", "map.css")
 PAGES = {
-    "": Page("监管控制台", "console.js"),
+    "": Page("监管控制台", "console.js", ("console.css", "internet.css")),
     "m": Page(
         "执法检查移动端",
         "mobile.js",

@@ -4,6 +4,7 @@ import {
   api, beijingMonth, blobUrl, clear, daysLeftText, fmtDate, fmtTime, h, label, labels, liveFeed, logout, session,
   severityBadge, toast,
 } from "./api.js";
+import { internetEvidence } from "./clue-internet.js";
 import { chartNotice, loadCharts } from "./charts.js";
 
 const root = document.getElementById("root");
@@ -245,7 +246,8 @@ async function clueDetail(id) {
     h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
     h("h1", {}, clue.title),
     h("div", { class: "grid2" }, h("div", {}, h("section", { class: "card", "aria-label": "基本信息" }, info), analysis), h("div", {}, chartCard, actionsCard(clue))),
-    h("div", { class: "grid2" }, sources, tl), evidence, work, documents);
+    h("div", { class: "grid2" }, sources, tl), clue.channel === "internet_monitoring" ? internetEvidence(clue.id) : null,
+    evidence, work, documents);
   drawReadings(chartBox, ctx);
   for (const e of ctx.evidence) {
     blobUrl(e.url).then((url) => document.getElementById("evidence")?.append(

@@ -148,6 +148,16 @@ def sentinel(*args: str) -> list[str]:
     return [sys.executable, "-m", "sentinel_cli.main", *args]
 
 
+def staff_lines(staff: list[dict[str, Any]], duty_labels: dict[str, str]) -> list[str]:
+    """One banner line per seeded person: login, name, post and duties in the console's words (the cloud's label
+    vocabulary, ``GET /console/labels``), never the duty codes."""
+    lines = []
+    for person in staff:
+        duties = "、".join(duty_labels.get(duty, duty) for duty in person["duties"])
+        lines.append(f"{person['username']:<10} {person['full_name']} {person.get('post', '')}（{duties}）")
+    return lines
+
+
 class Api:
     def __init__(self, base: str) -> None:
         self.base = base
@@ -348,9 +358,8 @@ def demo(
             typer.echo(f"  控制台 Console   {base}/")
             typer.echo(f"  API 文档 OpenAPI {base}/docs")
             typer.echo(f"  登录 Login       admin / {county.password}（系统管理员 system admin）")
-            for person in county.county.get("staff", []):
-                duties = "、".join(person["duties"])
-                typer.echo(f"                   {person['username']:<10} {person['full_name']}（{duties}）")
+            for line in staff_lines(county.county.get("staff", []), api.get("/api/v1/console/labels")["duties"]):
+                typer.echo(f"                   {line}")
             typer.echo(f"                   以上人员密码 staff password: {county.staff_password}")
             typer.echo(f"  MQTT broker      127.0.0.1:{county.mqtt.port}   日志 logs: {county.log_dir}")
             typer.echo(

@@ -15,7 +15,7 @@ from cloud.workflow.config import workflow_rules
 from cloud.workflow.service import Invalid
 from cloud.workflow.states import Role as Duty
 from sentinel_cli import county as county_seed
-from sentinel_cli.demo import COUNTY_FILE, Api
+from sentinel_cli.demo import COUNTY_FILE, Api, staff_lines
 from tests.cloud.web.conftest import ADMIN_PASSWORD, LiveCloud, live_cloud
 
 
@@ -86,3 +86,19 @@ def test_the_countys_bureau_numbers_and_signs_documents(seeded: tuple[LiveCloud,
     assert bureau.agency == "苏州市姑苏区市场监督管理局"
     assert bureau.doc_no("rectification_order", 2026, 1) == "姑苏市监责改〔2026〕001号"
     assert bureau.doc_no("inspection_record", 2026, 12) == "姑苏市监检〔2026〕012号"
+
+
+def test_the_banner_names_duties_in_the_consoles_words(seeded: tuple[LiveCloud, county_seed.Seeded]) -> None:
+    """The demo banner lists every seeded login with post and duties as a person reads them (受理员、研判员 …, from
+    the cloud's label vocabulary over HTTP), not the duty codes (``intake_clerk``) a stranger cannot read."""
+    cloud, _ = seeded
+    api = Api(cloud.base)
+    api.login("admin", ADMIN_PASSWORD)
+    staff = county_seed.load(COUNTY_FILE)["staff"]
+    lines = staff_lines(staff, api.get("/api/v1/console/labels")["duties"])
+    assert len(lines) == len(staff)
+    codes = {d for person in staff for d in person["duties"]}
+    assert not [line for line in lines if any(code in line for code in codes)], lines
+    chenli = next(line for line in lines if line.startswith("chenli"))
+    assert "陈丽" in chenli and "指挥中心受理调度员" in chenli
+    assert {"受理员", "研判员", "指挥调度员"} <= set(chenli.split("（")[1].rstrip("）").split("、"))

@@ -136,7 +136,11 @@ def decide_acceptance(
     if decision == "accepted":
         mediation = compute_deadline("mediation", today)
         order.mediation_due = mediation.due
-        lines += [("处理决定", "予以受理"), ("受理日期", today.isoformat()), ("调解期限", mediation.due.isoformat())]
+        lines += [
+            ("处理决定", "予以受理"),
+            ("受理日期", today.isoformat()),
+            ("调解期限", paperwork.due_text(mediation.due, mediation.warnings)),
+        ]
         text = (
             f"你于 {received.isoformat()} 提出的投诉，本机关已于 {today.isoformat()} 决定受理，将组织调解；"
             f"自受理之日起 {period_days('mediation')} 个工作日内未能达成调解协议的，终止调解。"

@@ -43,6 +43,19 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 _key_lock = threading.Lock()
 
 
+#: printed after a due date computed on a calendar year without official holiday data (2027 fallback …)
+PROVISIONAL_MARK = "（预计，以官方公布为准）"
+
+
+def due_text(due: str | dt.date | None, warnings: list[str] | tuple[str, ...] | None) -> str:
+    """A due date as a document prints it: ``2027-01-05（预计，以官方公布为准）`` when the calendar behind it is not
+    official (``warnings`` of the :class:`~cloud.workflow.deadlines.Deadline`), else the bare date."""
+    if not due:
+        return ""
+    text = due.isoformat() if isinstance(due, dt.date) else due
+    return f"{text}{PROVISIONAL_MARK}" if warnings else text
+
+
 def today() -> dt.date:
     return dt.datetime.now(BEIJING).date()
 

@@ -255,11 +255,12 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
                 ("拟作出的行政处罚", n["text"]),
                 ("拟罚款金额（元）", n.get("proposed_amount") or "无"),
                 ("告知书送达日期", n["notified_on"]),
-                ("陈述、申辩、听证申请截止日", n["statement_due"]),
+                ("陈述、申辩、听证申请截止日", paperwork.due_text(n["statement_due"], n.get("warnings"))),
             ),
             paragraphs=[
                 RIGHTS,
-                f"请于 {n['statement_due']} 前（{procedure.statement_window_days()} 个工作日内）向本机关提出；"
+                f"请于 {paperwork.due_text(n['statement_due'], n.get('warnings'))} 前"
+                f"（{procedure.statement_window_days()} 个工作日内）向本机关提出；"
                 "逾期未提出的，视为放弃上述权利。",
                 *n.get("warnings", []),
             ],
@@ -273,7 +274,7 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
             base,
             lines=_lines(
                 ("提交审核日期", r["submitted_on"]),
-                ("审核期限", r["due"]),
+                ("审核期限", paperwork.due_text(r["due"], r.get("warnings"))),
                 ("法制审核意见", _signed(r.get("opinion"))),
             ),
             signatures=["法制审核人员（签名）"],
@@ -325,7 +326,7 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
                     ("处罚依据", "；".join(case.legal_basis)),
                     ("行政处罚决定", case.decision),
                     ("罚款金额（元）", amount or "无（警告）"),
-                    ("缴款期限", v.get("payment_due") or "无"),
+                    ("缴款期限", paperwork.due_text(v.get("payment_due"), v.get("warnings")) or "无"),
                     ("执法人员", v["name"]),
                 ),
                 paragraphs=[RIGHTS, remedy],
@@ -340,7 +341,7 @@ def _document(session: Session, case: EnforcementCase, action: str) -> Procedure
                 ("送达日期", v["served_on"]),
                 ("送达方式", SERVICE_METHODS.get(v["text"], v["text"])),
                 ("受送达人", v.get("receiver")),
-                ("缴款期限", v.get("payment_due") or "无"),
+                ("缴款期限", paperwork.due_text(v.get("payment_due"), v.get("warnings")) or "无"),
                 ("送达人", v["name"]),
             ),
             signatures=["受送达人（签收）", "送达人（签名）"],

@@ -69,7 +69,7 @@ class Page:
 
 MAP_STYLES = ("console.css", "map.css")
 PAGES = {
-    "": Page("监管控制台", "console.js", ("console.css", "internet.css")),
+    "": Page("监管控制台", "console.js", ("console.css", "console-extras.css")),
     "m": Page(
         "执法检查移动端",
         "mobile.js",
@@ -80,7 +80,7 @@ PAGES = {
     "screen": Page("市场监管态势大屏", "screen.js", MAP_STYLES, body_class="screen"),
     "kiosk": Page("自助投诉举报终端", "kiosk.js", root_tag="main", root_class="kiosk"),
     "fleet": Page("边缘设备一览", "fleet.js"),
-    "map": Page("辖区一张图", "map.js", MAP_STYLES, body_class="map-page", root_id="map-root"),
+    "map": Page("辖区一张图", "map.js", (*MAP_STYLES, "console-extras.css"), body_class="map-page", root_id="map-root"),
 }
 ENABLE_HINT = "图表组件未安装：请在 cloud/web 目录运行 npm ci（或在项目根目录运行 make install），然后刷新页面。"
 

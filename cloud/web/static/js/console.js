@@ -4,6 +4,7 @@ import {
   api, beijingMonth, blobUrl, clear, daysLeftText, fmtDate, fmtTime, h, label, labels, liveFeed, logout, session,
   severityBadge, toast,
 } from "./api.js";
+import { positionsCard } from "./coords.js";
 import { internetEvidence } from "./clue-internet.js";
 import { chartNotice, loadCharts } from "./charts.js";
 
@@ -551,7 +552,7 @@ async function subjectsPage() {
     const recs = await api(`risk/subjects/${s.id}`).catch(() => []);
     clear(detail, h("section", { class: "card" }, h("h2", {}, `${s.name} · 风险评级记录`),
       recs.length ? h("ul", {}, recs.map((r) => h("li", {}, `${fmtTime(r.computed_at)}　${r.previous ? `${r.previous} → ` : ""}${r.grade} 级（${r.score} 分）　${r.explanation}`)))
-        : h("p", { class: "muted" }, "暂无评级记录")));
+        : h("p", { class: "muted" }, "暂无评级记录")), await positionsCard(s, ["admin", "supervisor"].includes(me.role)));
   }
   await load();
 }

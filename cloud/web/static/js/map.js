@@ -4,7 +4,8 @@
 // the console). The list beside the map is the same data as text (and the fallback without charts).
 // Page /map/ (the same map is the centre of the big screen /screen/: county-map.js). Data: GET /api/v1/map/county,
 // /map/sites.
-import { api, clear, h, liveFeed, session, toast } from "./api.js";
+import { api, clear, h, liveFeed, session } from "./api.js";
+import { coordinatesForm } from "./coords.js";
 import { countyMap } from "./county-map.js";
 
 const state = { county: null, markers: [], unlocated: [], selected: null, filters: { domain: "", risk_grade: "", open_clues: false } };
@@ -38,30 +39,11 @@ function filters(root) {
   ];
 }
 
-// Setting a site's position from the map page (supervisors): values from GPS (WGS-84) or read off a Chinese map
-// app (GCJ-02, converted by the server). The server validates (inside the county, not 0,0) and answers in Chinese.
+// Setting a site's position from the map page (supervisors): the one coordinates form (coords.js).
 function positionForm(siteId, m) {
   if (!me || !["admin", "supervisor"].includes(me.role)) return null;
-  const lon = h("input", { name: "longitude", inputmode: "decimal", value: m ? String(m.longitude) : "", required: true });
-  const lat = h("input", { name: "latitude", inputmode: "decimal", value: m ? String(m.latitude) : "", required: true });
-  const crs = h("select", { name: "coord_system" }, h("option", { value: "wgs84" }, "WGS-84（GPS）"),
-    h("option", { value: "gcj02" }, "GCJ-02（高德、腾讯地图）"));
-  const msg = h("p", { class: "map-note", role: "alert" });
-  const save = async (e) => {
-    e.preventDefault();
-    try {
-      await api(`registry/sites/${encodeURIComponent(siteId)}`, { method: "PATCH",
-        json: { longitude: Number(lon.value), latitude: Number(lat.value), coord_system: crs.value } });
-      toast("坐标已保存");
-      await refresh(rootEl);
-    } catch (err) {
-      msg.textContent = err.message;
-    }
-  };
-  return h("form", { class: "map-position", "aria-label": "设置场所坐标", onsubmit: save },
-    h("h3", {}, m ? "修改坐标" : "设置坐标"),
-    h("label", {}, "经度", lon), h("label", {}, "纬度", lat), h("label", {}, "坐标系", crs),
-    h("button", { type: "submit" }, "保存坐标"), msg);
+  return coordinatesForm({ path: `registry/sites/${encodeURIComponent(siteId)}`, record: m, label: "设置场所坐标",
+    onSaved: () => refresh(rootEl) });
 }
 
 function siteDetail(m) {

@@ -28,6 +28,7 @@ from cloud.workflow.config import workflow_rules
 from cloud.workflow.deadlines import compute_deadline
 from cloud.workflow.grouping import Incoming, collect
 from cloud.workflow.models import WorkOrder
+from cloud.workflow.money import Yuan
 from cloud.workflow.service import Actor, Conflict, Invalid, record
 
 WorkOrderChannel = Literal["hotline_12315", "hotline_12345", "walk_in", "letter", "superior", "internet"]
@@ -77,8 +78,12 @@ class WorkOrderIn(BaseModel):
     respondent_name: str | None = Field(default=None, max_length=200)
     respondent_uscc: str | None = Field(default=None, max_length=18)
     respondent_address: str | None = Field(default=None, max_length=300)
-    request: str = Field(default="", max_length=4000)
-    facts: str = Field(default="", max_length=8000)
+    request: str = Field(default="", max_length=4000, description="诉求")
+    facts: str = Field(default="", max_length=8000, description="事实经过（发生了什么）")
+    incident_at: AwareDatetime | None = Field(default=None, description="事发时间")
+    incident_place: str | None = Field(default=None, max_length=300, description="事发地点")
+    goods: str | None = Field(default=None, max_length=200, description="涉及商品或服务")
+    amount: Yuan | None = Field(default=None, description="涉及金额（元）")
     site_id: str | None = Field(default=None, max_length=64)
     severity: Literal["critical", "major", "minor", "warning"] | None = None
 
@@ -109,6 +114,10 @@ class WorkOrderIn(BaseModel):
         "respondent_address",
         "site_id",
         "severity",
+        "incident_at",
+        "incident_place",
+        "goods",
+        "amount",
         mode="before",
     )
     @classmethod
@@ -203,6 +212,10 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
         respondent_address=order_in.respondent_address,
         request=order_in.request,
         facts=order_in.facts,
+        incident_at=order_in.incident_at,
+        incident_place=order_in.incident_place,
+        goods=order_in.goods,
+        amount=order_in.amount,
         site_id=order_in.site_id,
         accept_due=accept_due,
         accept_due_warnings=list(accept.warnings) if accept else [],

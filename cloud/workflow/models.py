@@ -50,6 +50,11 @@ class WorkOrder(SQLModel, table=True):
     respondent_address: str | None = Field(default=None, max_length=300)
     request: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     facts: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # the complaint's facts as structured fields (事实经过: when, where, goods or service, amount); facts = what
+    incident_at: datetime | None = Field(default=None, sa_type=UTCDateTime, description="事发时间")
+    incident_place: str | None = Field(default=None, max_length=300, description="事发地点")
+    goods: str | None = Field(default=None, max_length=200, description="涉及商品或服务")
+    amount: Decimal | None = Field(default=None, sa_type=MoneyColumn, description="涉及金额（元）")
     subject_id: int | None = Field(default=None, index=True)
     site_id: str | None = Field(default=None, max_length=64)
     subject_match: str | None = Field(default=None, max_length=16, description="uscc | name | address | site")

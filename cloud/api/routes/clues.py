@@ -26,7 +26,17 @@ from cloud.core.models import DueDate
 from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import decisions, follow_up
 from cloud.workflow.analysis import Disposal
-from cloud.workflow.clues import Clue, CluePublic, ClueSource, ClueSourcePublic, CluesPublic, ClueStatus, place_label
+from cloud.workflow.clues import (
+    TERMINAL_STATES,
+    Clue,
+    CluePublic,
+    ClueSource,
+    ClueSourcePublic,
+    CluesPublic,
+    ClueStatus,
+    place_label,
+)
+from cloud.workflow.complaint_view import similar_open_clues, work_orders_of
 from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
 from cloud.workflow.intake import ClueIn, WorkOrderIn, accept_due_view, create_manual_clue, import_orders, intake
 from cloud.workflow.models import AnalysisDecision, EnforcementCase, InspectionTask, WorkOrder
@@ -177,6 +187,8 @@ def get_clue(session: SessionDep, actor: ActorDep, _: StaffUser, clue_id: int) -
         "tasks": [task_view(session, t) for t in tasks],
         "cases": [case_view(session, c) for c in cases],
         "follow_ups": follow_up.follow_up_view(session, clue_id),
+        "work_orders": work_orders_of(session, clue_id),  # complainant contact masked by the PII middleware
+        "similar": similar_open_clues(session, clue) if clue.state not in TERMINAL_STATES else [],
         "closing_obligations": [o.text for o in follow_up.closing_obligations(session, clue_id)],
         "allowed_actions": sorted({a.value for d in actor.duties for a in CLUE_MACHINE.allowed_actions(clue.state, d)}),
     }

@@ -26,12 +26,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
@@ -581,6 +582,10 @@ class KioskComplaintIn(BaseModel):
     respondent_address: str | None = Field(default=None, max_length=300)
     request: str = Field(default="", max_length=2000)
     facts: str = Field(min_length=5, max_length=4000)
+    incident_at: AwareDatetime | None = None
+    incident_place: str | None = Field(default=None, max_length=300)
+    goods: str | None = Field(default=None, max_length=200)
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
 
 
 def receipt_number(now: dt.datetime) -> str:

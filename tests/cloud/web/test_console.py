@@ -384,6 +384,12 @@ def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_p
             page.get_by_label("经营者地址").fill("苏州市姑苏区观前街 8 号")
             page.get_by_label("您的诉求").fill("要求退款并赔偿")
             page.get_by_label("事实经过").fill("11 月 25 日晚在该店就餐，菜品变质有异味，店家拒绝退款。")
+            page.get_by_label("事发地点").fill("观前街 8 号店内")
+            page.get_by_label("涉及商品或服务").fill("套餐晚餐")
+            page.get_by_label("涉及金额（元）").fill("12x")
+            page.get_by_role("button", name="提交").click()
+            page.get_by_text("金额请填写数字").wait_for()
+            page.get_by_label("涉及金额（元）").fill("168.50")
             assert page.locator("[aria-invalid='true']").count() == 0  # errors clear as the fields are corrected
             page.evaluate("scrollTo(0, 0)")
             screenshot(page, "kiosk-form")
@@ -413,6 +419,16 @@ def test_kiosk_complaint_gets_receipt_and_reaches_clue_board(browser: Any, tmp_p
             order_no = next(c for c in clues if "好味道餐馆" in c["title"])
             assert order_no["kind"] == "complaint"
             chief.close()
+            # the clue page shows the facts as fields and the contact masked; the chief (监督) opens it with a reason
+            board.goto(f"{cloud.base}/#/clue/{order_no['id']}")
+            facts = board.get_by_role("region", name="投诉举报内容（事实经过）")
+            facts.get_by_text("套餐晚餐").wait_for()
+            text = facts.inner_text()
+            assert "168.50 元" in text and "观前街 8 号店内" in text and "138****1234" in text
+            assert "138 0000 1234" not in board.locator("main").inner_text()
+            facts.get_by_placeholder("查看理由，例如 回访投诉人").fill("回访投诉人")
+            facts.get_by_role("button", name="查看完整联系方式").click()
+            facts.get_by_text("138 0000 1234").wait_for()
         finally:
             context.close()
 

@@ -83,3 +83,58 @@ def test_wrong_codes_are_refused_alike_and_lock_the_receipt(world: World) -> Non
     assert locked.status_code == 423 and "受理窗口" in locked.json()["detail"]  # type: ignore[attr-defined]
     bad = _lookup(world, receipt["receipt_no"], "12ab56", "hall-5")
     assert bad.status_code == 422  # type: ignore[attr-defined]
+
+
+def test_clue_shows_structured_facts_masked_contact_and_similar_open_clues(world: World) -> None:
+    from tests.utils.workflow_factories import USCC
+
+    c = world.client
+    alert_clue = world.alert()
+    order = {
+        **COMPLAINT,
+        "channel": "hotline_12315",
+        "external_no": "12315-FACTS-1",
+        "category": "drug_storage",
+        "respondent_name": "示例大药房有限公司",
+        "respondent_uscc": USCC,
+        "incident_at": "2026-11-28T15:30:00+08:00",
+        "incident_place": "人民路店冷藏柜",
+        "goods": "胰岛素注射液",
+        "amount": "128.50",
+    }
+    made = c.post(f"{API}/clues/intake", json=order, headers=world.h("clerk"))
+    assert made.status_code == 201, made.text
+    clue_id = made.json()["clue"]["id"]
+    clue = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
+    wo = clue["work_orders"][0]
+    assert (wo["incident_place"], wo["goods"], wo["amount"]) == ("人民路店冷藏柜", "胰岛素注射液", "128.50")
+    assert wo["incident_at"].startswith("2026-11-28T07:30") and wo["request"] == "要求退款"
+    assert wo["complainant_phone"] == "138****1234" and "13800001234" not in json.dumps(clue)
+    # same subject + same matter within the grouping window: folded into the open alert clue (grouping.toml)
+    assert clue_id == alert_clue
+    # another matter of the same subject is not folded, but suggested on both clues (to link or merge)
+    other = c.post(
+        f"{API}/clues",
+        json={
+            "kind": "walk_in",
+            "channel": "walk_in",
+            "category": "food",
+            "severity": "minor",
+            "title": "来访反映该店销售过期食品",
+            "subject_id": world.subject_id,
+        },
+        headers=world.h("clerk"),
+    )
+    assert other.status_code == 201, other.text
+    other_id = other.json()["clue"]["id"]
+    assert other_id != alert_clue
+    seen = c.get(f"{API}/clues/{other_id}", headers=world.h("head")).json()["similar"]
+    hit = next(s for s in seen if s["id"] == alert_clue)
+    assert hit["why"] == "同一市场主体" and not hit["same_matter"] and hit["state_label"]
+
+    # unmasking needs the duty and a reason, and is journaled on the clue's timeline
+    assert c.get(f"{API}/pii/work-orders/{wo['id']}?reason=回访", headers=world.h("insp1")).status_code == 403
+    plain = c.get(f"{API}/pii/work-orders/{wo['id']}?reason=回访投诉人", headers=world.h("head"))
+    assert plain.status_code == 200 and plain.json()["complainant_phone"] == "13800001234"
+    timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
+    assert any(e["action"] == "pii.revealed" and e["payload"]["reason"] == "回访投诉人" for e in timeline)

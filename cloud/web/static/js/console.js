@@ -247,6 +247,7 @@ async function clueDetail(id) {
     h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
     h("h1", {}, clue.title),
     h("div", { class: "grid2" }, h("div", {}, h("section", { class: "card", "aria-label": "基本信息" }, info), analysis), h("div", {}, chartCard, actionsCard(clue))),
+    complaintsCard(clue), similarCard(clue),
     h("div", { class: "grid2" }, sources, tl), clue.channel === "internet_monitoring" ? internetEvidence(clue.id) : null,
     evidence, work, documents);
   drawReadings(chartBox, ctx);
@@ -257,6 +258,55 @@ async function clueDetail(id) {
   onLive = async (ev) => {
     if (ev.payload && ev.payload.clue_id === id) toast("该线索有新动态，刷新查看", "info");
   };
+}
+
+// the complaints and reports folded into the clue: structured facts, the complainant's contact masked by the server;
+// a duty allowed to (受理、监督、局领导) opens the clear contact with a reason (journaled pii.revealed)
+const REVEAL_DUTIES = ["intake_clerk", "supervisor", "bureau_head"];
+function complaintsCard(clue) {
+  const orders = clue.work_orders || [];
+  if (!orders.length) return null;
+  const row = (dt, dd, id) => (dd ? [h("dt", {}, dt), h("dd", id ? { id } : {}, dd)] : null);
+  return h("section", { class: "card", "aria-labelledby": "h-complaints" }, h("h2", { id: "h-complaints" }, "投诉举报内容（事实经过）"),
+    orders.map((o) => {
+      const contact = h("dd", { id: `wo-contact-${o.id}` }, o.anonymous ? "匿名" : [o.complainant_name, o.complainant_phone, o.complainant_address].filter(Boolean).join("　") || "—");
+      const why = h("input", { id: `wo-reason-${o.id}`, placeholder: "查看理由，例如 回访投诉人" });
+      const reveal = !o.anonymous && me.duties.some((d) => REVEAL_DUTIES.includes(d))
+        ? h("div", { class: "row" }, why, h("button", { type: "button", id: `wo-reveal-${o.id}`, onclick: async () => {
+          try {
+            const plain = await api(`pii/work-orders/${o.id}?reason=${encodeURIComponent(why.value.trim())}`);
+            contact.textContent = [plain.complainant_name, plain.complainant_phone, plain.complainant_address].filter(Boolean).join("　");
+            toast("已显示完整联系方式（已记录查看理由）");
+          } catch (ex) { toast(ex.message, "error"); }
+        } }, "查看完整联系方式"))
+        : null;
+      return h("dl", { class: "kv", dataset: { workOrder: o.id } },
+        row("类型", `${o.kind_label}${o.external_no ? `　工单号 ${o.external_no}` : ""}`),
+        h("dt", {}, "投诉（举报）人"), contact, reveal ? [h("dt", {}, ""), h("dd", {}, reveal)] : null,
+        row("被投诉（举报）人", [o.respondent_name, o.respondent_address].filter(Boolean).join("　")),
+        row("事发时间", o.incident_at ? fmtTime(o.incident_at) : null), row("事发地点", o.incident_place),
+        row("涉及商品或服务", o.goods), row("涉及金额", o.amount != null ? `${o.amount} 元` : null),
+        row("事实经过", o.facts, `wo-facts-${o.id}`), row("诉求", o.request),
+        row("受理期限", o.accept_due ? fmtDate(o.accept_due) : null));
+    }));
+}
+
+// open clues that may be the same subject and matter: open one, or merge this clue into it (when still mergeable)
+function similarCard(clue) {
+  const list = clue.similar || [];
+  if (!list.length) return null;
+  const canMerge = (clue.allowed_actions || []).includes("merge");
+  const msg = h("p", { class: "error", role: "alert" });
+  return h("section", { class: "card", "aria-labelledby": "h-similar" }, h("h2", { id: "h-similar" }, "可能重复的线索"),
+    h("ul", { id: "similar-clues" }, list.map((c) => h("li", {}, h("a", { href: `#/clue/${c.id}` }, c.title), `　${c.state_label}　（${c.why}）`,
+      canMerge ? [" ", h("button", { type: "button", dataset: { mergeInto: c.id }, onclick: async () => {
+        msg.textContent = "";
+        try {
+          await api(`clues/${clue.id}/transitions`, { method: "POST", json: { action: "merge", merge_into: c.id, reason: `与线索 ${c.id} 为同一主体同一事项`, expected_version: clue.version } });
+          toast(`已并入线索 ${c.id}`);
+          location.hash = `#/clue/${c.id}`;
+        } catch (ex) { msg.textContent = ex.message; }
+      } }, "并入该线索")] : null))), msg);
 }
 
 function actionsCard(clue) {

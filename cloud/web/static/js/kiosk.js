@@ -24,6 +24,10 @@ async function form() {
   const respAddr = h("input", { id: "k-resp-addr", name: "respondent_address", maxlength: "300", "aria-describedby": "k-resp-addr-error" });
   const request = h("textarea", { id: "k-request", name: "request", rows: "2", maxlength: "2000", "aria-describedby": "k-request-error" });
   const facts = h("textarea", { id: "k-facts", name: "facts", rows: "4", maxlength: "4000", "aria-describedby": "k-facts-error" });
+  const when = h("input", { id: "k-when", name: "incident_at", type: "date" });
+  const place = h("input", { id: "k-place", name: "incident_place", maxlength: "300" });
+  const goods = h("input", { id: "k-goods", name: "goods", maxlength: "200" });
+  const amount = h("input", { id: "k-amount", name: "amount", inputmode: "decimal", maxlength: "14", "aria-describedby": "k-amount-error" });
   const status = h("p", { class: "error", role: "alert", id: "k-status" });
   const submit = h("button", { type: "submit", class: "primary" }, "提交");
   const personal = h("fieldset", { style: "border:0;padding:0;margin:0" }, h("legend", { class: "muted" }, "您的信息（仅用于联系您，不会公开）"),
@@ -37,7 +41,9 @@ async function form() {
     personal,
     field("k-resp", "被投诉（举报）经营者名称", resp), field("k-resp-addr", "经营者地址", respAddr),
     field("k-request", "您的诉求", request, "例如：要求退货退款、赔偿"),
-    field("k-facts", "事实经过", facts, "时间、地点、经过，至少 5 个字"),
+    field("k-when", "事发日期", when), field("k-place", "事发地点", place),
+    field("k-goods", "涉及商品或服务", goods), field("k-amount", "涉及金额（元）", amount),
+    field("k-facts", "事实经过", facts, "发生了什么，至少 5 个字"),
     status, h("p", { style: "text-align:center" }, submit));
   const sync = () => {
     const isReport = kind.value === "report";
@@ -67,7 +73,8 @@ async function form() {
       need(request, "请填写您的诉求");
     }
     if (facts.value.trim().length < 5) errors[facts.id] = "请描述事实经过（至少 5 个字）";
-    for (const el of [name, phone, address, resp, respAddr, request, facts]) {
+    if (amount.value.trim() && !/^[0-9]{1,12}(\.[0-9]{1,2})?$/.test(amount.value.trim())) errors[amount.id] = "金额请填写数字，最多两位小数";
+    for (const el of [name, phone, address, resp, respAddr, request, facts, amount]) {
       el.setAttribute("aria-invalid", errors[el.id] ? "true" : "false");
       document.getElementById(`${el.id}-error`).textContent = errors[el.id] || "";
     }
@@ -91,6 +98,8 @@ async function form() {
       kind: kind.value, category: category.value, anonymous: anonymous.checked,
       respondent_name: resp.value.trim(), respondent_address: respAddr.value.trim() || null,
       request: request.value.trim(), facts: facts.value.trim(),
+      incident_at: when.value ? `${when.value}T00:00:00+08:00` : null, incident_place: place.value.trim() || null,
+      goods: goods.value.trim() || null, amount: amount.value.trim() || null,
     };
     if (!anonymous.checked) Object.assign(body, { complainant_name: name.value.trim() || null, complainant_phone: phone.value.trim() || null, complainant_address: address.value.trim() || null });
     submit.disabled = true;

@@ -87,6 +87,9 @@ def run(
     """运行边缘代理直到 SIGTERM/Ctrl-C。Run the edge agent until SIGTERM/Ctrl-C."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    from edge.commands import recover_interrupted_trial
+
+    recover_interrupted_trial(config)  # a push whose health trial never finished: back to the previous version
     try:
         site = load_site(config)
     except ConfigError as exc:

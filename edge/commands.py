@@ -87,6 +87,31 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def trial_file(site_path: Path) -> Path:
+    return site_path.with_name(site_path.name + ".trial.json")
+
+
+def recover_interrupted_trial(site_path: Path) -> bool:
+    """Before the site is loaded: undo a push whose trial did not finish (restores its previous files; the command
+    handler then answers the command as rolled back). Returns whether there was one."""
+    path = trial_file(site_path)
+    if not path.exists():
+        return False
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        previous = {Path(p): t for p, t in record["previous"].items()}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        log.error("cannot read the interrupted trial %s (%s): the pushed files stay in place", path, exc)
+        return False
+    if record.get("recovered"):
+        return True
+    _restore(previous)
+    record["recovered"] = True
+    write_atomically(path, json.dumps(record, ensure_ascii=False))
+    log.error("the agent stopped during the trial of command %s: previous version restored", record.get("command_id"))
+    return True
+
+
 def _restore(previous: dict[Path, str | None]) -> None:
     for path, text in previous.items():
         if text is None:
@@ -110,6 +135,7 @@ class CommandHandler:
         self.version = version
         self.state_file = state_file
         self.done: dict[str, dict[str, object]] = self._load_done()
+        self._answer_interrupted_trial()
         self._handlers: dict[CommandName, Callable[[Command], Any]] = {
             CommandName.PING: self._ping,
             CommandName.RELOAD: self._reload,
@@ -132,10 +158,36 @@ class CommandHandler:
             return {}
         return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
-    def _remember(self, result: CommandResult) -> None:
-        self.done[result.command_id] = result.model_dump(
-            mode="json", include={"ok", "detail", "output", "version", "rolled_back"}
+    def _answer_interrupted_trial(self) -> None:
+        """A trial recovered at start (:func:`recover_interrupted_trial`): its command's answer is "rolled back"."""
+        path = trial_file(self.ops.site.path)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        except (OSError, ValueError):
+            record = None
+        if not record or not record.get("recovered"):
+            return
+        command_id = str(record.get("command_id"))
+        self._keep(
+            command_id,
+            {
+                "ok": False,
+                "detail": "代理在新版本试运行期间停止（崩溃、被终止或断电），重启时已自动回滚到原版本 "
+                f"{record.get('old_version') or '（无）'}",
+                "version": record.get("old_version"),
+                "rolled_back": True,
+            },
         )
+        path.unlink(missing_ok=True)
+
+    def _remember(self, result: CommandResult) -> None:
+        self._keep(
+            result.command_id,
+            result.model_dump(mode="json", include={"ok", "detail", "output", "version", "rolled_back"}),
+        )
+
+    def _keep(self, command_id: str, answer: dict[str, object]) -> None:
+        self.done[command_id] = answer
         while len(self.done) > REMEMBERED_COMMANDS:
             del self.done[next(iter(self.done))]
         if self.state_file is not None:
@@ -256,6 +308,24 @@ class CommandHandler:
         old = self.ops.site
         previous = {path: (path.read_text(encoding="utf-8") if path.exists() else None) for path in files}
         old_version = version_of(next(iter(previous.values())))
+        marker = trial_file(old.path)
+        record = {"command_id": command.command_id, "old_version": old_version}
+        write_atomically(marker, json.dumps({**record, "previous": {str(p): t for p, t in previous.items()}}))
+        # not in a finally: a stop or crash during the trial leaves the marker, and the restart rolls back
+        result = await self._try(command, files, previous, what, new_version, old_version)
+        marker.unlink(missing_ok=True)
+        return result
+
+    async def _try(
+        self,
+        command: Command,
+        files: dict[Path, str],
+        previous: dict[Path, str | None],
+        what: str,
+        new_version: str | None,
+        old_version: str | None,
+    ) -> CommandResult:
+        old = self.ops.site
         for path, text in files.items():
             write_atomically(path, text)
         try:

@@ -10,12 +10,14 @@ reported as rolled back with the version in force; logs are bounded.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.commands import version_of
-from edge.config.loader import SHIPPED
+from edge.commands import recover_interrupted_trial, trial_file, version_of
+from edge.config.loader import SHIPPED, load_site
 from protocols.messages import COMMAND_OUTPUT_MAX, Command, CommandName
 from tests.edge.test_command_signing import Rig, signed
 
@@ -91,3 +93,33 @@ async def test_logs_returns_the_last_lines_bounded(tmp_path: Path) -> None:
     assert big.output is not None and len(big.output) <= COMMAND_OUTPUT_MAX and big.output.startswith("x")
     snap = await rig.handler()(command("s1", CommandName.SNAPSHOT, camera="cam-9"))
     assert not snap.ok and "没有摄像头 cam-9" in snap.detail
+
+
+async def test_a_trial_interrupted_by_a_stop_or_crash_is_rolled_back_at_the_next_start(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    original_text = rig.site.path.read_text(encoding="utf-8")
+    pushed = original_text.replace('label = "常温库"', 'label = "常温库二"')
+    in_trial, verdict = asyncio.Event(), asyncio.Event()
+
+    async def never_healthy(deadline_s: float) -> str | None:
+        in_trial.set()
+        await verdict.wait()  # the agent dies before the verdict
+        return None
+
+    rig.await_healthy = never_healthy  # type: ignore[method-assign]
+    trial = asyncio.create_task(rig.handler()(command("t1", CommandName.PUSH_CONFIG, config=pushed)))
+    await in_trial.wait()
+    assert trial_file(rig.site.path).exists()
+    assert rig.site.path.read_text(encoding="utf-8") == pushed, "the new file is in place during the trial"
+    trial.cancel()  # as SIGTERM / kill: no verdict, no result
+    with contextlib.suppress(asyncio.CancelledError):
+        await trial
+
+    assert recover_interrupted_trial(rig.site.path)  # what `sentinel edge run` does before loading the site
+    assert rig.site.path.read_text(encoding="utf-8") == original_text
+    rig.site = load_site(rig.site.path)
+    resent = await rig.handler()(command("t1", CommandName.PUSH_CONFIG, config=pushed))
+    assert (resent.ok, resent.rolled_back, resent.version) == (False, True, version_of(original_text))
+    assert "试运行期间停止" in resent.detail and not trial_file(rig.site.path).exists()
+    assert rig.site.path.read_text(encoding="utf-8") == original_text, "answered, not tried again"
+    assert not recover_interrupted_trial(rig.site.path)

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,6 +228,30 @@ def summarise(api: Api) -> dict[str, Any]:
     return {"stats": stats, "alerts": alert_items, "clues": clue_items}
 
 
+def watch(procs: Processes, api: Api, duration: float, echo: Callable[[str], Any]) -> list[str]:
+    """Print the running figures every 10 s until ``duration`` (0: until Ctrl-C) or until a process of the county
+    exits; returns the exited ones (then nothing more is asked of the cloud, which may be the one gone). A cloud
+    that stops answering between two checks is reported as such, not as a traceback."""
+    started = time.monotonic()
+    while duration <= 0 or time.monotonic() - started < duration:
+        left = duration - (time.monotonic() - started)
+        time.sleep(min(10.0, max(0.5, left)) if duration > 0 else 10.0)
+        dead = procs.check_alive()
+        if dead:
+            return dead
+        try:
+            summary = summarise(api)
+        except (urllib.error.URLError, OSError) as exc:
+            echo(f"  t={time.monotonic() - started:5.0f}s  云端无响应 cloud not answering: {exc}")
+            continue
+        echo(
+            f"  t={time.monotonic() - started:5.0f}s"
+            f"  读数 readings stored={summary['stats'].get('readings_stored', 0)}"
+            f"  告警 alerts={len(summary['alerts'])}  线索 clues={len(summary['clues'])}"
+        )
+    return []
+
+
 class DemoCounty:
     """Everything the demo runs, as a context manager: used by ``sentinel demo`` and by the end-to-end test."""
 
@@ -369,20 +393,15 @@ def demo(
             )
             typer.echo(f'             curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/clues')
             typer.echo("")
-            started = time.monotonic()
-            while duration <= 0 or time.monotonic() - started < duration:
-                left = duration - (time.monotonic() - started)
-                time.sleep(min(10.0, max(0.5, left)) if duration > 0 else 10.0)
-                dead = county.procs.check_alive()
-                if dead:
-                    typer.echo(f"进程意外退出 process exited: {', '.join(dead)} (see {county.log_dir})", err=True)
-                    break
-                summary = summarise(api)
+            dead = watch(county.procs, api, duration, typer.echo)
+            if dead:
                 typer.echo(
-                    f"  t={time.monotonic() - started:5.0f}s"
-                    f"  读数 readings stored={summary['stats'].get('readings_stored', 0)}"
-                    f"  告警 alerts={len(summary['alerts'])}  线索 clues={len(summary['clues'])}"
+                    f"进程意外退出 process exited: {', '.join(dead)}；演示已停止，未能给出摘要 "
+                    f"(demo stopped, no summary; see {county.log_dir})",
+                    err=True,
                 )
+                typer.echo("停止所有进程 stopping …")
+                raise typer.Exit(1)
             summary = summarise(api)
             readings = int(summary["stats"].get("readings_stored", 0))
             fridge_clues = [c for c in summary["clues"] if c.get("site_id") == "pharmacy-01"]

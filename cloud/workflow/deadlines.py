@@ -275,6 +275,14 @@ def compute_deadline(
     )
 
 
+def date_certainty(due: dt.date, start: dt.date | None = None, calendar: WorkCalendar | None = None) -> str:
+    """``official`` when every calendar year from ``start`` (default: ``due``'s own) to ``due`` has official
+    holiday data, else ``provisional`` (a due date stored without its warnings, e.g. an inspection task's)."""
+    cal = calendar or default_calendar()
+    first = min(start or due, due).year
+    return "provisional" if any(cal.year_warning(y) for y in range(first, due.year + 1)) else "official"
+
+
 def remaining_working_days(
     deadline: Deadline, as_of: dt.date, calendar: WorkCalendar | None = None
 ) -> CalendarResult[int]:

@@ -117,6 +117,7 @@ def deadline_rows(
 ) -> list[dict[str, Any]]:
     """Open tasks and running case clocks, soonest first, with remaining working days (within ``scope``)."""
     from cloud.workflow import enforcement, staffing
+    from cloud.workflow.deadlines import date_certainty
     from cloud.workflow.models import EnforcementCase, InspectionTask
     from cloud.workflow.states import CASE_MACHINE, TASK_MACHINE
 
@@ -145,6 +146,7 @@ def deadline_rows(
                 "site_id": task.site_id,
                 "deadline": "检查任务办理期限",
                 "due": task.due_date.isoformat(),
+                "certainty": date_certainty(task.due_date, today),
                 "remaining_working_days": left,
                 "status": _task_status(task.due_date, today, left),
                 "people": people,
@@ -169,6 +171,7 @@ def deadline_rows(
                     "site_id": None,
                     "deadline": clock["name"],
                     "due": clock["due"],
+                    "certainty": clock.get("certainty", "official"),
                     "remaining_working_days": clock["remaining_working_days"],
                     "status": clock["status"],
                     "people": people,

@@ -26,6 +26,7 @@ from cloud.core.users import User
 from cloud.registry.models import MarketSubject
 from cloud.security.scoping import ScopeDep, county_wide, scope_guard
 from cloud.workflow import enforcement, inspection, paperwork, penalty, random_inspection, staffing
+from cloud.workflow.deadlines import date_certainty
 from cloud.workflow.decisions import recompute_all, recompute_risk
 from cloud.workflow.duties import check_grant
 from cloud.workflow.models import (
@@ -270,6 +271,7 @@ def task_view(session: Any, task: InspectionTask, actor: Actor | None = None) ->
     data["assignee_names"] = [a.name for a, _ in inspection.officers_of(session, "task", task.id or 0)]
     data["conclusion_label"] = inspection.CONCLUSION_LABELS.get(task.conclusion) if task.conclusion else None
     data["check_in_view"] = check_in_view(task)
+    data["due_certainty"] = date_certainty(task.due_date, task.created_at.date()) if task.due_date else None
     data["results"] = [dump(r) for r in inspection.results(session, task.id or 0)]
     data["documents"] = [
         {"id": d.id, "kind": d.kind, "title": d.title, "doc_no": d.doc_no, "sha256": d.sha256}

@@ -105,6 +105,12 @@ export function fmtDate(isoDate) {
   const [y, m, d] = isoDate.slice(0, 10).split("-");
   return `${y}年${Number(m)}月${Number(d)}日`;
 }
+/** A computed due date: marked 预计 when the calendar year behind it has no official holiday data (certainty
+ * "provisional" from the API), so that a provisional date is never shown as certain. */
+export const PROVISIONAL_MARK = "（预计，以官方公布为准）";
+export function fmtDue(isoDate, certainty) {
+  return fmtDate(isoDate) + (isoDate && certainty === "provisional" ? PROVISIONAL_MARK : "");
+}
 /** Today's date (YYYY-MM) in Beijing. */
 export function beijingMonth() {
   const parts = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit" }).format(new Date());

@@ -1,7 +1,7 @@
 // Supervisor PC console: clue board, clue detail (timeline, sources, analysis, evidence, readings chart,
 // dispatch and override), tasks and cases with statutory deadlines, subjects with risk grades, scorecards.
 import {
-  api, beijingMonth, blobUrl, clear, daysLeftText, fmtDate, fmtTime, h, label, labels, liveFeed, logout, session,
+  api, beijingMonth, blobUrl, clear, daysLeftText, fmtDate, fmtDue, fmtTime, h, label, labels, liveFeed, logout, session,
   severityBadge, toast,
 } from "./api.js";
 import { positionsCard } from "./coords.js";
@@ -238,7 +238,7 @@ async function clueDetail(id) {
       h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF")))) : h("p", { class: "muted" }, "暂无文书"));
   const work = h("section", { class: "card", "aria-labelledby": "h-work" }, h("h2", { id: "h-work" }, "检查任务与案件"),
     clue.tasks.length || clue.cases.length
-      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDate(t.due_date)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
+      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDue(t.due_date, t.due_certainty)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
         clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)),
         (clue.follow_ups || []).map((f) => h("li", { dataset: { followUp: f.id } }, `复查：${f.doc_no} 改正期限 ${fmtDate(f.deadline)}　${f.state_label}`,
           f.waived_reason ? `（批准理由：${f.waived_reason}）` : "")))
@@ -485,7 +485,7 @@ async function deadlinesPage() {
       h("thead", {}, h("tr", {}, ["类型", "编号", "事项", "状态", "期限", "到期日", "剩余"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows.length ? rows.map((r) => h("tr", { class: "clickable", onclick: () => { location.hash = `#/${r.kind}/${r.id}`; } },
         h("td", {}, r.kind === "task" ? "检查任务" : "案件"), h("td", {}, h("a", { href: `#/${r.kind}/${r.id}` }, r.no)), h("td", {}, r.title),
-        h("td", {}, r.state_label), h("td", {}, r.deadline), h("td", {}, fmtDate(r.due)),
+        h("td", {}, r.state_label), h("td", {}, r.deadline), h("td", {}, fmtDue(r.due, r.certainty)),
         h("td", {}, h("span", { class: `badge st-${r.status}` }, daysLeftText(r.remaining_working_days)))))
         : h("tr", {}, h("td", { colspan: "7", class: "muted" }, "暂无在办任务或案件")))));
 }
@@ -498,7 +498,7 @@ async function taskDetail(id) {
     h("h1", {}, `检查任务 ${t.task_no}`),
     h("dl", { class: "kv card" }, h("dt", {}, "状态"), h("dd", {}, t.state_label), h("dt", {}, "检查方式"), h("dd", {}, t.method),
       h("dt", {}, "检查人员"), h("dd", { id: "task-assignees" }, (t.assignee_names || []).join("、") || "—"),
-      h("dt", {}, "办理期限"), h("dd", {}, fmtDate(t.due_date)),
+      h("dt", {}, "办理期限"), h("dd", {}, fmtDue(t.due_date, t.due_certainty)),
       h("dt", {}, "场所"), h("dd", { id: "task-site" }, t.site ? `${t.site.name}　${t.site.address || "（地址未登记）"}` : "—"),
       h("dt", {}, "签到"), h("dd", { id: "task-check-in" }, t.check_in_view ? `${fmtTime(t.check_in_view.at)}　${t.check_in_view.text}${t.check_in_view.note ? `　${t.check_in_view.note}` : ""}` : "未签到"),
       t.decline_reason ? [h("dt", {}, "退回理由"), h("dd", { id: "task-decline-reason" }, `${t.decline_reason}（${t.declined_by || ""}）`)] : null,
@@ -572,7 +572,7 @@ async function caseDetail(id) {
       h("dt", {}, "案情"), h("dd", {}, c.summary || "—")),
     h("h2", {}, "法定期限"),
     h("table", {}, h("thead", {}, h("tr", {}, ["期限", "起算", "到期", "状态", "剩余", "依据"].map((x) => h("th", { scope: "col" }, x)))),
-      h("tbody", {}, c.clocks.map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, fmtDate(k.start)), h("td", {}, fmtDate(k.due)),
+      h("tbody", {}, c.clocks.map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, fmtDate(k.start)), h("td", {}, fmtDue(k.due, k.certainty)),
         h("td", {}, h("span", { class: `badge st-${k.status}` }, label(L.clock_status, k.status))),
         h("td", {}, daysLeftText(k.remaining_working_days)), h("td", { class: "muted" }, Array.isArray(k.basis) ? k.basis.join("；") : k.basis || ""))))),
     actions);

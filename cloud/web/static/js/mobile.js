@@ -1,6 +1,6 @@
 // Inspector mobile view (390 px): my notifications with one-tap acknowledge, my tasks with the checklist
 // (results, notes, photos), check-in and submission, my cases' next steps.
-import { API, api, blobUrl, clear, daysLeftText, fmtDate, fmtTime, h, label, labels, logout, session, severityBadge, toast, token } from "./api.js";
+import { API, api, blobUrl, clear, daysLeftText, fmtDate, fmtDue, fmtTime, h, label, labels, logout, session, severityBadge, toast, token } from "./api.js";
 
 const root = document.getElementById("root");
 let me = null;
@@ -76,7 +76,7 @@ async function tasksPage() {
   const tasks = await api("tasks?mine=true");
   clear(body, h("h1", {}, "我的检查任务"),
     tasks.length ? tasks.map((t) => h("a", { href: `#/task/${t.id}`, class: "item", style: "display:block;color:inherit;text-decoration:none" },
-      h("strong", {}, `${t.task_no}`), h("div", {}, t.state_label, "　期限 ", fmtDate(t.due_date)),
+      h("strong", {}, `${t.task_no}`), h("div", {}, t.state_label, "　期限 ", fmtDue(t.due_date, t.due_certainty)),
       h("div", { class: "muted" }, t.instructions || t.method))) : h("p", { class: "muted" }, "暂无任务"));
 }
 
@@ -96,7 +96,7 @@ async function taskPage(id) {
   };
   const head = h("section", { class: "item" },
     h("h1", {}, `任务 ${t.task_no}`),
-    h("p", {}, "状态：", h("strong", { id: "task-state" }, t.state_label), "　期限：", fmtDate(t.due_date)),
+    h("p", {}, "状态：", h("strong", { id: "task-state" }, t.state_label), "　期限：", fmtDue(t.due_date, t.due_certainty)),
     t.instructions ? h("p", {}, t.instructions) : null,
     t.check_in_view ? h("p", { class: t.check_in_view.geofence === "outside" ? "error" : "ok", id: "check-in-gps" },
       `已签到 ${fmtTime(t.check_in_view.at)}　${t.check_in_view.text}`) : null,
@@ -236,7 +236,7 @@ async function casesPage() {
   clear(body, h("h1", {}, "我的案件"),
     details.length ? details.map((c) => h("article", { class: "item" },
       h("strong", {}, `${c.case_no} ${c.party_name || ""}`), h("p", {}, c.state_label),
-      c.clocks.filter((k) => k.running).map((k) => h("p", {}, `${k.name}：${fmtDate(k.due)}　`, h("span", { class: `badge st-${k.status}` }, daysLeftText(k.remaining_working_days)))),
+      c.clocks.filter((k) => k.running).map((k) => h("p", {}, `${k.name}：${fmtDue(k.due, k.certainty)}　`, h("span", { class: `badge st-${k.status}` }, daysLeftText(k.remaining_working_days)))),
       h("p", {}, "下一步：", (c.allowed_actions || []).map((a) => label(L.actions.case, a)).join("、") || "等待他人办理"))) : h("p", { class: "muted" }, "暂无承办案件"));
 }
 

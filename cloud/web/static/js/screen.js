@@ -2,7 +2,7 @@
 // marker state, live counts by domain, live alert feed over SSE in people's words (site · device, Chinese
 // message), sites online/offline, 24 h trend, clues by domain, deadline warnings. Refreshes without reload: SSE
 // events + a periodic poll. Lists are cut to what fits their panel (nothing clipped, nothing overflowing).
-import { api, clear, daysLeftText, fmtClock, fmtDate, h, label, labels, liveFeed, session } from "./api.js";
+import { api, clear, daysLeftText, fmtClock, fmtDue, h, label, labels, liveFeed, session } from "./api.js";
 import { chartNotice, loadCharts } from "./charts.js";
 import { countyMap } from "./county-map.js";
 
@@ -70,7 +70,7 @@ async function refresh() {
     for (const a of o.recent_alerts) feed.push({ id: a.id, ts: a.started_at, severity: a.severity, domain: a.domain, place: a.place, message: a.message, cleared: a.status !== "open" });
   }
   renderFeed();
-  const rows = o.deadline_warnings.slice(0, 8).map((w) => h("tr", {}, h("td", {}, w.title), h("td", {}, w.deadline), h("td", {}, fmtDate(w.due)),
+  const rows = o.deadline_warnings.slice(0, 8).map((w) => h("tr", {}, h("td", {}, w.title), h("td", {}, w.deadline), h("td", {}, fmtDue(w.due, w.certainty)),
     h("td", {}, h("span", { class: `badge st-${w.status}` }, daysLeftText(w.remaining_working_days)))));
   const box = document.getElementById("warnings");
   clear(box, rows.length

@@ -29,7 +29,7 @@ from cloud.workflow import staffing
 from cloud.workflow.config import workflow_rules
 from cloud.workflow.deadlines import compute_deadline
 from cloud.workflow.models import DocumentRecord, InspectionTask
-from cloud.workflow.service import SYSTEM, Actor, Conflict, Invalid, apply_transition, record
+from cloud.workflow.service import SYSTEM, Actor, Conflict, Forbidden, Invalid, NotFound, apply_transition, record
 from cloud.workflow.states import TASK_MACHINE, TaskState
 from cloud.workflow.states import Role as Duty
 
@@ -180,6 +180,43 @@ def due_orders(session: Session, today: date) -> list[FollowUp]:
             .order_by(col(FollowUp.deadline), col(FollowUp.id))
         )
     )
+
+
+def schedule_early(session: Session, follow_up_id: int, actor: Actor, reason: str) -> InspectionTask:
+    """提前复查: the party reports the rectification done before the deadline; a dispatcher or head schedules the
+    复查 now (reason journaled). Exactly once with the scheduler: the same job run ``(follow_up, order:<id>)``."""
+    from cloud.core.leases import JobRun
+
+    if not actor.has(Duty.DISPATCHER, Duty.DEPARTMENT_HEAD):
+        raise Forbidden("提前复查须由调度员或承办机构负责人安排 / needs a dispatcher or department head")
+    row = session.get(FollowUp, follow_up_id)
+    if row is None:
+        raise NotFound(f"复查记录 {follow_up_id} 不存在 / follow-up not found")
+    if row.state != "pending":
+        raise Conflict(f"{row.doc_no} 的复查{STATE_LABELS.get(row.state, row.state)} / follow-up not pending")
+    if not reason.strip():
+        raise Invalid("提前复查须填写理由（例如 当事人报告已整改） / a reason is required")
+    session.add(
+        JobRun(
+            job=JOB,
+            period=f"order:{row.id}",
+            status="done",
+            holder=actor.username,
+            started_at=utcnow(),
+            finished_at=utcnow(),
+            detail="提前复查",
+        )
+    )
+    follow = schedule(session, row, actor)
+    record(
+        session,
+        actor,
+        "task.follow_up_early",
+        "task",
+        row.task_id,
+        {"doc_no": row.doc_no, "reason": reason, "follow_up_task_id": follow.id, "clue_id": row.clue_id},
+    )
+    return follow
 
 
 def run_due(engine: Engine, now: datetime | None = None) -> list[int]:
@@ -353,4 +390,5 @@ __all__ = [
     "run_due",
     "run_periodically",
     "schedule",
+    "schedule_early",
 ]

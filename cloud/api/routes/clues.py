@@ -259,6 +259,24 @@ def post_clue_transition(session: SessionDep, actor: ActorDep, clue_id: int, bod
     return CluePublic.model_validate(clue)
 
 
+class EarlyFollowUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=2, max_length=1000, description="例如 当事人报告已整改，申请复查")
+
+
+@router.post("/{clue_id}/follow-ups/{follow_up_id}/schedule", summary="提前复查（当事人报告已整改；须填写理由）")
+def post_early_follow_up(
+    session: SessionDep, actor: ActorDep, clue_id: int, follow_up_id: int, body: EarlyFollowUpIn
+) -> dict[str, Any]:
+    _clue(session, clue_id)
+    row = session.get(follow_up.FollowUp, follow_up_id)
+    if row is None or row.clue_id != clue_id:
+        raise NotFound(f"复查记录 {follow_up_id} 不属于线索 {clue_id} / follow-up not found")
+    task = follow_up.schedule_early(session, follow_up_id, actor, body.reason)
+    session.commit()
+    return task_view(session, task)
+
+
 @router.post("/{clue_id}/analyse", summary="（重新）研判")
 def post_analyse(session: SessionDep, actor: ActorDep, clue_id: int) -> dict[str, Any]:
     from cloud.workflow.service import require_duty

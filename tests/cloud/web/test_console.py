@@ -303,6 +303,15 @@ def test_inspector_acknowledges_fills_checklist_and_sees_rectification_order(bro
             assert [t for t in tasks if t["method"] == "复查"] == []  # the 复查 comes on the deadline (scheduler)
             clue = insp.get(f"/clues/{task['clue_id']}").json()
             assert clue["state"] == "in_execution" and clue["follow_ups"][0]["state"] == "pending"
+            # the party reports the rectification done: the head schedules the 复查 early from the clue page
+            pc.goto(f"{cloud.base}/#/clue/{task['clue_id']}")
+            fid = clue["follow_ups"][0]["id"]
+            pc.locator(f"#early-reason-{fid}").fill("当事人报告已整改，申请复查")
+            pc.locator(f"#early-follow-up-{fid}").click()
+            pc.get_by_text("已安排复查任务").first.wait_for()
+            tasks = insp.get(f"/tasks?clue_id={task['clue_id']}").json()
+            tasks = tasks["data"] if isinstance(tasks, dict) else tasks
+            assert [t["state"] for t in tasks if t["method"] == "复查"] == ["assigned"]
             pc.context.close()
         finally:
             context.close()

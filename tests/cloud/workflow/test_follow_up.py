@@ -114,3 +114,24 @@ def test_override_while_the_deadline_is_pending_means_no_follow_up(world: World)
     assert ok.status_code == 200, ok.text  # type: ignore[attr-defined]
     at = dt.datetime.combine(dt.date.fromisoformat(deadline), dt.time(12, 0), tzinfo=CST)
     assert run_due(world.engine, now=at) == []  # waived: the scheduler creates nothing
+
+
+def test_early_follow_up_when_the_party_reports_rectification_done(world: World) -> None:
+    from protocols import AlertPhase
+
+    world.alert(AlertPhase.CLEAR)
+    clue_id, task, deadline = _rectified(world)
+    fid = world.client.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()["follow_ups"][0]["id"]
+    url = f"{API}/clues/{clue_id}/follow-ups/{fid}/schedule"
+    assert world.client.post(url, json={"reason": "当事人已整改"}, headers=world.h("insp1")).status_code == 403
+    assert world.client.post(url, json={"reason": ""}, headers=world.h("head")).status_code == 422
+    made = world.client.post(url, json={"reason": "当事人报告已整改，申请复查"}, headers=world.h("head"))
+    assert made.status_code == 200, made.text
+    assert made.json()["method"] == "复查" and sorted(made.json()["assignees"]) == sorted(task["assignees"])  # type: ignore[call-overload]
+    again = world.client.post(url, json={"reason": "再次"}, headers=world.h("head"))
+    assert again.status_code == 409  # once per order
+    at = dt.datetime.combine(dt.date.fromisoformat(deadline), dt.time(9, 0), tzinfo=CST)
+    assert run_due(world.engine, now=at) == []  # the scheduler does not make a second one
+    timeline = world.client.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
+    early = next(e for e in timeline if e["action"] == "task.follow_up_early")
+    assert early["payload"]["reason"] == "当事人报告已整改，申请复查" and early["actor_name"] == "周局长"

@@ -240,8 +240,7 @@ async function clueDetail(id) {
     clue.tasks.length || clue.cases.length
       ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDue(t.due_date, t.due_certainty)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
         clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)),
-        (clue.follow_ups || []).map((f) => h("li", { dataset: { followUp: f.id } }, `复查：${f.doc_no} 改正期限 ${fmtDate(f.deadline)}　${f.state_label}`,
-          f.waived_reason ? `（批准理由：${f.waived_reason}）` : "")))
+        (clue.follow_ups || []).map((f) => followUpItem(clue, f)))
       : h("p", { class: "muted" }, "尚未派发"));
   clear(main,
     h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
@@ -258,6 +257,25 @@ async function clueDetail(id) {
   onLive = async (ev) => {
     if (ev.payload && ev.payload.clue_id === id) toast("该线索有新动态，刷新查看", "info");
   };
+}
+
+// a rectification order's 复查: scheduled on its deadline; a dispatcher or head may schedule it early (with a reason)
+function followUpItem(clue, f) {
+  const li = h("li", { dataset: { followUp: f.id } }, `复查：${f.doc_no} 改正期限 ${fmtDate(f.deadline)}　${f.state_label}`,
+    f.waived_reason ? `（批准理由：${f.waived_reason}）` : "");
+  if (f.state === "pending" && me.duties.some((d) => ["dispatcher", "department_head"].includes(d))) {
+    const why = h("input", { id: `early-reason-${f.id}`, placeholder: "例如 当事人报告已整改，申请复查" });
+    const msg = h("span", { class: "error", role: "alert" });
+    li.append(h("div", { class: "row" }, why, h("button", { type: "button", id: `early-follow-up-${f.id}`, onclick: async () => {
+      msg.textContent = "";
+      try {
+        const t = await api(`clues/${clue.id}/follow-ups/${f.id}/schedule`, { method: "POST", json: { reason: why.value.trim() } });
+        toast(`已安排复查任务 ${t.task_no}（${(t.assignee_names || []).join("、")}）`);
+        route();
+      } catch (ex) { msg.textContent = ex.message; }
+    } }, "提前复查")), msg);
+  }
+  return li;
 }
 
 // the complaints and reports folded into the clue: structured facts, the complainant's contact masked by the server;

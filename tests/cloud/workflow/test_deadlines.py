@@ -115,23 +115,40 @@ def test_remaining_working_days_and_status() -> None:
     assert deadline_status(deadline, D(2026, 3, 12)) is DeadlineStatus.OVERDUE
 
 
-def test_every_configured_deadline_computes() -> None:
-    rules = load_deadline_rules()
-    expected = {
-        "complaint_accept": 7,
-        "mediation": 45,
-        "report_verify": 15,
-        "case_decision": 90,
-        "legal_review": 10,
-        "statement": 5,
-        "seizure": 30,
-        "reporter_feedback": 5,
-        "penalty_publication": 20,
-    }
-    for key, days in expected.items():
-        assert rules.deadlines[key].days == days
-        assert compute_deadline(key, D(2026, 5, 6)).due > D(2026, 5, 6)
-    assert rules.deadlines["reporter_feedback"].confidence == "r"
+# Every statutory period, its due date hand-computed on the official 2026 calendar from the law's number (National
+# Day 1–7 Oct off, Sat 10 Oct a make-up working day). From Mon 28 Sep the working days run Sep 29, 30, Oct 8, 9,
+# 10 (Sat), 12, 13, 14, 15, 16, 19 … 23, 26 … 30. Calendar-day periods that end on a day off move to the next
+# working day. A wrong number in deadlines.toml, or a new deadline without a row here, fails.
+STATUTORY = {
+    # id: (trigger, due, why)
+    "complaint_accept": (D(2026, 9, 28), D(2026, 10, 13), "7 working days"),
+    "mediation": (D(2026, 10, 9), D(2026, 12, 10), "45 working days"),
+    "report_verify": (D(2026, 9, 28), D(2026, 10, 23), "15 working days"),
+    "case_decision": (D(2026, 9, 28), D(2026, 12, 28), "90 days: Sun 27 Dec → Mon 28 Dec"),
+    "legal_review": (D(2026, 9, 28), D(2026, 10, 16), "10 working days"),
+    "statement": (D(2026, 9, 28), D(2026, 10, 10), "5 working days (the make-up Saturday counts)"),
+    "seizure": (D(2026, 9, 28), D(2026, 10, 28), "30 days"),
+    "evidence_preservation": (D(2026, 9, 28), D(2026, 10, 13), "7 working days"),
+    "follow_up_inspection": (D(2026, 9, 28), D(2026, 10, 10), "5 working days [r]"),
+    "reporter_feedback": (D(2026, 9, 28), D(2026, 10, 10), "5 working days [r]"),
+    "penalty_publication": (D(2026, 9, 28), D(2026, 10, 30), "20 working days [r]"),
+    "random_inspection_publication": (D(2026, 9, 28), D(2026, 10, 30), "20 working days [r]"),
+    "payment": (D(2026, 9, 18), D(2026, 10, 8), "15 days: Sat 3 Oct (National Day) → Thu 8 Oct"),
+}
+
+
+@pytest.mark.parametrize("deadline_id", sorted(STATUTORY))
+def test_statutory_period_due_date(deadline_id: str) -> None:
+    trigger, due, why = STATUTORY[deadline_id]
+    assert compute_deadline(deadline_id, trigger).due == due, f"{deadline_id}: {why}"
+
+
+def test_every_configured_deadline_has_a_hand_computed_due_date() -> None:
+    configured = set(load_deadline_rules().deadlines)
+    assert configured == set(STATUTORY), (
+        f"without a row: {configured - set(STATUTORY)}; stale: {set(STATUTORY) - configured}"
+    )
+    assert load_deadline_rules().deadlines["reporter_feedback"].confidence == "r"
 
 
 def test_unknown_deadline_and_bad_file(tmp_path: Path) -> None:

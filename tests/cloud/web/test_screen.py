@@ -136,7 +136,6 @@ def _screen_layout_and_feed(browser: Any, cloud: LiveCloud, width: int, height: 
         login(page, cloud.base, "/screen/", "chief")
         poll(lambda: errors or page.get_attribute("#root", "data-ready") == "1", 30, "the big screen")
         assert errors == []
-        screenshot(page, f"screen-{width}x{height}")
         feed = page.inner_text("#feed")
         assert "示例大药房人民路店·药品冷藏柜 1 号温度" in feed and "超过上限 8 °C" in feed, feed
         if charts_built():
@@ -144,7 +143,7 @@ def _screen_layout_and_feed(browser: Any, cloud: LiveCloud, width: int, height: 
         _assert_layout(page, width, height)
         body = page.inner_text("body")
         assert not [c for c in RAW_CODES if c in body], body
-        screenshot(page, f"screen-{width}x{height}")
+        screenshot(page, "screen" if width == 1920 else f"screen-{width}x{height}")
     finally:
         page.close()
 

@@ -49,6 +49,13 @@ def serve(
     if not ingest:
         settings.ingest_enabled = False
     api = create_app(settings)
+    from cloud.core.security import PASSWORD_HASH_COST_ENV, password_hash_cost
+
+    if password_hash_cost() != "standard":
+        typer.echo(
+            f"警告：{PASSWORD_HASH_COST_ENV}={password_hash_cost()}，口令散列强度仅供测试，切勿用于生产环境",
+            err=True,
+        )
     scheme = "https" if settings.api_certfile else "http"
     bind, listen = host or settings.api_host, port or settings.api_port
     typer.echo(f"API: {scheme}://{bind}:{listen}/docs")

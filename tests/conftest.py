@@ -8,6 +8,11 @@ naming what was skipped and the single command that installs it all (``make syst
 from __future__ import annotations
 
 import os
+
+# Cheap password hashing for the hundreds of users the suite creates (and the servers it starts, which inherit
+# the environment); tests/cloud/security/test_password_cost.py checks that the service default stays standard.
+os.environ.setdefault("SENTINEL_PASSWORD_HASH_COST", "test")
+
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -139,25 +140,36 @@ def import_model_modules() -> None:
             log.debug("optional model module %s absent", name)
 
 
+#: Engines whose schema this process has already brought up to date (the API, the ingest and the CLI each call
+#: :func:`init_db` on the engine they are given; the schema does not change under a running process).
+_initialised: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def init_db(engine: Engine) -> None:
-    """Create every table of the imported model modules that does not exist yet.
+    """Create every table of the imported model modules that does not exist yet (once per engine and process).
 
     Schema upgrades: a model module may define ``upgrade_schema(engine)`` (run first, for changes of a key);
     then columns added to an existing table since it was created are added when they are nullable.
     """
+    if engine in _initialised:
+        return
     import_model_modules()
     for name in MODEL_MODULES + OPTIONAL_MODEL_MODULES:
         module = sys.modules.get(name)
         upgrade = getattr(module, "upgrade_schema", None)
         if upgrade is not None:
             upgrade(engine)
+    existing_tables = set(inspect(engine).get_table_names())
     SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
+    _add_missing_columns(engine, existing_tables)
+    _initialised.add(engine)
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def _add_missing_columns(engine: Engine, existing_tables: set[str]) -> None:
+    """Add nullable columns missing from tables that existed before this start (new tables are complete)."""
+    if not existing_tables:
+        return
     inspector = inspect(engine)
-    existing_tables = set(inspector.get_table_names())
     with engine.begin() as conn:
         for table in SQLModel.metadata.sorted_tables:
             if table.name not in existing_tables:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +11,27 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+log = logging.getLogger(__name__)
+
+#: ``SENTINEL_PASSWORD_HASH_COST``: ``standard`` (default; argon2id with RFC 9106's low-memory parameters,
+#: 64 MiB, 3 passes) or ``test`` (1 pass, 8 KiB: for test suites that create hundreds of users; never in
+#: service — ``sentinel cloud serve`` warns loudly). A stored hash carries its own parameters, so a hash made
+#: under ``test`` still verifies under ``standard`` and is upgraded at the next login (:func:`needs_rehash`).
+PASSWORD_HASH_COST_ENV = "SENTINEL_PASSWORD_HASH_COST"
+#: (time_cost passes, memory_cost KiB, parallelism lanes) per profile.
+_COSTS: dict[str, tuple[int, int, int]] = {"standard": (3, 65536, 4), "test": (1, 8, 1)}
+
+
+def password_hash_cost() -> str:
+    """The configured cost profile; an unknown value is a configuration error naming the variable."""
+    cost = os.environ.get(PASSWORD_HASH_COST_ENV, "standard").strip() or "standard"
+    if cost not in _COSTS:
+        raise ValueError(f"{PASSWORD_HASH_COST_ENV}={cost!r}: expected one of {', '.join(sorted(_COSTS))}")
+    return cost
+
+
+_passes, _memory_kib, _lanes = _COSTS[password_hash_cost()]
+_hasher = PasswordHasher(time_cost=_passes, memory_cost=_memory_kib, parallelism=_lanes)
 #: A hash of a random password, verified against when a user does not exist (constant-time login).
 _DUMMY_HASH = _hasher.hash("not-a-real-password-8c1f")
 

@@ -23,6 +23,7 @@ ANONYMOUS = {
     "/api/v1/notifications/ack",  # one-time signed link from a notification (the link is the credential)
     "/api/v1/console/labels",  # Chinese labels and the checklist catalogue: reference data for the kiosk (no login)
     "/api/v1/console/kiosk/complaints",  # self-service terminal: public, rate- and size-limited (tests/cloud/web)
+    "/api/v1/console/kiosk/progress",  # receipt number + the verification code printed on it; no personal data
 }
 
 

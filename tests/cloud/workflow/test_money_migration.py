@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import Float, inspect, text
 from sqlmodel import Session, select
 
-from cloud.core.db import init_db
+from cloud.core.db import init_db, make_engine
 from cloud.workflow.models import FLOAT_YUAN_COLUMNS, CasePayment, EnforcementCase
 from tests.utils.workflow_factories import World
 
@@ -55,12 +55,13 @@ def test_float_yuan_columns_become_fen_when_the_data_dir_is_opened(world: World)
     with world.engine.connect() as conn:
         assert conn.execute(text("SELECT penalty_amount FROM enforcement_case")).scalar_one() == 123.45
 
-    for _ in range(2):  # the upgrade, then an opening that finds nothing to do
-        init_db(world.engine)
-        world.engine.dispose()
-        columns = {c["name"]: c["type"] for c in inspect(world.engine).get_columns("enforcement_case")}
+    for _ in range(2):  # the upgrade, then an opening that finds nothing to do (each a new process's engine)
+        engine = make_engine(world.settings)
+        init_db(engine)
+        engine.dispose()
+        columns = {c["name"]: c["type"] for c in inspect(engine).get_columns("enforcement_case")}
         assert not isinstance(columns["penalty_amount"], Float)
-        with Session(world.engine) as session:
+        with Session(engine) as session:
             case = session.get(EnforcementCase, case_id)
             assert case is not None and case.penalty_amount == Decimal("123.45")
             payment = session.exec(select(CasePayment).where(CasePayment.case_id == case_id)).one()

@@ -645,8 +645,8 @@ async def post_kiosk_complaint(request: Request) -> JSONResponse:
                 "receipt_no": receipt,
                 "verify_code": code,  # shown once with the receipt: receipt + code look up the progress
                 "received_at": now.astimezone(TZ).isoformat(),
-                **accept_due_view(result.order),
-                "clue_id": result.clue.id,
+                **accept_due_view(result.order),  # and no internal id: the terminal is public (a clue's id
+                # would tell a second reporter that the business was reported already)
                 "message": "您的投诉举报已提交。市场监管部门将在 7 个工作日内决定是否受理，请妥善保存回执号。"
                 + (
                     "受理期限按暂定节假日安排推算（官方放假安排尚未公布），以实际公布为准。"

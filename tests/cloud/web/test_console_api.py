@@ -82,8 +82,24 @@ def test_kiosk_intake_validates_and_limits(world: World) -> None:
     assert ok.status_code == 201, ok.text
     body = ok.json()
     assert body["receipt_no"].startswith("ZZ") and body["accept_due"]
-    clue = c.get(f"{API}/clues/{body['clue_id']}", headers=world.h("head")).json()
+    clues = c.get(f"{API}/clues?kind=complaint", headers=world.h("head")).json()["data"]
+    clue = next(x for x in clues if "好味道餐馆" in x["title"])
     assert clue["channel"] == "walk_in" and clue["kind"] == "complaint" and "13800001234" not in clue["title"]
+
+
+def test_the_kiosk_answer_names_no_internal_record(world: World) -> None:
+    """The terminal is public: its answer is the receipt (number, code, due date), never an internal id. It used
+    to carry ``clue_id``, so two anonymous reports about one business got the same number back and the second
+    reporter learnt that somebody had already reported it (and how many clues the bureau holds)."""
+    url = f"{API}/console/kiosk/complaints"
+    report = {"kind": "report", "anonymous": True, "respondent_name": "同一家药店", "facts": "冷藏药品放在常温货架上"}
+    answers = [world.client.post(url, json=report, headers={"X-Kiosk-Id": f"hall-{n}"}) for n in (7, 8)]
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    for answer in answers:
+        body = answer.json()
+        assert not [key for key in body if key == "id" or key.endswith("_id")], body
+        assert body["receipt_no"].startswith("ZZ") and len(body["verify_code"]) == 6
+    assert answers[0].json()["receipt_no"] != answers[1].json()["receipt_no"]
 
 
 def test_rate_limiter_per_terminal_and_global() -> None:

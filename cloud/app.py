@@ -30,6 +30,7 @@ from cloud.api.errors import document_errors
 from cloud.core.config import Settings, get_settings
 from cloud.core.db import init_db, make_engine
 from cloud.core.users import ensure_admin
+from cloud.security.body_scope import body_guard
 from cloud.security.http import install as install_security_guards
 from cloud.security.scoping import scope_guard
 
@@ -192,7 +193,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         )
     install_security_guards(app)  # request size and rate limits, personal-data masking (cloud.security.http)
     # jurisdiction by construction: every route is scoped unless it declares itself public or county-wide
-    jurisdiction = [Depends(scope_guard)]
+    jurisdiction = [Depends(scope_guard), Depends(body_guard)]  # path/query identifiers, body references
     for target in CORE_ROUTERS:
         router = _load_router(target, optional=False)
         assert router is not None

@@ -40,6 +40,7 @@ MODEL_MODULES: list[str] = [
 ]
 OPTIONAL_MODEL_MODULES: list[str] = [
     "cloud.registry.models",
+    "cloud.registry.quarantine",
     "cloud.telemetry.gsp",
     "cloud.evidence",
     "cloud.workflow.models",

@@ -24,6 +24,7 @@ class IngestStats:
     heartbeats: int = 0
     announces: int = 0
     ignored: int = 0
+    quarantined: int = 0  # readings/alerts of devices waiting for approval, held apart
     dead_letters: Counter[str] = field(default_factory=Counter)
     acks_published: int = 0
     ack_failures: int = 0
@@ -48,6 +49,7 @@ class IngestStats:
                 "heartbeats": self.heartbeats,
                 "announces": self.announces,
                 "ignored": self.ignored,
+                "quarantined": self.quarantined,
                 "dead_letters": dict(self.dead_letters),
                 "dead_letters_total": sum(self.dead_letters.values()),
                 "acks_published": self.acks_published,

@@ -92,6 +92,9 @@ class CommitResult:
     conflicts: int = 0
     readings: int = 0
     dead: int = 0
+    #: readings/alerts of unapproved devices held in the quarantine (or dead-lettered: device rejected)
+    quarantined: int = 0
+    rejected_device: int = 0
     #: agents came online or command results arrived: the ingest looks for commands to deliver
     commands_due: bool = False
 
@@ -133,14 +136,24 @@ def payload_digest(payload: bytes) -> bytes:
     return hashlib.blake2b(payload, digest_size=8).digest()
 
 
-def _load_announce_hook() -> AnnounceHook | None:
+def _optional_hook(module_name: str, attribute: str) -> Any | None:
+    """A hook of the registry (absent in a build without it)."""
     try:
-        module = importlib.import_module("cloud.registry.announce")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name in {"cloud.registry", "cloud.registry.announce"}:
+        if exc.name in {"cloud.registry", module_name}:
             return None
         raise
-    hook: AnnounceHook | None = getattr(module, "handle_announce", None)
+    return getattr(module, attribute, None)
+
+
+def _load_quarantine() -> Any | None:
+    """:func:`cloud.registry.quarantine.hold`: data of devices waiting for approval is held apart."""
+    return _optional_hook("cloud.registry.quarantine", "hold")
+
+
+def _load_announce_hook() -> AnnounceHook | None:
+    hook: AnnounceHook | None = _optional_hook("cloud.registry.announce", "handle_announce")
     return hook
 
 
@@ -175,6 +188,7 @@ class IngestWriter:
         self._touched: dict[tuple[str, str], float] = {}
         self._agents_touched: dict[tuple[str, str], float] = {}  # (agent_id, site_id)
         self._announce_hook = _load_announce_hook()
+        self._quarantine = _load_quarantine()
         self._sqlite = engine.dialect.name == "sqlite"
         # telemetry decoded in one msgspec pass when the store can take it (fallback: protocols)
         self._fast = FastDecoder() if hasattr(store, "write_decoded") else None
@@ -319,6 +333,9 @@ class IngestWriter:
         conflicts: list[_Dead] = []
         with self.engine.begin() as conn:
             new_tel, new_ev = self._claim(conn, telemetry, events, now, result, by_message, conflicts)
+            if self._quarantine is not None:  # data of devices waiting for approval is held apart
+                new_tel, new_ev, held = self._quarantine(conn, new_tel, new_ev, by_message, now)
+                result.quarantined, result.rejected_device = held.quarantined, held.dead
             dead = [*dead, *conflicts]
             touched = self._touched
             for batch in new_tel:
@@ -397,6 +414,9 @@ class IngestWriter:
             s.announces += sum(isinstance(m, Announce) for m in others)
             for d in dead:
                 s.dead_letters[d.reason] += 1
+            s.quarantined += result.quarantined
+            if result.rejected_device:
+                s.dead_letters["device_rejected"] += result.rejected_device
             s.last_commit_ms = elapsed
         return result
 

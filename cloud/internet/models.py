@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, field_validator
 from sqlalchemy import JSON, Column, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime, utcnow
+from cloud.core.refs import refers_to
 from cloud.internet.rules import GoodsCategory
 
 Money = Decimal
@@ -36,7 +37,9 @@ class _Where(SQLModel):
     shop: str = Field(min_length=1, max_length=200, description="店铺名称")
     url: str | None = Field(default=None, max_length=1000, description="页面地址")
     subject_uscc: str | None = Field(default=None, max_length=18, description="店铺经营者统一社会信用代码（已知时）")
-    site_id: str | None = Field(default=None, max_length=64, description="对应场所（已知时）")
+    site_id: Annotated[str | None, refers_to("site_id")] = Field(
+        default=None, max_length=64, description="对应场所（已知时）"
+    )
     captured_at: datetime = Field(sa_type=UTCDateTime, description="采集时间（带时区）")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import field_validator, model_validator
 from sqlalchemy import JSON, Column, UniqueConstraint
@@ -16,6 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from cloud.core.db import UTCDateTime
 from cloud.core.models import BoundedDate, update_model
+from cloud.core.refs import own_id, refers_to
 from cloud.geo.coords import CoordSystem, to_wgs84
 from cloud.registry import uscc as uscc_mod
 
@@ -65,7 +67,7 @@ class DepartmentBase(SQLModel):
     code: str = Field(max_length=32, index=True, unique=True, description="部门编码")
     name: str = Field(max_length=128, description="部门名称，例如 某某市场监督管理所")
     division_code: str | None = Field(default=None, max_length=12, description="辖区行政区划码")
-    parent_id: int | None = Field(default=None, foreign_key="department.id")
+    parent_id: Annotated[int | None, refers_to("department_id")] = Field(default=None, foreign_key="department.id")
 
 
 class DepartmentCreate(DepartmentBase):
@@ -122,7 +124,9 @@ class SubjectBase(Located):
     address: str | None = Field(default=None, max_length=300, description="住所")
     business_scope: str | None = Field(default=None, max_length=4000, description="经营范围")
     risk_grade: RiskGrade = Field(default=RiskGrade.B, description="信用风险分类 A–D")
-    department_id: int | None = Field(default=None, ge=1, foreign_key="department.id")
+    department_id: Annotated[int | None, refers_to("department_id")] = Field(
+        default=None, ge=1, foreign_key="department.id"
+    )
 
 
 class SubjectCreate(CoordinatesIn, SubjectBase):
@@ -159,7 +163,7 @@ class LicenceBase(SQLModel):
 
 
 class LicenceCreate(LicenceBase):
-    subject_id: int = Field(ge=1)
+    subject_id: Annotated[int, refers_to("subject_id")] = Field(ge=1)
 
 
 class Licence(LicenceBase, table=True):
@@ -176,14 +180,18 @@ class LicencePublic(LicenceBase):
 
 # ---------------------------------------------------------------- sites
 class SiteBase(Located):
-    site_id: str = Field(
+    site_id: Annotated[str, own_id("the new site's own id")] = Field(
         primary_key=True, schema_extra=ID_FORMAT, max_length=64, description="场所 ID（与 MQTT 主题一致）"
     )
     name: str = Field(min_length=1, max_length=200, description="场所名称")
     address: str | None = Field(default=None, max_length=300)
     category: str | None = Field(default=None, max_length=32, description="drug | food | special_equipment")
-    subject_id: int | None = Field(default=None, ge=1, foreign_key="market_subject.id", index=True)
-    department_id: int | None = Field(default=None, ge=1, foreign_key="department.id", index=True)
+    subject_id: Annotated[int | None, refers_to("subject_id")] = Field(
+        default=None, ge=1, foreign_key="market_subject.id", index=True
+    )
+    department_id: Annotated[int | None, refers_to("department_id")] = Field(
+        default=None, ge=1, foreign_key="department.id", index=True
+    )
     heartbeat_timeout_s: int | None = Field(
         default=None, ge=10, le=MAX_HEARTBEAT_TIMEOUT_S, description="超过此时长无心跳视为离线（10 秒至 7 天）"
     )
@@ -207,7 +215,7 @@ class SitePublic(SiteBase):
 
 # ---------------------------------------------------------------- measuring points (GSP 测点)
 class MeasuringPointBase(SQLModel):
-    site_id: str = Field(foreign_key="site.site_id", index=True)
+    site_id: Annotated[str, refers_to("site_id")] = Field(foreign_key="site.site_id", index=True)
     location: str = Field(max_length=200, description="测点位置，例如 阴凉库 A 区 3 号货架上层")
     storage_area: str | None = Field(default=None, max_length=100, description="库区（仓储）")
     vehicle_type: str | None = Field(default=None, max_length=100, description="车型（运输），例如 冷藏车 粤B12345")
@@ -227,8 +235,12 @@ class MeasuringPointBase(SQLModel):
     )
     humidity_min: float | None = Field(default=None, ge=0, le=100, description="覆盖配置档的湿度下限 %RH")
     humidity_max: float | None = Field(default=None, ge=0, le=100, description="覆盖配置档的湿度上限 %RH")
-    temperature_sensor_id: str | None = Field(default=None, max_length=64)
-    humidity_sensor_id: str | None = Field(default=None, max_length=64)
+    temperature_sensor_id: Annotated[str | None, own_id("a sensor of the site named by site_id")] = Field(
+        default=None, max_length=64
+    )
+    humidity_sensor_id: Annotated[str | None, own_id("a sensor of the site named by site_id")] = Field(
+        default=None, max_length=64
+    )
     active: bool = True
 
     @model_validator(mode="after")
@@ -258,8 +270,10 @@ class MeasuringPointPublic(MeasuringPointBase):
 
 # ---------------------------------------------------------------- devices and sensors
 class DeviceBase(SQLModel):
-    site_id: str = Field(foreign_key="site.site_id", primary_key=True)
-    device_id: str = Field(primary_key=True, schema_extra=ID_FORMAT, max_length=64)
+    site_id: Annotated[str, refers_to("site_id")] = Field(foreign_key="site.site_id", primary_key=True)
+    device_id: Annotated[str, own_id("the new device's own id within its site")] = Field(
+        primary_key=True, schema_extra=ID_FORMAT, max_length=64
+    )
     device_type: str = Field(default="probe", max_length=64)
     model: str | None = Field(default=None, max_length=128)
     name: str | None = Field(default=None, max_length=200)
@@ -284,12 +298,18 @@ class DevicePublic(DeviceBase):
 
 
 class SensorBase(SQLModel):
-    site_id: str = Field(foreign_key="site.site_id", primary_key=True)
-    sensor_id: str = Field(primary_key=True, schema_extra=ID_FORMAT, max_length=64)
-    device_id: str = Field(schema_extra=ID_FORMAT, max_length=64, index=True)
+    site_id: Annotated[str, refers_to("site_id")] = Field(foreign_key="site.site_id", primary_key=True)
+    sensor_id: Annotated[str, own_id("the new sensor's own id within its site")] = Field(
+        primary_key=True, schema_extra=ID_FORMAT, max_length=64
+    )
+    device_id: Annotated[str, own_id("a device of the site named by site_id")] = Field(
+        schema_extra=ID_FORMAT, max_length=64, index=True
+    )
     quantity: Quantity = Field(default=Quantity.OTHER)
     unit: str | None = Field(default=None, max_length=16)
-    measuring_point_id: int | None = Field(default=None, ge=1, foreign_key="measuring_point.id", index=True)
+    measuring_point_id: Annotated[int | None, refers_to("measuring_point_id")] = Field(
+        default=None, ge=1, foreign_key="measuring_point.id", index=True
+    )
     expected_interval_s: int | None = Field(
         default=None, ge=1, le=MAX_INTERVAL_S, description="预期上报间隔；超时视为数据中断（1 秒至 1 天）"
     )
@@ -349,6 +369,7 @@ class PendingDevicePublic(SQLModel):
     decided_by: str | None
     decided_at: datetime | None
     note: str | None
+    quarantined: int = Field(default=0, description="隔离区中等待批准的数据条数（读数批次与告警）")
 
 
 class Decision(SQLModel):

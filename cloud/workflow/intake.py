@@ -15,13 +15,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
 from cloud.core.csvtext import CsvFormatError, records
 from cloud.core.db import utcnow
+from cloud.core.refs import refers_to
 from cloud.registry import uscc as uscc_mod
 from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, Clue
 from cloud.workflow.config import workflow_rules
@@ -84,7 +85,7 @@ class WorkOrderIn(BaseModel):
     incident_place: str | None = Field(default=None, max_length=300, description="事发地点")
     goods: str | None = Field(default=None, max_length=200, description="涉及商品或服务")
     amount: Yuan | None = Field(default=None, description="涉及金额（元）")
-    site_id: str | None = Field(default=None, max_length=64)
+    site_id: Annotated[str | None, refers_to("site_id")] = Field(default=None, max_length=64)
     severity: Literal["critical", "major", "minor", "warning"] | None = None
 
     @field_validator("complainant_phone")
@@ -137,12 +138,12 @@ class ClueIn(BaseModel):
     severity: Literal["critical", "major", "minor", "warning", "indeterminate"] = "minor"
     title: str = Field(min_length=2, max_length=300)
     description: str = Field(default="", max_length=8000)
-    subject_id: int | None = None
+    subject_id: Annotated[int | None, refers_to("subject_id")] = None
     respondent_uscc: str | None = None
     respondent_name: str | None = None
     respondent_address: str | None = None
-    site_id: str | None = None
-    parent_clue_id: int | None = None
+    site_id: Annotated[str | None, refers_to("site_id")] = None
+    parent_clue_id: Annotated[int | None, refers_to("clue_id")] = None
     ref: str | None = Field(default=None, max_length=64, description="task / case / plan reference")
 
 

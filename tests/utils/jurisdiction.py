@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -398,3 +399,64 @@ def dynamic_problems(
             if any(m in everyone.text for m in b_marks) and not any(m in mine.text for m in b_marks):
                 problems.append(f"{where}: owner does not see their own department's rows")
     return problems
+
+
+# ---------------------------------------------------------------- request bodies naming objects
+#: property names that carry an object's identity (ids of clues, cases, subjects, sites, devices, users, departments)
+ID_BEARING = re.compile(r"(_id|_ids)$|^(assignees|officers|inspectors|department|departments|parent_id)$")
+
+
+def _scope_marks(schema: dict[str, Any], components: dict[str, Any], seen: frozenset[str]) -> bool:
+    """Whether ``schema`` (a property's, with its anyOf / array items) carries an ``x-scope`` declaration."""
+    if "x-scope" in schema:
+        return True
+    subs = [*schema.get("anyOf", []), *schema.get("oneOf", []), *schema.get("allOf", [])]
+    if isinstance(schema.get("items"), dict):
+        subs.append(schema["items"])
+    return any(_scope_marks(s, components, seen) for s in subs)
+
+
+def _body_fields(
+    schema: dict[str, Any], components: dict[str, Any], where: str, seen: frozenset[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(dotted name, property schema) of every property in a request-body schema, nested models included."""
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        return _body_fields(components[name], components, where, seen | {name})
+    out: list[tuple[str, dict[str, Any]]] = []
+    for sub in [*schema.get("anyOf", []), *schema.get("oneOf", []), *schema.get("allOf", [])]:
+        out += _body_fields(sub, components, where, seen)
+    if isinstance(schema.get("items"), dict):
+        out += _body_fields(schema["items"], components, where + "[]", seen)
+    for prop, sub in (schema.get("properties") or {}).items():
+        out.append((f"{where}.{prop}", sub))
+        out += _body_fields(sub, components, f"{where}.{prop}", seen)
+    return out
+
+
+def body_problems(app: FastAPI) -> list[str]:
+    """Walk the OpenAPI request bodies of every scoped route: an id-bearing property without an ``x-scope``
+    declaration (``refers_to(kind)`` or ``own_id(reason)`` on the model field, cloud/security/body_scope.py) is a
+    problem; so is a declared kind the guard cannot resolve."""
+    from cloud.security.body_scope import BODY_RESOLVERS
+
+    spec = app.openapi()
+    components = spec.get("components", {}).get("schemas", {})
+    scoped = {(ctx.path, m.lower()) for ctx in api_routes(app) for m in ctx.methods if access_of(ctx)[0] == "scoped"}
+    problems: list[str] = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if (path, method) not in scoped or "requestBody" not in operation:
+                continue
+            for media in operation["requestBody"].get("content", {}).values():
+                for name, prop in _body_fields(media.get("schema", {}), components, "body", frozenset()):
+                    leaf = name.rsplit(".", 1)[-1]
+                    if ID_BEARING.search(leaf) and not _scope_marks(prop, components, frozenset()):
+                        problems.append(f"{method.upper()} {path}: {name} names an object but declares no scope")
+                    kind = prop.get("x-scope") or (prop.get("items") or {}).get("x-scope")
+                    if isinstance(kind, str) and not kind.startswith("none: ") and kind not in BODY_RESOLVERS:
+                        problems.append(f"{method.upper()} {path}: {name} declares unknown kind {kind}")
+    return sorted(set(problems))

@@ -21,6 +21,7 @@ from cloud.assessment.improvement import report
 from cloud.assessment.indicators import evaluate, to_csv
 from cloud.assessment.models import SpotCheck, SpotCheckPublic, SupervisionClock, SupervisionClockPublic
 from cloud.assessment.spot_checks import ReviewError, draw, review
+from cloud.core.refs import refers_to
 from cloud.core.users import Role, User
 from cloud.security.scoping import Scope, ScopeDep, county_wide, departments_of
 from cloud.workflow.duties import DutyRuleError
@@ -82,8 +83,10 @@ def scorecards(
 
 
 class ManualScore(BaseModel):
-    user: str | None = Field(default=None, description="人员用户名（与 department 二选一）")
-    department: str | None = Field(default=None, description="部门编码")
+    user: Annotated[str | None, refers_to("username")] = Field(
+        default=None, description="人员用户名（与 department 二选一）"
+    )
+    department: Annotated[str | None, refers_to("department_code")] = Field(default=None, description="部门编码")
     points: float = Field(ge=-100, le=100)
     reason: str = Field(min_length=2, max_length=500, description="特色工作说明")
 

@@ -23,6 +23,7 @@ from cloud.api.deps import SessionDep, SettingsDep, StaffUser
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, dump, require, task_view
 from cloud.core.db import utcnow
 from cloud.core.models import DueDate
+from cloud.core.refs import refers_to
 from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import decisions, follow_up
 from cloud.workflow.analysis import Disposal
@@ -312,8 +313,10 @@ def get_decisions(session: SessionDep, _: StaffUser, clue_id: int) -> list[dict[
 class DispatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     disposal: Literal["inspect", "open_case"] | None = Field(default=None, description="默认：当前研判结论")
-    department_id: int | None = None
-    assignees: list[int] = Field(default_factory=list, description="指定人员（默认按辖区、回避、工作量自动分派）")
+    department_id: Annotated[int | None, refers_to("department_id")] = None
+    assignees: list[Annotated[int, refers_to("user_id")]] = Field(
+        default_factory=list, description="指定人员（默认按辖区、回避、工作量自动分派）"
+    )
     items: list[str] = Field(default_factory=list, description="检查项目（默认按线索类别）")
     method: str | None = Field(default=None, max_length=40)
     due_date: DueDate | None = Field(default=None, description="办理期限（今天至三年内；默认按期限规则）")

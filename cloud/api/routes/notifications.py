@@ -336,7 +336,7 @@ def contacts(session: SessionDep, _: Manager) -> list[ContactPublic]:
     return [ContactPublic.model_validate(c) for c in session.exec(select(Contact).order_by(col(Contact.id)))]
 
 
-@router.post("/contacts", summary="新增或更新通知对象", status_code=201)
+@router.post("/contacts", summary="新增或更新通知对象", status_code=201, dependencies=[SUPERVISORS_ONLY])
 def upsert_contact(session: SessionDep, _: Manager, body: ContactCreate) -> ContactPublic:
     contact = session.exec(select(Contact).where(Contact.key == body.key)).first()
     if contact is None:
@@ -355,7 +355,12 @@ class SiteDesignation(BaseModel):
     designation: str = "site_contact"
 
 
-@router.post("/site-contacts", summary="指定场所联系人（如 GSP 指定人员 gsp_designated）", status_code=201)
+@router.post(
+    "/site-contacts",
+    summary="指定场所联系人（如 GSP 指定人员 gsp_designated）",
+    status_code=201,
+    dependencies=[SUPERVISORS_ONLY],
+)
 def add_site_contact(session: SessionDep, _: Manager, body: SiteDesignation) -> SiteDesignation:
     session.add(SiteContact(**body.model_dump()))
     session.commit()
@@ -374,7 +379,7 @@ def roster(
     return [DutyShiftPublic.model_validate(s) for s in session.exec(query.order_by(col(DutyShift.starts_at)))]
 
 
-@router.post("/roster", summary="排班（批量新增班次）", status_code=201)
+@router.post("/roster", summary="排班（批量新增班次）", status_code=201, dependencies=[SUPERVISORS_ONLY])
 def add_shifts(session: SessionDep, _: Manager, shifts: list[DutyShiftBase]) -> list[DutyShiftPublic]:
     rows = [DutyShift.model_validate(s) for s in shifts]
     for row in rows:

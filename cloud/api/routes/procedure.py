@@ -8,7 +8,7 @@ Refusals use the workflow error answers (409 with the reason when the procedure 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,7 @@ from sqlmodel import Session
 from cloud.api.deps import SessionDep, SettingsDep
 from cloud.api.routes.workflow import ActorDep, WorkflowRoute, case_view, require
 from cloud.core.config import Settings
+from cloud.core.refs import refers_to
 from cloud.security.scoping import scope_guard
 from cloud.workflow import complaints, enforcement, paperwork, penalty
 from cloud.workflow.models import EnforcementCase
@@ -175,15 +176,15 @@ def post_measure_end(
 
 class OnTheSpotIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    subject_id: int | None = None
+    subject_id: Annotated[int | None, refers_to("subject_id")] = None
     party_name: str | None = Field(default=None, max_length=200)
     party_type: Literal["individual", "organisation"]
-    department_id: int | None = None
+    department_id: Annotated[int | None, refers_to("department_id")] = None
     facts: str = Field(min_length=2, max_length=4000, description="违法事实")
     legal_basis: list[str] = Field(min_length=1)
     decision: str = Field(min_length=2, max_length=4000, description="警告 / 罚款 …")
     amount: Yuan | None = Field(default=None, description="罚款（元）；警告不填")
-    officers: list[int] = Field(default_factory=list)
+    officers: list[Annotated[int, refers_to("user_id")]] = Field(default_factory=list)
 
 
 @router.post("/cases/on-the-spot", status_code=201, summary="当场处罚（简易程序）")

@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from cloud.api.deps import SessionDep, StaffUser, require_roles
+from cloud.api.deps import SessionDep, StaffUser, StoreDep, require_roles
 from cloud.core.users import Role, User
-from cloud.registry import csv_import, service
+from cloud.registry import csv_import, quarantine, service
 from cloud.registry.models import (
     ApprovalState,
     Decision,
@@ -27,6 +27,7 @@ from cloud.registry.models import (
     MarketSubject,
     MeasuringPointCreate,
     MeasuringPointPublic,
+    PendingDevice,
     PendingDevicePublic,
     RiskGrade,
     SensorCreate,
@@ -39,6 +40,7 @@ from cloud.registry.models import (
     SubjectPublic,
     SubjectUpdate,
 )
+from cloud.registry.quarantine import Quarantined, QuarantinedPublic
 from cloud.registry.uscc import InvalidUSCC
 from cloud.security.scoping import Scope, ScopeDep, county_wide, scope_guard, site_department, visible_sites
 
@@ -276,32 +278,65 @@ def patch_sensor(session: SessionDep, _: EditorUser, site_id: str, sensor_id: st
 
 
 # ---------------------------------------------------------------- approvals
-@router.get("/pending", summary="待审批的设备（边缘上报的未知设备/传感器）")
+def _pending_public(item: PendingDevice, held: dict[int, int]) -> PendingDevicePublic:
+    public = PendingDevicePublic.model_validate(item)
+    public.quarantined = held.get(item.id or 0, 0)
+    return public
+
+
+@router.get("/pending", summary="待审批的设备（边缘上报的未知设备/传感器；含隔离区数据条数）")
 def get_pending(
     session: SessionDep, _: StaffUser, scope: ScopeDep, state: ApprovalState | None = ApprovalState.PENDING
 ) -> list[PendingDevicePublic]:
     sites = visible_sites(session, scope)
     rows = service.list_pending(session, state=state)
-    return [PendingDevicePublic.model_validate(p) for p in rows if sites is None or p.site_id in sites]
+    held = quarantine.counts(session)
+    return [_pending_public(p, held) for p in rows if sites is None or p.site_id in sites]
 
 
-@router.post("/pending/{pending_id}/approve", summary="批准接入 (approve an announced device)")
+@router.get("/quarantine", summary="隔离区：未批准设备的读数与告警（批准后按序补入，拒绝后转为死信）")
+def get_quarantine(
+    session: SessionDep,
+    _: StaffUser,
+    scope: ScopeDep,
+    pending_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[QuarantinedPublic]:
+    sites = visible_sites(session, scope)
+    query = select(Quarantined).order_by(col(Quarantined.id))
+    if pending_id is not None:
+        query = query.where(Quarantined.pending_id == pending_id)
+    out: list[QuarantinedPublic] = []
+    for row in session.exec(query):
+        if sites is not None and row.site_id not in sites:
+            continue
+        public = QuarantinedPublic.model_validate(row)
+        public.readings = len(row.sensors) if row.kind == "telemetry" else 0
+        out.append(public)
+        if len(out) >= limit:
+            break
+    return out
+
+
+@router.post("/pending/{pending_id}/approve", summary="批准接入（隔离区数据按序补入正常流程）")
 def approve(
-    session: SessionDep, user: EditorUser, pending_id: int, decision: Decision | None = None
+    session: SessionDep, store: StoreDep, user: EditorUser, pending_id: int, decision: Decision | None = None
 ) -> PendingDevicePublic:
     item = service.approve_pending(
         session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
     )
+    quarantine.release(session, store, item, by=user.username)
     session.commit()
-    return PendingDevicePublic.model_validate(item)
+    return _pending_public(item, {})
 
 
-@router.post("/pending/{pending_id}/reject", summary="拒绝接入 (reject an announced device)")
+@router.post("/pending/{pending_id}/reject", summary="拒绝接入（隔离区数据转为死信并注明原因）")
 def reject(
     session: SessionDep, user: EditorUser, pending_id: int, decision: Decision | None = None
 ) -> PendingDevicePublic:
     item = service.reject_pending(
         session, pending_id=pending_id, by=user.username, note=decision.note if decision else None
     )
+    quarantine.discard(session, item, by=user.username)
     session.commit()
-    return PendingDevicePublic.model_validate(item)
+    return _pending_public(item, {})

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 
 from cloud.api.deps import CurrentUser, SessionDep, SettingsDep, StaffUser, StoreDep
 from cloud.core.models import BoundedDate, DueDate
+from cloud.core.refs import refers_to
 from cloud.core.users import User
 from cloud.registry.models import MarketSubject
 from cloud.security.scoping import ScopeDep, county_wide, scope_guard
@@ -126,7 +127,7 @@ def get_me(actor: ActorDep) -> dict[str, Any]:
 class StaffIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     duties: list[Duty] = Field(description="业务职责（状态机角色）")
-    department_id: int | None = None
+    department_id: Annotated[int | None, refers_to("department_id")] = None
     cert_no: str | None = Field(default=None, max_length=40)
     active: bool = True
 
@@ -180,8 +181,8 @@ def put_staff(session: SessionDep, actor: ActorDep, user: CurrentUser, user_id: 
 
 class RecusalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_id: int
-    subject_id: int
+    user_id: Annotated[int, refers_to("user_id")]
+    subject_id: Annotated[int, refers_to("subject_id")]
     reason: str = Field(min_length=2, max_length=300)
 
 
@@ -252,7 +253,9 @@ class TaskActionIn(BaseModel):
     role: Duty | None = None
     expected_version: int | None = None
     check_in: dict[str, Any] | None = Field(default=None, description="位置：{lat, lon, note}")
-    assignees: list[int] = Field(default_factory=list, description="reassign: 指定人员")
+    assignees: list[Annotated[int, refers_to("user_id")]] = Field(
+        default_factory=list, description="reassign: 指定人员"
+    )
     findings: str = Field(default="", max_length=4000, description="submit: 现场检查情况")
     party_opinion: str = Field(default="", max_length=2000, description="submit: 当事人意见")
 
@@ -397,14 +400,14 @@ async def post_task_photo(
 # ---------------------------------------------------------------- enforcement cases
 class CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    subject_id: int | None = None
+    subject_id: Annotated[int | None, refers_to("subject_id")] = None
     party_name: str | None = Field(default=None, max_length=200)
-    department_id: int | None = None
+    department_id: Annotated[int | None, refers_to("department_id")] = None
     summary: str = Field(min_length=2, max_length=4000)
     legal_basis: list[str] = Field(default_factory=list)
     received_at: AwareDatetime | None = None
-    officers: list[int] = Field(default_factory=list)
-    clue_id: int | None = None
+    officers: list[Annotated[int, refers_to("user_id")]] = Field(default_factory=list)
+    clue_id: Annotated[int | None, refers_to("clue_id")] = None
 
     @field_validator("received_at")
     @classmethod
@@ -643,9 +646,13 @@ class PlanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=2, max_length=200)
     seed: str | None = Field(default=None, min_length=16, max_length=128, description="默认：系统生成")
-    subject_ids: list[int] = Field(default_factory=list, description="默认：全部（或本部门）主体")
-    inspector_ids: list[int] = Field(default_factory=list, description="默认：全部检查人员")
-    department_id: int | None = None
+    subject_ids: list[Annotated[int, refers_to("subject_id")]] = Field(
+        default_factory=list, description="默认：全部（或本部门）主体"
+    )
+    inspector_ids: list[Annotated[int, refers_to("user_id")]] = Field(
+        default_factory=list, description="默认：全部检查人员"
+    )
+    department_id: Annotated[int | None, refers_to("department_id")] = None
     domain: Literal["food", "drug", "special_equipment"] | None = None
     items: list[str] = Field(default_factory=list)
     due_date: DueDate | None = Field(default=None, description="完成期限（今天至三年内；默认 20 个工作日）")

@@ -18,7 +18,7 @@ from cloud.core.config import Settings
 from cloud.core.security import create_token
 
 STREAMS = r"/(stream|live)$"
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15  # the long run: benchmarks/fuzz_api.py (and the served stateful fuzz in the suite)
 
 
 @pytest.fixture(scope="module")

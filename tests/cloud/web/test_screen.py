@@ -31,6 +31,19 @@ from tests.cloud.web.test_map_tiles import _png
 pytestmark = [pytest.mark.browser]
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+# elements sticking out of the viewport sideways; inside a horizontal scroller (a wide table) only the scroller
+# itself must fit
+OUTSIDE_VIEWPORT = """() => {
+  const scrolls = (e) => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+  const inScroller = (e) => {
+    for (let p = e.parentElement; p; p = p.parentElement) if (scrolls(p)) return true;
+    return false;
+  };
+  return [...document.querySelectorAll('#root *')].filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && !inScroller(e) && (r.left < -0.5 || r.right > innerWidth + 0.5);
+  }).slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + (e.textContent || '').slice(0, 30));
+}"""
 RAW_CODES = ("pharmacy-01", "bakery-02", "fridge1.temperature", "oven1", "drug_storage", "food_storage")
 
 
@@ -188,21 +201,15 @@ def _console_fits_a_phone_width(browser: Any, cloud: LiveCloud) -> None:
         login(page, cloud.base, "/", "chief")
         page.get_by_text("实时：已连接").wait_for()
         page.wait_for_load_state("networkidle")
-        wide = page.evaluate(
-            """() => { // inside a horizontal scroller (a wide table) only the scroller itself must fit
-              const scrolls = (e) => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
-              const inScroller = (e) => {
-                for (let p = e.parentElement; p; p = p.parentElement) if (scrolls(p)) return true;
-                return false;
-              };
-              return [...document.querySelectorAll('#root *')].filter(e => {
-                const r = e.getBoundingClientRect();
-                return r.width > 0 && r.height > 0 && !inScroller(e) && (r.left < -0.5 || r.right > innerWidth + 0.5);
-              }).slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + (e.textContent || '').slice(0, 30)); }"""
-        )
-        assert wide == []
-        assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
         screenshot(page, "console-390")
+        clue_id = cloud.client().get("/clues").json()["data"][0]["id"]
+        for route in ("#/clues", f"#/clue/{clue_id}", "#/deadlines", "#/subjects", "#/scores"):
+            page.goto(f"{cloud.base}/{route}")
+            page.locator("main h1").first.wait_for()
+            page.wait_for_load_state("networkidle")
+            wide = page.evaluate(OUTSIDE_VIEWPORT)
+            assert wide == [], route
+            assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth"), route
     finally:
         context.close()
 

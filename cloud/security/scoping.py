@@ -363,7 +363,7 @@ RESOLVERS: dict[str, Callable[[Session, str], Departments]] = {
     "pending_id": _pending,
 }
 #: path parameters that only select a part of an object already resolved by another parameter of the path
-SUB_KEYS = frozenset({"sensor_id", "agent_id", "item_code", "pause_id", "measure_id"})
+SUB_KEYS = frozenset({"sensor_id", "agent_id", "item_code", "pause_id", "measure_id", "follow_up_id"})
 #: kept for callers of the first version
 SCOPED_PARAMS = tuple(RESOLVERS)
 

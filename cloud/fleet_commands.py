@@ -19,9 +19,10 @@ per agent, each signed for its own target, sharing ``group_id``.
 
 Payloads (checked here before signing, :func:`payload_problem`): ``push_config`` ``{config: <site TOML>}``;
 ``push_rule_pack`` / ``push_register_map`` ``{name, text}`` (the file ``<name>.toml``); ``logs`` ``{lines: N}``;
-``snapshot`` ``{camera: <id>}``; ``ping`` / ``reload`` nothing. A push's ``config_version`` is the 12-hex SHA-256
-prefix of the text pushed; the agent's result says which version is in force (``version``) and whether it
-rolled back (``rolled_back``, after failing health on the new one).
+``snapshot`` ``{camera: <id>}``; ``export_range`` ``{camera, start, end}`` (at most 30 minutes); ``ping`` /
+``reload`` nothing. A push's ``config_version`` is the 12-hex SHA-256 prefix of the text pushed; the agent's
+result says which version is in force (``version``) and whether it rolled back (``rolled_back``, after failing
+health on the new one).
 
 The signing key is ``SENTINEL_FLEET_COMMAND_KEY`` (a PKCS#8 PEM Ed25519 key, as made by
 :func:`cloud.signing.generate_key_file`), else ``<data_dir>/fleet-command.key``, generated on first use; its raw
@@ -83,6 +84,7 @@ NAME_LABELS = {
     "push_register_map": "下发寄存器映射",
     "snapshot": "抓拍画面",
     "logs": "获取日志",
+    "export_range": "导出录像",
 }
 #: commands whose payload is a text pushed to the agent, and the payload key holding it
 PUSHED_TEXT = {
@@ -91,6 +93,8 @@ PUSHED_TEXT = {
     CommandName.PUSH_REGISTER_MAP: "text",
 }
 MAX_LOG_LINES = 1000
+#: the longest recorded range one export_range may ask for (as the edge's edge/vision/bridge.py MAX_EXPORT_S)
+MAX_EXPORT_S = 1800
 
 
 class CommandError(ValueError):
@@ -114,10 +118,24 @@ def payload_problem(name: CommandName, payload: dict[str, Any]) -> str | None:
         lines = payload.get("lines", 200)
         if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= MAX_LOG_LINES:
             return f"logs 的 payload.lines 须为 1 至 {MAX_LOG_LINES} 的整数"
-    if name is CommandName.SNAPSHOT:
+    if name in (CommandName.SNAPSHOT, CommandName.EXPORT_RANGE):
         camera = payload.get("camera")
         if not isinstance(camera, str) or not camera:
-            return "snapshot 需要 payload.camera（摄像头 ID）"
+            return f"{name.value} 需要 payload.camera（摄像头 ID）"
+    if name is CommandName.EXPORT_RANGE:
+        return _range_problem(payload.get("start"), payload.get("end"))
+    return None
+
+
+def _range_problem(start: Any, end: Any) -> str | None:
+    try:
+        begin, until = datetime.fromisoformat(str(start)), datetime.fromisoformat(str(end))
+    except ValueError:
+        return "export_range 需要 payload.start、end（ISO 8601 时间，带时区）"
+    if begin.tzinfo is None or until.tzinfo is None:
+        return "export_range 的 start、end 须带时区"
+    if not timedelta(0) < until - begin <= timedelta(seconds=MAX_EXPORT_S):
+        return f"export_range 的时段须大于 0 且不超过 {MAX_EXPORT_S // 60} 分钟"
     return None
 
 
@@ -194,6 +212,8 @@ def _summary(row: FleetCommand) -> str:
         return f"最近 {payload.get('lines', 200)} 行"
     if row.name == CommandName.SNAPSHOT.value:
         return f"摄像头 {payload.get('camera')}"
+    if row.name == CommandName.EXPORT_RANGE.value:
+        return f"摄像头 {payload.get('camera')} {payload.get('start')} 至 {payload.get('end')}"
     return ""
 
 

@@ -202,6 +202,10 @@ class Agent:
         ref = await self.cameras.snapshot(camera_id)
         return f"已抓拍摄像头 {camera_id}：证据 {ref.sha256}（{ref.size} 字节，经证据通道上传）"
 
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> str:
+        ref = await self.cameras.export_range(camera_id, start, end)
+        return f"已导出摄像头 {camera_id} 的录像：证据 {ref.sha256}（{ref.size} 字节，经证据通道上传）"
+
     def _start_cameras(self) -> None:
         self._cam_stop = asyncio.Event()
         self._cam_task = asyncio.create_task(self.cameras.run(self._cam_stop), name="cameras")

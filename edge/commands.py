@@ -68,6 +68,9 @@ class Operations(Protocol):
     async def snapshot(self, camera_id: str) -> str:
         """Grab a frame into the evidence store; return what to tell the cloud (raises ValueError if it cannot)."""
 
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> str:
+        """Recorded video of the range into the evidence store; what to tell the cloud (ValueError if it cannot)."""
+
 
 def version_of(text: str | None) -> str | None:
     """A file's version as the cloud and the fleet view show it: the first 12 hex of its SHA-256."""
@@ -144,6 +147,7 @@ class CommandHandler:
             CommandName.PUSH_REGISTER_MAP: self._push_artifact,
             CommandName.LOGS: self._logs,
             CommandName.SNAPSHOT: self._snapshot,
+            CommandName.EXPORT_RANGE: self._export_range,
         }
 
     def _load_done(self) -> dict[str, dict[str, object]]:
@@ -277,6 +281,18 @@ class CommandHandler:
             return self._result(command, True, await self.ops.snapshot(camera))
         except ValueError as exc:
             return self._result(command, False, f"抓拍失败：{exc}")
+
+    async def _export_range(self, command: Command) -> CommandResult:
+        camera, start, end = (command.payload.get(k) for k in ("camera", "start", "end"))
+        try:
+            if not isinstance(camera, str) or not isinstance(start, str) or not isinstance(end, str):
+                raise ValueError("export_range 需要 payload.camera、start、end")
+            begin, until = datetime.fromisoformat(start), datetime.fromisoformat(end)
+            if begin.tzinfo is None or until.tzinfo is None:
+                raise ValueError("start、end 须带时区（ISO 8601）")
+            return self._result(command, True, await self.ops.export_range(camera, begin, until))
+        except ValueError as exc:
+            return self._result(command, False, f"导出录像失败：{exc}")
 
     # -- pushes -----------------------------------------------------------------------------------------
     async def _push_config(self, command: Command) -> CommandResult:

@@ -82,6 +82,7 @@ class CommandName(StrEnum):
     PUSH_REGISTER_MAP = "push_register_map"
     SNAPSHOT = "snapshot"
     LOGS = "logs"
+    EXPORT_RANGE = "export_range"
 
 
 #: the largest text a command payload may carry (a whole site file, rule pack or register map)

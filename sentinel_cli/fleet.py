@@ -293,6 +293,22 @@ def snapshot(
     _send(ctx, _target(targets, None, None, None), "snapshot", {"camera": camera}, why, wait, timeout, None)
 
 
+@app.command("export-range")
+def export_range(
+    ctx: typer.Context,
+    camera: Annotated[str, typer.Option("--camera", help="摄像头 ID")],
+    start: Annotated[str, typer.Option("--start", help="起（ISO 8601，带时区，如 2026-12-01T09:00:00+08:00）")],
+    end: Annotated[str, typer.Option("--end", help="止（至多 30 分钟）")],
+    targets: TargetsArg = None,
+    why: WhyOpt = "调取录像",
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = 300.0,
+) -> None:
+    """导出一段录像（经证据通道上传，结果给出证据 SHA-256）。"""
+    payload = {"camera": camera, "start": start, "end": end}
+    _send(ctx, _target(targets, None, None, None), "export_range", payload, why, wait, timeout, None)
+
+
 @app.command("status")
 def status(
     ctx: typer.Context,

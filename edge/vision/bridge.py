@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,29 @@ if TYPE_CHECKING:
     from edge.vision.service import CameraService
 
 log = logging.getLogger(__name__)
+
+#: the longest recorded range one export_range command may ask for
+MAX_EXPORT_S = 1800
+
+
+def export_to_evidence(
+    recordings: RecordingStore, store: EvidenceStore, camera_id: str, start: datetime, end: datetime
+) -> EvidenceRef:
+    """Cut ``[start, end]`` of a camera's recording into one WebM, store it as evidence (queued for upload) and
+    remove the working file. Raises ValueError (Chinese) for a bad range or nothing recorded."""
+    from edge.vision.recording import RecordingError, export_range
+
+    if end <= start or (end - start).total_seconds() > MAX_EXPORT_S:
+        raise ValueError(f"时段须大于 0 且不超过 {MAX_EXPORT_S // 60} 分钟")
+    work = store.directory / f".export-{camera_id}-{os.getpid()}.webm"
+    try:
+        out = export_range(recordings, camera_id, start, end, work)
+        return store.put_clip(out.read_bytes(), "video/webm", "remote_export")
+    except RecordingError as exc:
+        raise ValueError(f"无录像可导出：{exc}") from None
+    finally:
+        work.unlink(missing_ok=True)
+
 
 _STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS camera_alert_state (
@@ -172,6 +196,12 @@ class CameraBridge:
 
     def health(self) -> dict[str, str]:
         return self.service.health() if self.service is not None else {}
+
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> EvidenceRef:
+        """The recorded video of ``camera_id`` in ``[start, end]`` into the evidence store (ValueError if none)."""
+        if self.recordings is None:
+            raise ValueError("本代理未开启录像（摄像头 recording_mode 均为 off）")
+        return await asyncio.to_thread(export_to_evidence, self.recordings, self.store, camera_id, start, end)
 
     async def snapshot(self, camera_id: str) -> EvidenceRef:
         """A frame of ``camera_id`` now, through the evidence store and its upload queue (ValueError if none)."""

@@ -63,6 +63,9 @@ class Rig:
     async def snapshot(self, camera_id: str) -> str:
         raise ValueError(f"没有摄像头 {camera_id}")
 
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> str:
+        return f"已导出 {camera_id} {start.isoformat()}—{end.isoformat()}"
+
     def handler(self) -> CommandHandler:
         return CommandHandler("pharmacy-01", "edge-1", self, "t", state_file=self.state)
 

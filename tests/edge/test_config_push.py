@@ -93,6 +93,13 @@ async def test_logs_returns_the_last_lines_bounded(tmp_path: Path) -> None:
     assert big.output is not None and len(big.output) <= COMMAND_OUTPUT_MAX and big.output.startswith("x")
     snap = await rig.handler()(command("s1", CommandName.SNAPSHOT, camera="cam-9"))
     assert not snap.ok and "没有摄像头 cam-9" in snap.detail
+    t = "2026-12-01T09:00:00+08:00"
+    ok = await rig.handler()(
+        command("e1", CommandName.EXPORT_RANGE, camera="cam1", start=t, end="2026-12-01T09:10:00+08:00")
+    )
+    assert ok.ok and "cam1" in ok.detail
+    naive = await rig.handler()(command("e2", CommandName.EXPORT_RANGE, camera="cam1", start=t[:19], end=t))
+    assert not naive.ok and "时区" in naive.detail
 
 
 async def test_a_trial_interrupted_by_a_stop_or_crash_is_rolled_back_at_the_next_start(tmp_path: Path) -> None:

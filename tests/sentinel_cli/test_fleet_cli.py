@@ -204,6 +204,22 @@ def test_bad_requests_are_refused_before_signing(world: tuple[LiveCloud, Engine,
         ({"name": "push_config", "payload": {"config": "x" * 300_000}, "why": "过长"}, "过长"),
         ({"name": "logs", "payload": {"lines": 5000}, "why": "行数"}, "1 至 1000"),
         ({"name": "snapshot", "payload": {}, "why": "无摄像头"}, "payload.camera"),
+        (
+            {
+                "name": "export_range",
+                "payload": {"camera": "cam1", "start": "2026-12-01T09:00:00+08:00", "end": "2026-12-01T10:00:00+08:00"},
+                "why": "时段过长",
+            },
+            "不超过 30 分钟",
+        ),
+        (
+            {
+                "name": "export_range",
+                "payload": {"camera": "c", "start": "2026-12-01T09:00", "end": "x"},
+                "why": "格式",
+            },
+            "ISO 8601",
+        ),
     ]
     for body, expected in cases:
         r = admin.post(url, json=body)

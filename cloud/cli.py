@@ -36,6 +36,7 @@ def serve(
 
     from cloud.app import create_app
     from cloud.core.config import Settings, get_settings
+    from cloud.security.logs import uvicorn_log_config
 
     _logging(verbose)
     settings = get_settings()
@@ -64,6 +65,7 @@ def serve(
         host=bind,
         port=listen,
         log_level="info",
+        log_config=uvicorn_log_config(),  # no bearer token of a live feed (?access_token=) in the access log
         ssl_certfile=str(settings.api_certfile) if settings.api_certfile else None,
         ssl_keyfile=str(settings.api_keyfile) if settings.api_keyfile else None,
     )

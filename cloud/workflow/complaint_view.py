@@ -17,9 +17,10 @@ from sqlmodel import Session, col, select
 from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, TERMINAL_STATES, Clue, ClueSource
 from cloud.workflow.models import WorkOrder
 from cloud.workflow.money import format_yuan
+from cloud.workflow.service import Actor, Conflict, NotFound, record
 from cloud.workflow.states import CLUE_MACHINE
 
-__all__ = ["similar_open_clues", "work_orders_of"]
+__all__ = ["link_subject", "similar_open_clues", "work_orders_of"]
 
 MAX_SIMILAR = 10
 
@@ -91,3 +92,40 @@ def similar_open_clues(session: Session, clue: Clue) -> list[dict[str, Any]]:
         }
         for c in rows[:MAX_SIMILAR]
     ]
+
+
+def link_subject(session: Session, clue: Clue, subject_id: int, actor: Actor, reason: str) -> Clue:
+    """Link an open clue whose respondent was not matched in the registry to a registered subject (and its
+    department); the work orders follow; journaled ``clue.subject_linked`` with the reason. Flushes."""
+    from cloud.registry.models import MarketSubject
+
+    if clue.state in TERMINAL_STATES:
+        raise Conflict("已办结或已合并的线索不能再关联主体 / the clue is closed")
+    subject = session.get(MarketSubject, subject_id)
+    if subject is None:
+        raise NotFound(f"市场主体 {subject_id} 不存在 / subject not found")
+    before = {"subject_id": clue.subject_id, "subject_name": clue.subject_name}
+    clue.subject_id, clue.subject_name = subject.id, subject.name
+    if subject.department_id is not None:
+        clue.department_id = subject.department_id
+    session.add(clue)
+    for order in session.exec(
+        select(WorkOrder).where(
+            col(WorkOrder.id).in_(
+                [i for i in session.exec(select(ClueSource.work_order_id).where(ClueSource.clue_id == clue.id)) if i]
+                or [-1]
+            )
+        )
+    ):
+        order.subject_id, order.subject_match = subject.id, "manual"
+        session.add(order)
+    record(
+        session,
+        actor,
+        "clue.subject_linked",
+        "clue",
+        clue.id or 0,
+        {"subject_id": subject.id, "subject_name": subject.name, "before": before, "reason": reason},
+    )
+    session.flush()
+    return clue

@@ -260,6 +260,23 @@ def post_clue_transition(session: SessionDep, actor: ActorDep, clue_id: int, bod
     return CluePublic.model_validate(clue)
 
 
+class SubjectLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject_id: int = Field(ge=1)
+    reason: str = Field(min_length=2, max_length=500, description="例如 被投诉人即该药店（名称简称）")
+
+
+@router.post("/{clue_id}/subject", summary="关联已登记的市场主体（被投诉人未自动匹配时；须填写理由）")
+def post_subject_link(session: SessionDep, actor: ActorDep, clue_id: int, body: SubjectLinkIn) -> CluePublic:
+    from cloud.workflow.complaint_view import link_subject
+    from cloud.workflow.service import require_duty
+
+    require_duty(actor, Duty.INTAKE_CLERK, Duty.ANALYST, Duty.DISPATCHER, what="关联市场主体")
+    clue = link_subject(session, _clue(session, clue_id), body.subject_id, actor, body.reason)
+    session.commit()
+    return CluePublic.model_validate(clue)
+
+
 class EarlyFollowUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=2, max_length=1000, description="例如 当事人报告已整改，申请复查")

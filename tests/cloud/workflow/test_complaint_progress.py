@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlmodel import Session, select
 
+from cloud.workflow.models import WorkOrder
 from cloud.workflow.progress import MAX_FAILURES
 from tests.utils.workflow_factories import World
 
@@ -60,8 +62,10 @@ def test_progress_by_receipt_and_code_without_personal_data(world: World) -> Non
         assert personal not in text, personal
 
     # the clerk accepts it: the stage follows
-    clue = world.client.get(f"{API}/clues/{receipt['clue_id']}", headers=world.h("head")).json()
-    order_id = next(s["work_order_id"] for s in clue["sources"] if s["work_order_id"])
+    assert "clue_id" not in receipt  # the public answer carries no internal id
+    with Session(world.engine) as session:
+        order = session.exec(select(WorkOrder).where(WorkOrder.external_no == receipt["receipt_no"])).one()
+        order_id = order.id
     accepted = world.client.post(
         f"{API}/work-orders/{order_id}/acceptance", json={"decision": "accepted"}, headers=world.h("clerk")
     )
@@ -138,3 +142,33 @@ def test_clue_shows_structured_facts_masked_contact_and_similar_open_clues(world
     assert plain.status_code == 200 and plain.json()["complainant_phone"] == "13800001234"
     timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
     assert any(e["action"] == "pii.revealed" and e["payload"]["reason"] == "回访投诉人" for e in timeline)
+
+
+def test_an_unmatched_report_is_linked_to_the_registered_subject_and_meets_its_open_clue(world: World) -> None:
+    c = world.client
+    alert_clue = world.alert()
+    report = {
+        "channel": "hotline_12345",
+        "kind": "report",
+        "anonymous": True,
+        "category": "drug_storage",
+        "respondent_name": "人民路那家大药房",
+        "facts": "冷藏柜里的药放在常温货架上",
+    }
+    made = c.post(f"{API}/clues/intake", json=report, headers=world.h("clerk"))
+    assert made.status_code == 201, made.text
+    clue_id = made.json()["clue"]["id"]
+    assert clue_id != alert_clue and made.json()["clue"]["subject_id"] is None
+    url = f"{API}/clues/{clue_id}/subject"
+    body = {"subject_id": world.subject_id, "reason": "被举报人即示例大药房人民路店"}
+    assert c.post(url, json=body, headers=world.h("insp1")).status_code in (403, 404)  # no duty (or out of scope)
+    linked = c.post(url, json=body, headers=world.h("clerk"))
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["subject_id"] == world.subject_id and linked.json()["department_id"] == world.department_id
+    clue = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
+    hit = next(s for s in clue["similar"] if s["id"] == alert_clue)
+    assert hit["same_matter"] and hit["why"] == "同一市场主体、同一事项"
+    as_clerk = c.get(f"{API}/clues/{clue_id}", headers=world.h("clerk")).json()
+    assert "merge" in as_clerk["allowed_actions"]  # the console offers the clerk 并入该线索
+    timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
+    assert any(e["action"] == "clue.subject_linked" and e["payload"]["reason"] == body["reason"] for e in timeline)

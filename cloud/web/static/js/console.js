@@ -246,7 +246,7 @@ async function clueDetail(id) {
     h("p", {}, h("a", { href: "#/clues" }, "← 返回线索看板")),
     h("h1", {}, clue.title),
     h("div", { class: "grid2" }, h("div", {}, h("section", { class: "card", "aria-label": "基本信息" }, info), analysis), h("div", {}, chartCard, actionsCard(clue))),
-    complaintsCard(clue), similarCard(clue),
+    complaintsCard(clue), linkSubjectCard(clue), similarCard(clue),
     h("div", { class: "grid2" }, sources, tl), clue.channel === "internet_monitoring" ? internetEvidence(clue.id) : null,
     evidence, work, documents);
   drawReadings(chartBox, ctx);
@@ -307,6 +307,34 @@ function complaintsCard(clue) {
         row("事实经过", o.facts, `wo-facts-${o.id}`), row("诉求", o.request),
         row("受理期限", o.accept_due ? fmtDate(o.accept_due) : null));
     }));
+}
+
+// a complaint or report whose respondent was not matched in the registry: link it to a registered subject
+function linkSubjectCard(clue) {
+  const open = !["closed", "no_action", "merged"].includes(clue.state);
+  if (clue.subject_id != null || !open || !(clue.work_orders || []).length) return null;
+  if (!me.duties.some((d) => ["intake_clerk", "analyst", "dispatcher"].includes(d))) return null;
+  const q = h("input", { id: "link-subject-q", placeholder: "主体名称或统一社会信用代码" });
+  const pick = h("select", { id: "link-subject-id" }, h("option", { value: "" }, "（先查找）"));
+  const why = h("input", { id: "link-subject-reason", placeholder: "例如 被举报人即该药店（名称简称）" });
+  const msg = h("p", { class: "error", role: "alert" });
+  return h("section", { class: "card", "aria-labelledby": "h-link-subject" }, h("h2", { id: "h-link-subject" }, "关联市场主体"),
+    h("p", { class: "muted" }, `被投诉（举报）对象“${clue.subject_name || "—"}”未匹配到已登记的市场主体。`),
+    h("div", { class: "row" }, q, h("button", { type: "button", onclick: async () => {
+      try {
+        const found = await api(`registry/subjects?q=${encodeURIComponent(q.value.trim())}&limit=20`);
+        clear(pick, found.length ? found.map((x) => h("option", { value: String(x.id) }, `${x.name}　${x.address || ""}`)) : h("option", { value: "" }, "未找到"));
+      } catch (ex) { msg.textContent = ex.message; }
+    } }, "查找")),
+    h("label", { for: "link-subject-id" }, "市场主体"), pick, h("label", { for: "link-subject-reason" }, "理由"), why,
+    h("button", { type: "button", id: "link-subject", onclick: async () => {
+      msg.textContent = "";
+      try {
+        await api(`clues/${clue.id}/subject`, { method: "POST", json: { subject_id: Number(pick.value), reason: why.value.trim() } });
+        toast("已关联市场主体");
+        route();
+      } catch (ex) { msg.textContent = ex.message; }
+    } }, "关联"), msg);
 }
 
 // open clues that may be the same subject and matter: open one, or merge this clue into it (when still mergeable)

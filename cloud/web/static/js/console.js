@@ -7,6 +7,8 @@ import {
 import { positionsCard } from "./coords.js";
 import { internetEvidence } from "./clue-internet.js";
 import { chartNotice, loadCharts } from "./charts.js";
+import { adminPage } from "./admin.js";
+import { listPage, statsPage } from "./lists.js";
 
 const root = document.getElementById("root");
 let me = null;
@@ -26,8 +28,11 @@ function isManager() {
 
 function navItems() {
   const items = [["#/clues", "线索看板"], ["#/deadlines", "任务与案件期限"]];
+  items.push(["#/list/clues", "列表检索与导出"]);
+  if (me.role !== "inspector") items.push(["#/stats/clues", "统计分析"]);
   if (me.role !== "inspector") items.push(["#/subjects", "市场主体与风险"]);
   if (isManager()) items.push(["#/scores", "考核评分"]);
+  if (isManager()) items.push(["#/admin/staff", "系统管理"]);
   items.push(["/map/", "辖区一张图"]);
   if (me.role === "inspector") items.push(["/m/", "移动端（我的任务）"]);
   if (isManager()) items.push(["/screen/", "态势大屏"], ["/kiosk/", "自助投诉终端"]);
@@ -55,8 +60,10 @@ function shell() {
 
 function markNav() {
   const hash = location.hash || "#/clues";
-  for (const a of root.querySelectorAll("nav a")) {
-    const here = hash.startsWith(a.dataset.href) || (a.dataset.href === "#/clues" && hash.startsWith("#/clue/"));
+  for (const a of root.querySelectorAll("nav a[data-href]")) {
+    const seg = (x) => x.split("/")[1];
+    const here = hash.startsWith(a.dataset.href) || (a.dataset.href === "#/clues" && hash.startsWith("#/clue/"))
+      || (["list", "stats", "admin"].includes(seg(a.dataset.href)) && seg(hash) === seg(a.dataset.href));
     if (here) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
@@ -74,6 +81,9 @@ async function route() {
     else if (page === "case" && id) await caseDetail(Number(id));
     else if (page === "subjects") await subjectsPage();
     else if (page === "scores") await scoresPage();
+    else if (page === "list") await listPage(main, id);
+    else if (page === "stats") await statsPage(main, id);
+    else if (page === "admin") await adminPage(main, id, { L, me });
     else await clueBoard();
   } catch (ex) {
     clear(main, h("p", { class: "error", role: "alert" }, ex.message || String(ex)));

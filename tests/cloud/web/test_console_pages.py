@@ -92,6 +92,8 @@ def login(page: Any, base: str, path: str, username: str) -> None:
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(ADMIN_PASSWORD if username == "admin" else STAFF_PASSWORD)
     page.get_by_role("button", name="登录").click()
+    # the clue board has rendered: a page still loading would otherwise paint over the next one (see the report)
+    page.wait_for_function("() => (document.querySelector('#clue-count')?.textContent || '').startsWith('共')")
 
 
 def console_pages(world: CountyWorld) -> list[tuple[str, str]]:
@@ -124,7 +126,7 @@ def walk(page: Any, base: str, pages: list[tuple[str, str]]) -> dict[str, list[s
     for route, ready in pages:
         page.goto(f"{base}/{route}")
         try:
-            page.wait_for_selector(ready, timeout=15000)
+            page.wait_for_selector(ready)
         except Exception as exc:
             raise AssertionError(f"{route} did not render {ready}: {visible_text(page)[-600:]}") from exc
         page.wait_for_load_state("networkidle")

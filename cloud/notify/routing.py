@@ -69,7 +69,8 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def facts_from_event(event: JournalEvent) -> Facts:
+def facts_from_event(event: JournalEvent, session: Session | None = None) -> Facts:
+    """The routing facts and the title of ``event``; with a session, places are named as on the clue (场所·设备)."""
     p = event.payload or {}
     action = event.action
     clue_id = _int(p.get("clue_id")) or (_int(event.target_id) if event.target_type == "clue" else None)
@@ -85,7 +86,10 @@ def facts_from_event(event: JournalEvent) -> Facts:
     cat = CATEGORY_LABELS.get(str(category), str(category or ""))
     if action == "alert.raised":
         key = f"clue:{clue_id}" if clue_id else f"alert:{site_id}/{p.get('device_id')}/{p.get('rule_id')}"
-        where = f"{site_id}/{p.get('sensor_id') or p.get('device_id')}"
+        from cloud.workflow.clues import place_label  # the clue's own wording of a place
+
+        device_id, sensor_id = p.get("device_id"), p.get("sensor_id")
+        where = place_label(session, str(site_id), device_id, sensor_id) if site_id else f"{sensor_id or device_id}"
         title = f"【{sev}】{cat}告警 {where}"
         body = str(p.get("message") or "")
         if p.get("value") is not None:

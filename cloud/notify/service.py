@@ -116,7 +116,7 @@ class NotifyService:
         return len(events), effects
 
     def _handle(self, session: Session, event: journal.JournalEvent, now: dt.datetime) -> Effects:
-        facts = facts_from_event(event)
+        facts = facts_from_event(event, session)
         if event.action == "alert.cleared" or any(
             sla_trigger_matches(event, spec) for s in self.met_by.values() for spec in s
         ):

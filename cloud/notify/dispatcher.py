@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from cloud import journal
 from cloud.core.db import utcnow, writer
+from cloud.core.retry import retry_locked
 from cloud.notify.channels.base import Channel, ChannelError, OutboundMessage
 from cloud.notify.config import DeliveryRules
 from cloud.notify.links import token_for
@@ -159,7 +160,22 @@ class ChannelWorker:
                 except Exception as exc:  # a bug in a channel must not kill the worker
                     log.exception("channel %s crashed on delivery %s", self.name, message.delivery_id)
                     receipt, error = None, ChannelError(f"internal error: {exc}")
-            await asyncio.to_thread(self._record, message.delivery_id, receipt, error)
+            # the send happened: its record must not be lost to a busy database (a lost record is a resend)
+            try:
+                await asyncio.to_thread(
+                    retry_locked,
+                    lambda: self._record(message.delivery_id, receipt, error),
+                    what=f"recording delivery {message.delivery_id}",
+                    attempts=8,
+                )
+            except Exception:
+                log.exception(
+                    "channel %s: delivery %s was sent but could not be recorded; it will be sent again "
+                    "(receivers deduplicate by its Idempotency-Key)",
+                    self.name,
+                    message.delivery_id,
+                )
+                return
             if error is not None and not self._failing:
                 log.warning("channel %s failing: %s (logged once until it recovers)", self.name, error)
                 self._failing = True

@@ -47,6 +47,9 @@ log = logging.getLogger("cloud.ingest")
 
 _B = TypeVar("_B")
 
+#: how long a worker whose connection dropped (or that is stopping) waits for its received batches to commit
+LEFTOVER_COMMIT_S = 30.0
+
 #: acks waiting for their PUBACK before the loop pauses (keeps paho far below its 65,535 message ids)
 MAX_PENDING_ACKS = 5000
 
@@ -287,9 +290,11 @@ class IngestService:
         finally:
             # the connection dropped (or we stop): what was received is still committed; its acks may not get
             # out on the dead connection — the edges resend and the duplicates are acked then
+            # (bounded: with the database down the commit retries forever, and a stopping worker must stop; what
+            # is not committed then is not acked either, so the edges resend it)
             if not committer.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await handoff.join()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(handoff.join(), LEFTOVER_COMMIT_S)
             committer.cancel()
             await asyncio.gather(committer, return_exceptions=True)
 

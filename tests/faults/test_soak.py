@@ -35,5 +35,7 @@ async def test_soak_short_form(tmp_path: Path) -> None:
     # notifications: the cloud decided some (the fridge excursion, the quota overflow) and each arrived once
     assert summary["notifications_expected"] > 0
     assert summary["notifications_delivered"] == summary["notifications_expected"], summary
-    assert summary["notifications_repeated"] == summary["notifications_unknown"] == 0, summary
+    # at least once, exactly once for a receiver that honours Idempotency-Key: a send in flight when the notify
+    # lease was lost may arrive again, always under the same key
+    assert summary["notifications_repeated_with_another_key"] == summary["notifications_unknown"] == 0, summary
     assert summary["notifications_without_idempotency_key"] == 0

@@ -63,9 +63,10 @@ class ApiInstance(SentinelProcess):
 
 
 def seed_sites(db: Path, receivers: Receivers) -> None:
-    """The two pharmacies (drug sites) of one department and their designated people, each with a webhook."""
+    """The two pharmacies (drug sites) of one department, their probes, and their designated people, each with a
+    webhook."""
     from cloud.notify.models import Contact, Rank, SiteContact
-    from cloud.registry.models import Department, Site
+    from cloud.registry.models import Department, Device, Sensor, Site
 
     engine = create_engine(f"sqlite:///{db}")
     try:
@@ -75,6 +76,14 @@ def seed_sites(db: Path, receivers: Receivers) -> None:
             session.flush()
             for i, site_id in enumerate(SITES, 1):
                 session.add(Site(site_id=site_id, name=f"仁和大药房{i}号店", category="drug", department_id=dept.id))
+            session.flush()
+            # the probes are registered and approved: an announced unknown device's data would be quarantined
+            for site_id in SITES:
+                for device_id in ("fridge1", "store1"):
+                    session.add(Device(site_id=site_id, device_id=device_id, device_type="modbus_probe"))
+                    for quantity in ("temperature", "humidity"):
+                        sensor = f"{device_id}.{quantity}"
+                        session.add(Sensor(site_id=site_id, sensor_id=sensor, device_id=device_id))
             for name in DESIGNATED:
                 session.add(Contact(key=f"ext:{name}", rank=Rank.EXTERNAL, webhook_url=receivers.url(name), mqtt=False))
                 for site_id in SITES:

@@ -179,7 +179,7 @@ class IngestService:
                             had_connected = True
                             self.protocol = "5" if version == aiomqtt.ProtocolVersion.V5 else "3.1.1"
                             for topic in self.subscriptions(version):
-                                await client.subscribe(topic, qos=1)
+                                await client.subscribe(topic, qos=1, properties=_subscription_id(topic, version))
                             self.connected = True
                             self.ready.set()
                             self.stats.recovered(
@@ -411,9 +411,36 @@ class IngestService:
             self.stats.acks_published += 1
 
 
+#: MQTT 5 subscription identifiers: a status publish matches both the shared ``ms/#`` and the plain status
+#: subscription, and the broker delivers it once per subscription; the plain one is the copy we keep.
+_SHARED_SUBSCRIPTION_ID, _STATUS_SUBSCRIPTION_ID = 1, 2
+_STATUS_FILTER = subscription(Channel.STATUS)
+
+
+def _subscription_id(topic: str, version: aiomqtt.ProtocolVersion) -> Properties | None:
+    if version != aiomqtt.ProtocolVersion.V5:
+        return None
+    properties = Properties(PacketTypes.SUBSCRIBE)
+    shared = topic.startswith("$share/")
+    properties.SubscriptionIdentifier = _SHARED_SUBSCRIPTION_ID if shared else _STATUS_SUBSCRIPTION_ID
+    return properties
+
+
+def _second_copy_of_a_status(message: aiomqtt.Message) -> bool:
+    """A status that came through the shared subscription while the plain status subscription also has it."""
+    ids = getattr(message.properties, "SubscriptionIdentifier", None) or []
+    shared_only = _SHARED_SUBSCRIPTION_ID in ids and _STATUS_SUBSCRIPTION_ID not in ids
+    return shared_only and message.topic.matches(_STATUS_FILTER)
+
+
 def _ingest_input(batch: list[aiomqtt.Message]) -> list[RawMessage]:
-    """The received messages the writer takes: all but the cloud's own publications (acks, commands, notify)."""
-    return [RawMessage(m.topic.value, _payload(m)) for m in batch if not published_by_cloud(m.topic.value)]
+    """The received messages the writer takes: all but the cloud's own publications (acks, commands, notify)
+    and the shared subscription's copy of a status (the plain status subscription delivers it too)."""
+    return [
+        RawMessage(m.topic.value, _payload(m))
+        for m in batch
+        if not published_by_cloud(m.topic.value) and not _second_copy_of_a_status(m)
+    ]
 
 
 def _payload(message: aiomqtt.Message) -> bytes:

@@ -420,7 +420,7 @@ _STATUS_FILTER = subscription(Channel.STATUS)
 def _subscription_id(topic: str, version: aiomqtt.ProtocolVersion) -> Properties | None:
     if version != aiomqtt.ProtocolVersion.V5:
         return None
-    properties = Properties(PacketTypes.SUBSCRIBE)
+    properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
     shared = topic.startswith("$share/")
     properties.SubscriptionIdentifier = _SHARED_SUBSCRIPTION_ID if shared else _STATUS_SUBSCRIPTION_ID
     return properties

@@ -92,7 +92,7 @@ def login(page: Any, base: str, path: str, username: str) -> None:
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(ADMIN_PASSWORD if username == "admin" else STAFF_PASSWORD)
     page.get_by_role("button", name="登录").click()
-    # the clue board has rendered: a page still loading would otherwise paint over the next one (see the report)
+    # the clue board has rendered first (console.js serialises navigations; this keeps each walk step deterministic)
     page.wait_for_function("() => (document.querySelector('#clue-count')?.textContent || '').startsWith('共')")
 
 

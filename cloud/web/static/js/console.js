@@ -69,7 +69,15 @@ function markNav() {
   }
 }
 
-async function route() {
+// Navigations run one after another: a page still loading (the clue board waits for its lists) would otherwise
+// paint over the page navigated to after it.
+let routing = Promise.resolve();
+function route() {
+  routing = routing.then(renderRoute, renderRoute);
+  return routing;
+}
+
+async function renderRoute() {
   markNav();
   onLive = null;
   const hash = location.hash || "#/clues";

@@ -5,8 +5,11 @@
 * :func:`lookup` answers the status of the work order as a citizen may see it — kind, category, when received,
   the stage (待决定是否受理 / 已受理 / 不予受理 / 调解 … / 已办结) and the next due date, marked 预计 when the
   working-day calendar of that year is provisional — and never personal data (no names, phones, addresses, no
-  respondent, no facts). A wrong code counts; after :data:`MAX_FAILURES` the receipt is locked for lookups
-  (``progress.locked`` journaled) and only the service window can help. Every lookup is journaled without the code.
+  respondent, no facts). A wrong code counts against the receipt NUMBER typed, whether such a receipt exists or
+  not (:class:`ReceiptLookupGuard`), so the answers never tell which numbers exist; after :data:`MAX_FAILURES`
+  the number is locked for :data:`LOCK_HOURS` hours (``progress.locked`` journaled for a real receipt) — long
+  enough to stop guessing a 6-digit code, short enough that a stranger locking a citizen out costs a day, not the
+  lookup (the service window and 12315 still answer). Every lookup is journaled without the code.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Field, Session, SQLModel, select
@@ -26,9 +29,10 @@ from cloud.workflow.models import WorkOrder
 from cloud.workflow.service import record
 from cloud.workflow.states import ClueState
 
-__all__ = ["MAX_FAILURES", "LookupRefused", "ReceiptCode", "issue_code", "lookup"]
+__all__ = ["LOCK_HOURS", "MAX_FAILURES", "LookupRefused", "ReceiptCode", "ReceiptLookupGuard", "issue_code", "lookup"]
 
 MAX_FAILURES = 5
+LOCK_HOURS = 24
 TZ = ZoneInfo("Asia/Shanghai")
 KIND_LABELS = {"complaint": "投诉", "report": "举报", "referral": "交办", "walk_in": "来访来信"}
 
@@ -42,9 +46,17 @@ class ReceiptCode(SQLModel, table=True):
     receipt_no: str = Field(max_length=64, unique=True)
     salt: str = Field(max_length=32)
     code_hash: str = Field(max_length=64)
-    failures: int = 0
-    locked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ReceiptLookupGuard(SQLModel, table=True):
+    """Failed lookups per receipt number as typed (existing or not) and the lock they lead to."""
+
+    __tablename__ = "receipt_lookup_guard"
+
+    receipt_no: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 def _hash(salt: str, code: str) -> str:
@@ -113,27 +125,31 @@ def _stage(session: Session, order: WorkOrder) -> tuple[str, Due | None, date | 
 
 def lookup(session: Session, receipt_no: str, code: str) -> dict[str, object]:
     """The public status of a receipt, or :class:`LookupRefused`. Commits nothing; the caller commits."""
-    row = session.exec(select(ReceiptCode).where(ReceiptCode.receipt_no == receipt_no.strip())).first()
-    refused = LookupRefused("回执号或查询码不正确，请核对后重试 / receipt or code not recognised", "not_recognised")
-    if row is None:
-        raise refused
-    if row.locked_at is not None:
+    number = receipt_no.strip()
+    now = utcnow()
+    guard = session.get(ReceiptLookupGuard, number)
+    if guard is not None and guard.locked_until is not None and guard.locked_until > now:
         raise LookupRefused(
-            "查询码错误次数过多，该回执已暂停自助查询，请携带回执到受理窗口或拨打 12315 查询 / locked", "locked"
+            f"查询码错误次数过多，该回执号已暂停自助查询 {LOCK_HOURS} 小时；请携带回执到受理窗口或拨打 12315 查询"
+            " / locked",
+            "locked",
         )
-    if not hmac.compare_digest(row.code_hash, _hash(row.salt, code.strip())):
-        row.failures += 1
-        if row.failures >= MAX_FAILURES:
-            row.locked_at = utcnow()
-            record(session, "kiosk", "progress.locked", "work_order", row.work_order_id, {"failures": row.failures})
-        session.add(row)
-        raise refused
-    order = session.get(WorkOrder, row.work_order_id)
-    if order is None:
-        raise refused
-    if row.failures:
-        row.failures = 0
-        session.add(row)
+    row = session.exec(select(ReceiptCode).where(ReceiptCode.receipt_no == number)).first()
+    order = session.get(WorkOrder, row.work_order_id) if row is not None else None
+    if row is None or order is None or not hmac.compare_digest(row.code_hash, _hash(row.salt, code.strip())):
+        guard = guard or ReceiptLookupGuard(receipt_no=number)
+        if guard.locked_until is not None:  # an expired lock: a fresh count
+            guard.failures, guard.locked_until = 0, None
+        guard.failures += 1
+        if guard.failures >= MAX_FAILURES:
+            guard.locked_until = now + timedelta(hours=LOCK_HOURS)
+            if row is not None:
+                payload = {"failures": guard.failures}
+                record(session, "kiosk", "progress.locked", "work_order", row.work_order_id, payload)
+        session.add(guard)
+        raise LookupRefused("回执号或查询码不正确，请核对后重试 / receipt or code not recognised", "not_recognised")
+    if guard is not None:
+        session.delete(guard)
     stage, due, ended = _stage(session, order)
     record(session, "kiosk", "progress.viewed", "work_order", row.work_order_id, {"stage": stage})
     return {

@@ -5,12 +5,14 @@ wrong codes count and lock the receipt; the stage follows the acceptance decisio
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 
+from cloud.core.db import utcnow
 from cloud.workflow.models import WorkOrder
-from cloud.workflow.progress import MAX_FAILURES
+from cloud.workflow.progress import MAX_FAILURES, ReceiptLookupGuard
 from tests.utils.workflow_factories import World
 
 API = "/api/v1"
@@ -87,6 +89,28 @@ def test_wrong_codes_are_refused_alike_and_lock_the_receipt(world: World) -> Non
     assert locked.status_code == 423 and "受理窗口" in locked.json()["detail"]  # type: ignore[attr-defined]
     bad = _lookup(world, receipt["receipt_no"], "12ab56", "hall-5")
     assert bad.status_code == 422  # type: ignore[attr-defined]
+
+
+def test_an_unknown_receipt_number_answers_exactly_like_a_real_one(world: World) -> None:
+    """Stranger walk: a real receipt locked after 5 wrong codes while an unknown number answered 404 for ever,
+    so anyone could tell which receipt numbers exist. Both now count and lock alike; the lock ends after a day."""
+    real = _submit(world, "hall-6")
+    wrong = "000000" if real["verify_code"] != "000000" else "111111"
+    answers: dict[str, list[tuple[int, str]]] = {}
+    for number in (str(real["receipt_no"]), "ZZ20261201999999"):
+        replies = [_lookup(world, number, wrong, "hall-7") for _ in range(MAX_FAILURES + 1)]
+        answers[number] = [(r.status_code, r.json()["detail"]) for r in replies]  # type: ignore[attr-defined]
+    first, second = answers.values()
+    assert first == second
+    assert first[-1][0] == 423 and first[-2][0] == 404  # the 5th wrong code locks, the 6th is told so
+    # a day later the number may be tried again, and the right code opens it
+    with Session(world.engine, expire_on_commit=False) as session:
+        guard = session.get(ReceiptLookupGuard, real["receipt_no"])
+        assert guard is not None and guard.locked_until is not None
+        guard.locked_until = utcnow() - timedelta(seconds=1)
+        session.add(guard)
+        session.commit()
+    assert _lookup(world, real["receipt_no"], real["verify_code"]).status_code == 200  # type: ignore[attr-defined]
 
 
 def test_clue_shows_structured_facts_masked_contact_and_similar_open_clues(world: World) -> None:

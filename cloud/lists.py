@@ -444,6 +444,13 @@ def display(value: Any) -> Any:
     return value
 
 
+def _xlsx_text(value: Any) -> Any:
+    """A text cell without the control characters XLSX cannot hold (openpyxl refuses them: a 500 before)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
 def to_xlsx(page: Page, filters: Filters) -> bytes:
     """The rows as a workbook: Chinese headings, numbers as numbers, dates and times as date cells (Beijing)."""
     from openpyxl import Workbook
@@ -454,6 +461,7 @@ def to_xlsx(page: Page, filters: Filters) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = page.spec.title
+    readable = _xlsx_text
     ws.append([c.heading for c in page.spec.columns])
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -463,7 +471,7 @@ def to_xlsx(page: Page, filters: Filters) -> bytes:
             v = row.get(c.key)
             if isinstance(v, dt.datetime):
                 v = v.replace(tzinfo=None)  # Excel has no time zones: Beijing wall time, said in the notes sheet
-            values.append(v)
+            values.append(readable(v))
         ws.append(values)
     for i, c in enumerate(page.spec.columns, start=1):
         letter = get_column_letter(i)
@@ -478,8 +486,9 @@ def to_xlsx(page: Page, filters: Filters) -> bytes:
     info.append(("列表", page.spec.title))
     info.append(("记录数", page.count))
     info.append(("其中超期", page.overdue))
-    info.append(("关键词", filters.q or "（无）"))
-    info.append(("状态", term_state(page.spec.state_machine or "", filters.status) if filters.status else "全部"))
+    info.append(("关键词", readable(filters.q or "（无）")))
+    status_text = term_state(page.spec.state_machine or "", filters.status) if filters.status else "全部"
+    info.append(("状态", readable(status_text)))
     info.append(("领域", DOMAINS.get(filters.domain or "", "全部")))
     info.append(("起始日期", filters.since or "（不限）"))
     info.append(("截止日期", filters.until or "（不限）"))

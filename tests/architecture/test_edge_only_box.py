@@ -22,9 +22,13 @@ from typing import Any
 
 import pytest
 import tomli_w
+from sqlmodel import Session, select
 
 from cloud.core.config import Settings
 from cloud.core.db import init_db, make_engine
+from cloud.registry import quarantine
+from cloud.registry.models import ApprovalState, PendingDevice, Site
+from cloud.registry.service import approve_pending
 from cloud.telemetry.store import open_store
 from sentinel_cli.servers import ServerUnavailable, start_embedded_broker
 from simulators.scenario import Scenario
@@ -121,6 +125,9 @@ async def test_edge_only_install_runs_the_example_pharmacy_and_is_acknowledged(e
     )
     engine = make_engine(settings)
     init_db(engine)
+    with Session(engine) as session:  # the site is registered before its box is installed
+        session.add(Site(site_id="pharmacy-0201", name="示例大药房", category="drug"))
+        session.commit()
     store = open_store(settings, engine)
     agent: subprocess.Popen[bytes] | None = None
     log = tmp_path / "agent.log"
@@ -146,7 +153,35 @@ async def test_edge_only_install_runs_the_example_pharmacy_and_is_acknowledged(e
                 def agent_log() -> str:
                     return log.read_text(errors="replace")[-3000:]
 
+                def approve_announced() -> set[str]:
+                    """The admin's part of an installation: the box's announced devices are approved (until
+                    then their data waits in quarantine, #13); approval replays what was held."""
+                    with Session(engine) as session:
+                        waiting = session.exec(
+                            select(PendingDevice).where(
+                                PendingDevice.site_id == "pharmacy-0201",
+                                PendingDevice.state == ApprovalState.PENDING,
+                            )
+                        ).all()
+                        for item in waiting:
+                            assert item.id is not None
+                            approve_pending(session, pending_id=item.id, by="admin")
+                            quarantine.release(session, store, item, by="admin")
+                        session.commit()
+                        approved = session.exec(
+                            select(PendingDevice.device_id).where(
+                                PendingDevice.site_id == "pharmacy-0201",
+                                PendingDevice.state == ApprovalState.APPROVED,
+                            )
+                        ).all()
+                    return set(approved)
+
                 try:
+                    await wait_until(
+                        lambda: {"fridge1", "power1", "store1", "store2"} <= approve_announced(),
+                        timeout=90,
+                        what="the box's four devices announced and approved",
+                    )
                     await wait_until(
                         lambda: {"fridge1", "power1", "store1", "store2"} <= sensors(),
                         timeout=90,

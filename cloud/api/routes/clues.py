@@ -262,7 +262,7 @@ def post_clue_transition(session: SessionDep, actor: ActorDep, clue_id: int, bod
 
 class SubjectLinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    subject_id: int = Field(ge=1)
+    subject_id: Annotated[int, refers_to("subject_id"), Field(ge=1)]
     reason: str = Field(min_length=2, max_length=500, description="例如 被投诉人即该药店（名称简称）")
 
 

@@ -25,6 +25,7 @@ class IngestStats:
     announces: int = 0
     ignored: int = 0
     quarantined: int = 0  # readings/alerts of devices waiting for approval, held apart
+    clears_without_open_alert: int = 0  # a clear event whose alert is not open (cleared before, or never raised)
     dead_letters: Counter[str] = field(default_factory=Counter)
     acks_published: int = 0
     ack_failures: int = 0
@@ -50,6 +51,7 @@ class IngestStats:
                 "announces": self.announces,
                 "ignored": self.ignored,
                 "quarantined": self.quarantined,
+                "clears_without_open_alert": self.clears_without_open_alert,
                 "dead_letters": dict(self.dead_letters),
                 "dead_letters_total": sum(self.dead_letters.values()),
                 "acks_published": self.acks_published,

@@ -331,6 +331,7 @@ class IngestWriter:
 
         by_message = {id(item.message): item for item in decoded}
         conflicts: list[_Dead] = []
+        stray_clears = 0
         with self.engine.begin() as conn:
             new_tel, new_ev = self._claim(conn, telemetry, events, now, result, by_message, conflicts)
             if self._quarantine is not None:  # data of devices waiting for approval is held apart
@@ -367,7 +368,9 @@ class IngestWriter:
                             apply_signal(session, skew_signal(site_id, agent_id, offset_s, now, skewed=skewed))
                     for event in sorted(new_ev, key=lambda e: (e.agent_id, e.seq)):
                         agents.add((event.agent_id, event.site_id))
-                        apply_signal(session, AlertSignal.from_event(event))
+                        outcome = apply_signal(session, AlertSignal.from_event(event))
+                        if event.phase is AlertPhase.CLEAR and not outcome.cleared:
+                            stray_clears += 1  # its alert is not open here: counted, not silent
                     for msg in others:
                         if isinstance(msg, Announce):
                             self._announce(session, msg)
@@ -415,6 +418,7 @@ class IngestWriter:
             for d in dead:
                 s.dead_letters[d.reason] += 1
             s.quarantined += result.quarantined
+            s.clears_without_open_alert += stray_clears
             if result.rejected_device:
                 s.dead_letters["device_rejected"] += result.rejected_device
             s.last_commit_ms = elapsed

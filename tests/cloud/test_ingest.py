@@ -229,7 +229,7 @@ async def test_alert_events_become_alerts_and_clues(
         )
         return topic_for("pharmacy-1", "agent-1", Channel.EVENTS), encode(ev)
 
-    async with running_ingest(cloud_settings, cloud_engine, cloud_store):
+    async with running_ingest(cloud_settings, cloud_engine, cloud_store) as service:
         await publish_all(
             mosquitto.port,
             [event(1, AlertPhase.RAISE, 12.0), event(2, AlertPhase.UPDATE, 12.5), event(2, AlertPhase.UPDATE, 12.5)],
@@ -245,6 +245,16 @@ async def test_alert_events_become_alerts_and_clues(
         await wait_until(
             lambda: scalar(cloud_engine, "SELECT count(*) FROM alert WHERE status='cleared'") == 1, 20, "clear"
         )
+        assert service.stats.snapshot()["clears_without_open_alert"] == 0  # type: ignore[attr-defined]
+        # a second clear (the alert is no longer open) changes nothing and is counted, not dropped silently
+        await publish_all(mosquitto.port, [event(4, AlertPhase.CLEAR, 6.0)])
+        await wait_until(lambda: scalar(cloud_engine, "SELECT count(*) FROM ingest_seq") == 4, 20, "the 2nd clear")
+        await wait_until(
+            lambda: service.stats.snapshot()["clears_without_open_alert"] == 1,  # type: ignore[attr-defined]
+            20,
+            "the stray clear counted",
+        )
+        assert scalar(cloud_engine, "SELECT count(*) FROM alert") == 1
 
 
 async def test_falls_back_to_mqtt_311_plain_subscriptions_on_amqtt(

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     clock_skew_max_s: float = Field(
         default=120.0, gt=0, description="edge clock offset beyond this → flagged; data stamped further ahead refused"
     )
+    clock_behind_max_s: float = Field(
+        default=366 * 86400.0,
+        gt=3600,
+        description="data stamped further before receipt than any edge backlog can be (a dead RTC) → refused",
+    )
 
     # several instances (cloud.core.leases): background work runs on the holder of its lease
     lease_ttl_s: float = Field(

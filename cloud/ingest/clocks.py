@@ -4,6 +4,10 @@
   ``SENTINEL_CLOCK_SKEW_MAX_S`` cannot be right (nothing is measured in the future). It is dead-lettered
   ``clock_ahead`` (raw bytes kept, rejected in the ack), so a batch stamped 3 days ahead never becomes a sensor's
   latest value nor a mis-timed GSP record.
+* **Far behind**: data stamped earlier than ``SENTINEL_CLOCK_BEHIND_MAX_S`` (default 366 days) before the receive
+  time is older than any backlog an edge outbox can hold (the default quota fills in weeks): a box whose RTC died
+  and restarted at 1970 or 2000. Dead-lettered ``clock_behind`` the same way, so it never becomes a record dated
+  1970. Anything within that window is a legitimate backlog (a box offline for weeks) and is stored.
 * **Offset**: every heartbeat gives two estimates of the agent's clock minus the cloud's — the cloud's own
   (``heartbeat.ts`` minus receive time; a delay in transit only makes it look *behind*) and the agent's
   (``clock_offset_s``, from recent ack timestamps). Beyond the threshold in both (or in the cloud's when the agent
@@ -21,6 +25,7 @@ from cloud.alerts import AlertSignal, AlertSource
 from protocols import AlertPhase, Heartbeat
 
 CLOCK_AHEAD = "clock_ahead"
+CLOCK_BEHIND = "clock_behind"
 CLOCK_SKEW = "clock_skew"
 
 

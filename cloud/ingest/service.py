@@ -74,6 +74,7 @@ class IngestService:
             store,
             sensor_touch_s=min(5.0, settings.sensor_stale_after_s / 4),
             clock_skew_max_s=settings.clock_skew_max_s,
+            clock_behind_max_s=settings.clock_behind_max_s,
         )
         self.stats: IngestStats = self.writer.stats
         self.connected = False

@@ -41,7 +41,7 @@ from sqlmodel import Session
 from cloud.alerts import AlertSignal, AlertSource, apply_signal
 from cloud.core.db import utcnow, writer
 from cloud.fleet_commands import record_results, resend_on_reconnect
-from cloud.ingest.clocks import CLOCK_AHEAD, ahead_s, heartbeat_offset, skew_signal
+from cloud.ingest.clocks import CLOCK_AHEAD, CLOCK_BEHIND, ahead_s, heartbeat_offset, skew_signal
 from cloud.ingest.fastpath import FastBatch, FastDecoder
 from cloud.ingest.models import DeadLetter, IngestSeq, PendingAnnounce
 from cloud.ingest.stats import IngestStats
@@ -175,9 +175,16 @@ class IngestWriter:
     """Validate → dedup → store → commit, for one drained batch at a time (not thread-safe: one writer)."""
 
     def __init__(
-        self, engine: Engine, store: TelemetryStore, *, sensor_touch_s: float = 5.0, clock_skew_max_s: float = 120.0
+        self,
+        engine: Engine,
+        store: TelemetryStore,
+        *,
+        sensor_touch_s: float = 5.0,
+        clock_skew_max_s: float = 120.0,
+        clock_behind_max_s: float = 366 * 86400.0,
     ) -> None:
         self.clock_skew_max_s = clock_skew_max_s
+        self.clock_behind_max_s = clock_behind_max_s
         #: (site, agent) → clock offset of agents whose last heartbeat showed a skew (their readings: uncertain)
         self.skewed: dict[tuple[str, str], float] = {}
         self.engine = writer(engine)
@@ -241,7 +248,7 @@ class IngestWriter:
                 if len(parts) == 5 and parts[0] == "ms" and parts[1] == "v1":
                     fast_batch = fast.decode_telemetry(parts[2], parts[3], payload)
                     if fast_batch is not None:
-                        self._keep_unless_ahead(decoded, dead, _Decoded(topic, payload, fast_batch))
+                        self._keep_if_plausible(decoded, dead, _Decoded(topic, payload, fast_batch))
                         continue
             try:
                 _, message = decode_for_topic(topic, payload)
@@ -251,33 +258,48 @@ class IngestWriter:
             except Exception as exc:  # never crash on input
                 dead.append(self._dead(topic, payload, "internal_error", f"{type(exc).__name__}: {exc}"))
                 continue
-            self._keep_unless_ahead(decoded, dead, _Decoded(topic, payload, message))
+            self._keep_if_plausible(decoded, dead, _Decoded(topic, payload, message))
         return decoded, dead
 
-    def _latest_stamp(self, message: BaseModel | FastBatch) -> datetime | None:
+    def _stamps(self, message: BaseModel | FastBatch) -> list[datetime]:
         if isinstance(message, FastBatch):
             assert self._fast is not None
             stamps = {message.sent_at, *(r.ts for r in message.readings)}
-            return max(hit[0] for hit in map(self._fast.instant, stamps) if hit is not None)
+            return [hit[0] for hit in map(self._fast.instant, stamps) if hit is not None]
         if isinstance(message, TelemetryBatch):
-            return max(message.sent_at, *(r.ts for r in message.readings))
+            return [message.sent_at, *(r.ts for r in message.readings)]
         if isinstance(message, AlertEvent):
-            return max(message.ts, message.started_at)
-        return None
+            return [message.ts, message.started_at]
+        return []
 
-    def _keep_unless_ahead(self, decoded: list[_Decoded], dead: list[_Dead], item: _Decoded) -> None:
-        """Stamped later than now + the allowed skew: dead-lettered ``clock_ahead`` (see :mod:`cloud.ingest.clocks`)."""
-        latest = self._latest_stamp(item.message)
-        ahead = ahead_s(latest, utcnow()) if latest is not None else 0.0
-        if ahead <= self.clock_skew_max_s:
+    def _keep_if_plausible(self, decoded: list[_Decoded], dead: list[_Dead], item: _Decoded) -> None:
+        """Stamped later than now + the allowed skew (``clock_ahead``), or earlier than any backlog an edge can hold
+        (``clock_behind``: a dead RTC back at 1970/2000): dead-lettered (see :mod:`cloud.ingest.clocks`)."""
+        stamps = self._stamps(item.message)
+        if not stamps:
             decoded.append(item)
             return
-        detail = (
-            f"stamped {latest.isoformat() if latest else ''}, {ahead:.0f} s after the cloud's receive time (allowed "
-            f"{self.clock_skew_max_s:.0f} s): the agent's clock is ahead. Not stored, so it neither becomes the "
-            "latest value nor a mis-timed record; fix the box's clock (NTP/RTC)."
-        )
-        dead.append(self._dead(item.topic, item.payload, CLOCK_AHEAD, detail)._replace(offset_s=ahead))
+        now = utcnow()
+        latest, earliest = max(stamps), min(stamps)
+        ahead = ahead_s(latest, now)
+        behind = -ahead_s(earliest, now)
+        if ahead > self.clock_skew_max_s:
+            detail = (
+                f"stamped {latest.isoformat()}, {ahead:.0f} s after the cloud's receive time (allowed "
+                f"{self.clock_skew_max_s:.0f} s): the agent's clock is ahead. Not stored, so it neither becomes the "
+                "latest value nor a mis-timed record; fix the box's clock (NTP/RTC)."
+            )
+            dead.append(self._dead(item.topic, item.payload, CLOCK_AHEAD, detail)._replace(offset_s=ahead))
+        elif behind > self.clock_behind_max_s:
+            detail = (
+                f"stamped {earliest.isoformat()}, {behind / 86400:.0f} days before the cloud's receive time (no edge "
+                f"backlog is older than {self.clock_behind_max_s / 86400:.0f} days): the agent's clock is wrong "
+                "(a dead RTC starts at 1970 or 2000). Not stored as a mis-timed record; fix the box's clock."
+            )
+            dead.append(self._dead(item.topic, item.payload, CLOCK_BEHIND, detail)._replace(offset_s=-behind))
+        else:
+            decoded.append(item)
+            return
         with self.stats._lock:
             self.stats.clock_skewed += 1
 
@@ -427,7 +449,7 @@ class IngestWriter:
     def _clock_signals(
         self, others: list[BaseModel], dead: list[_Dead], now: datetime
     ) -> dict[tuple[str, str], tuple[float, bool]]:
-        """(site, agent) → (clock offset, skewed?) from this transaction's heartbeats and clock_ahead letters."""
+        """(site, agent) → (clock offset, skewed?) from this transaction's heartbeats and clock letters."""
         out: dict[tuple[str, str], tuple[float, bool]] = {}
         for msg in others:
             if isinstance(msg, Heartbeat):
@@ -437,7 +459,7 @@ class IngestWriter:
                     with self.stats._lock:
                         self.stats.clock_skewed += 1
         for d in dead:
-            if d.reason == CLOCK_AHEAD and d.site_id and d.agent_id and d.offset_s is not None:
+            if d.reason in (CLOCK_AHEAD, CLOCK_BEHIND) and d.site_id and d.agent_id and d.offset_s is not None:
                 out[(d.site_id, d.agent_id)] = (d.offset_s, True)
         return out
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from cloud.alerts import Alert, AlertStatus
-from cloud.ingest.clocks import CLOCK_AHEAD, CLOCK_SKEW
+from cloud.ingest.clocks import CLOCK_AHEAD, CLOCK_BEHIND, CLOCK_SKEW
 from cloud.ingest.writer import IngestWriter, RawMessage
 from cloud.presence import AgentPresence
 from cloud.telemetry.store import TelemetryStore
@@ -60,6 +60,25 @@ def test_a_batch_three_days_ahead_is_refused_and_never_the_latest(
     assert writer.stats.snapshot()["clock_skewed"] == 1
     alert = skew_alert(cloud_engine)
     assert alert is not None and alert.status == AlertStatus.OPEN and "快" in alert.message
+
+
+def test_a_batch_stamped_1970_is_refused_and_a_month_old_backlog_is_stored(
+    cloud_engine: Engine, cloud_store: TelemetryStore
+) -> None:
+    """Stranger walk: a batch stamped 1970-01-01 (a box whose RTC died) was stored at ts 0 with quality good."""
+    writer = IngestWriter(cloud_engine, cloud_store, clock_skew_max_s=120)
+    now = datetime.now(UTC)
+    backlog = writer.commit([batch(1, now - timedelta(days=30), 4.2)])  # a box offline for a month: legitimate
+    assert backlog.acks[(SITE, AGENT, "")].committed == [1]
+    dead_rtc = writer.commit([batch(2, datetime(1970, 1, 1, tzinfo=UTC), 5.0)])
+    assert dead_rtc.acks[(SITE, AGENT, "")].rejected == [(2, CLOCK_BEHIND)]
+    assert [r.value for r in cloud_store.latest(site_id=SITE)] == [4.2]
+    with cloud_engine.connect() as conn:
+        reason, detail = conn.execute(text("SELECT reason, detail FROM dead_letter")).one()
+    assert reason == CLOCK_BEHIND and "1970-01-01" in detail
+    assert writer.stats.snapshot()["clock_skewed"] == 1
+    alert = skew_alert(cloud_engine)
+    assert alert is not None and alert.status == AlertStatus.OPEN and "慢" in alert.message
 
 
 def test_a_ten_minute_skew_is_flagged_marked_and_cleared(cloud_engine: Engine, cloud_store: TelemetryStore) -> None:

@@ -30,7 +30,8 @@ from sentinel_cli.servers import Server
 from tests.cloud.conftest import running_ingest, wait_until
 
 pytestmark = pytest.mark.broker
-T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+#: a recent past (the ingest refuses data older than any edge backlog can be: clock_behind)
+T0 = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=5)
 
 
 def batch(site: str, agent: str, seq: int, n: int = 2) -> TelemetryBatch:

@@ -30,7 +30,8 @@ from tests.cloud.test_ingest import publish_all, scalar
 
 pytestmark = pytest.mark.broker
 SITE, AGENT = "pharmacy-q", "agent-q"
-T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+#: a recent past (the ingest refuses data older than any edge backlog can be: clock_behind)
+T0 = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 def telemetry(seq: int, *sensors: str) -> tuple[str, bytes]:

@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 import tomli_w
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from cloud.core.config import Settings
-from cloud.core.db import init_db, make_engine
+from cloud.core.db import init_db, make_engine, writer
+from cloud.core.retry import is_lock_conflict, retry_locked
 from cloud.registry import quarantine
 from cloud.registry.models import ApprovalState, PendingDevice, Site
 from cloud.registry.service import approve_pending
@@ -155,8 +157,17 @@ async def test_edge_only_install_runs_the_example_pharmacy_and_is_acknowledged(e
 
                 def approve_announced() -> set[str]:
                     """The admin's part of an installation: the box's announced devices are approved (until
-                    then their data waits in quarantine, #13); approval replays what was held."""
-                    with Session(engine) as session:
+                    then their data waits in quarantine, #13); approval replays what was held. The ingest writes
+                    to the same SQLite file meanwhile: a busy database means "try again at the next poll"."""
+                    try:
+                        return retry_locked(_approve, what="approving the box's devices")
+                    except OperationalError as exc:
+                        if is_lock_conflict(exc):
+                            return set()
+                        raise
+
+                def _approve() -> set[str]:
+                    with Session(writer(engine)) as session:
                         waiting = session.exec(
                             select(PendingDevice).where(
                                 PendingDevice.site_id == "pharmacy-0201",

@@ -47,6 +47,7 @@ from tests.cloud.conftest import ADMIN_PASSWORD, running_ingest, wait_until
 from tests.cloud.test_api_auth import add_user, login
 from tests.edge.harness import AgentProcess
 from tests.edge.test_delivery import SCENARIO, write_site
+from tests.utils.approvals import approving
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]  # ~13 s each: a real agent start plus round trips
 WAIT_S = 180  # generous: a loaded machine is slow, a passing run never waits this long
@@ -204,6 +205,7 @@ async def test_a_bad_config_is_refused_and_an_unhealthy_one_rolls_back_by_itself
     )
     async with (
         running_ingest(cloud_settings, cloud_engine, cloud_store),
+        approving(cloud_engine, cloud_store, "pharmacy-01"),
         SiteServer(load_scenario(SCENARIO), modbus_port, clock=ScenarioClock(1)),
     ):
         agent = AgentProcess(config, tmp_path / "agent.log")

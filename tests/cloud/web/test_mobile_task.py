@@ -119,7 +119,8 @@ def test_phone_shows_the_site_and_a_declined_task_is_redispatched(browser: Any, 
             assert "与当事人负责人系亲属，申请回避" in reason.inner_text() and "李四" in reason.inner_text()
             assert "人民路 100 号" in pc.locator("#task-site").inner_text()
             pc.get_by_role("button", name="重新派发").click()
-            pc.get_by_text("王五、赵六").first.wait_for()  # the decliner replaced, the other officer kept
+            # the decliner replaced, the other officer kept: wait for the task's own assignee line to re-render
+            pc.locator("#task-assignees", has_text="赵六").wait_for()
             assert "李四" not in pc.locator("#task-assignees").inner_text()
 
             phone = _phone(browser)

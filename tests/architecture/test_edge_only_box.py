@@ -22,20 +22,17 @@ from typing import Any
 
 import pytest
 import tomli_w
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from cloud.core.config import Settings
-from cloud.core.db import init_db, make_engine, writer
-from cloud.core.retry import is_lock_conflict, retry_locked
-from cloud.registry import quarantine
-from cloud.registry.models import ApprovalState, PendingDevice, Site
-from cloud.registry.service import approve_pending
+from cloud.core.db import init_db, make_engine
+from cloud.registry.models import Site
 from cloud.telemetry.store import open_store
 from sentinel_cli.servers import ServerUnavailable, start_embedded_broker
 from simulators.scenario import Scenario
 from simulators.serial_bus import AsciiBus, RtuBus
 from tests.cloud.conftest import running_ingest, wait_until
+from tests.utils.approvals import approving
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "firmware-config" / "sites" / "pharmacy.toml"
@@ -134,7 +131,10 @@ async def test_edge_only_install_runs_the_example_pharmacy_and_is_acknowledged(e
     agent: subprocess.Popen[bytes] | None = None
     log = tmp_path / "agent.log"
     try:
-        async with running_ingest(settings, engine, store) as service:
+        async with (
+            running_ingest(settings, engine, store) as service,
+            approving(engine, store, "pharmacy-0201"),  # the admin approves the box's announced devices
+        ):
             assert service.protocol == "3.1.1"  # type: ignore[attr-defined]
             with RtuBus(RTU_LINE) as rtu, AsciiBus(ASCII_LINE) as ascii_bus:
                 data_dir = tmp_path / "edge-data"
@@ -155,44 +155,7 @@ async def test_edge_only_install_runs_the_example_pharmacy_and_is_acknowledged(e
                 def agent_log() -> str:
                     return log.read_text(errors="replace")[-3000:]
 
-                def approve_announced() -> set[str]:
-                    """The admin's part of an installation: the box's announced devices are approved (until
-                    then their data waits in quarantine, #13); approval replays what was held. The ingest writes
-                    to the same SQLite file meanwhile: a busy database means "try again at the next poll"."""
-                    try:
-                        return retry_locked(_approve, what="approving the box's devices")
-                    except OperationalError as exc:
-                        if is_lock_conflict(exc):
-                            return set()
-                        raise
-
-                def _approve() -> set[str]:
-                    with Session(writer(engine)) as session:
-                        waiting = session.exec(
-                            select(PendingDevice).where(
-                                PendingDevice.site_id == "pharmacy-0201",
-                                PendingDevice.state == ApprovalState.PENDING,
-                            )
-                        ).all()
-                        for item in waiting:
-                            assert item.id is not None
-                            approve_pending(session, pending_id=item.id, by="admin")
-                            quarantine.release(session, store, item, by="admin")
-                        session.commit()
-                        approved = session.exec(
-                            select(PendingDevice.device_id).where(
-                                PendingDevice.site_id == "pharmacy-0201",
-                                PendingDevice.state == ApprovalState.APPROVED,
-                            )
-                        ).all()
-                    return set(approved)
-
                 try:
-                    await wait_until(
-                        lambda: {"fridge1", "power1", "store1", "store2"} <= approve_announced(),
-                        timeout=90,
-                        what="the box's four devices announced and approved",
-                    )
                     await wait_until(
                         lambda: {"fridge1", "power1", "store1", "store2"} <= sensors(),
                         timeout=90,

@@ -12,15 +12,14 @@ The administration pages create a person with duties and 执法证号, show the 
 from CSV with the row errors in the page, and the 市场主体 page of an empty county says what to do; the lists search,
 export XLSX and count.
 
-Only what is meant to be shown is allowed (:data:`ALLOWED`): units and the like. Upper-case document numbers,
-USCCs and checklist item numbers are meant to be read and are not matched. Every journal action the walk's world
-wrote has a label in the one vocabulary (``cloud/rules/labels.toml``).
+The one detector and its allowed words are in tests/utils/raw_codes.py (shared with the phone, map, kiosk, screen and
+whole-flow walks). Every journal action the walk's world wrote has a label in the one vocabulary
+(``cloud/rules/labels.toml``).
 """
 
 from __future__ import annotations
 
 import io
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +32,9 @@ from cloud import journal
 from cloud.labels import vocabulary
 from tests.cloud.web.conftest import ADMIN_PASSWORD, live_cloud
 from tests.cloud.web.county_world import STAFF_PASSWORD, CountyWorld, county_world
+from tests.utils.raw_codes import raw_codes, visible_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # one seeded county served to Chromium: ~1 min for the module
-
-#: lowercase words that are meant to be read (units, URL schemes shown as text)
-ALLOWED = {"km", "kg", "mm", "rh", "hpa"}
-DOTTED = re.compile(r"\b[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\b")
-SENSOR_KEY = re.compile(r"\b[a-z][a-z0-9_-]*/[a-z][a-z0-9_.-]*\b")
-WORD = re.compile(r"(?<![A-Za-z0-9])[a-z][a-z0-9_-]*[a-z0-9_](?![A-Za-z0-9])")
 
 
 @pytest.fixture(autouse=True)
@@ -57,34 +51,6 @@ def no_leaked_threads() -> Iterator[None]:
 def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountyWorld]:
     with county_world(tmp_path_factory.mktemp("raw-codes")) as world:
         yield world
-
-
-def raw_codes(text: str) -> list[str]:
-    found = [*DOTTED.findall(text), *SENSOR_KEY.findall(text)]
-    found += [w for w in WORD.findall(text) if w not in ALLOWED]
-    return sorted(set(found))
-
-
-def test_the_detector_catches_the_known_list() -> None:
-    shown = (
-        "任务状态变更：accepted / checked_in / submitted　task.assessed　agent:edge-pharmacy　clue_collection　"
-        "kind=complaint（规则 complaint）；repeats_90d_at_most=0　lisi　pharmacy-01/fridge1.temperature"
-    )
-    found = raw_codes(shown)
-    for code in ("accepted", "checked_in", "submitted", "task.assessed", "agent", "edge-pharmacy", "clue_collection"):
-        assert code in found
-    assert {"kind", "complaint", "repeats_90d_at_most", "lisi", "pharmacy-01/fridge1.temperature"} <= set(found)
-    assert raw_codes("统一社会信用代码 91320508MA1XR6H1P7　姑苏市监责改〔2026〕001号　DR-STO-01　8.0 °C　45 %RH") == []
-
-
-def visible_text(page: Any) -> str:
-    text: str = page.evaluate("() => document.body.innerText")
-    # the values of inputs and selected options are read too (placeholder text is what a person sees in a box)
-    text += "\n" + page.evaluate(
-        "() => [...document.querySelectorAll('input:not([type=checkbox]):not([type=radio]):not([type=file]),textarea')]"
-        ".map(e => (e.value || '') + ' ' + (e.placeholder || '')).join('\\n')"
-    )
-    return text
 
 
 def login(page: Any, base: str, path: str, username: str) -> None:

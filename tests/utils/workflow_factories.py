@@ -130,6 +130,25 @@ class World:
             src = session.exec(select(ClueSource).where(ClueSource.alert_id == outcome.alert.id)).first()
             return src.clue_id if src else None
 
+    def on_the_spot_case(
+        self, amount: str | None = "100", *, party_type: str = "organisation", status: int = 201
+    ) -> Any:
+        """An on-the-spot (简易程序) decision against the world's pharmacy, registered by insp1 with insp2: a fine
+        of ``amount`` yuan, or a warning when ``None``. Returns the response body (the case when created)."""
+        body: dict[str, Any] = {
+            "subject_id": self.subject_id,
+            "party_type": party_type,
+            "facts": "未按规定公示药品价格",
+            "legal_basis": ["《价格违法行为行政处罚规定》[r]"],
+            "decision": "警告" if amount is None else f"罚款 {amount} 元",
+            "officers": [self.user_ids["insp2"]],
+        }
+        if amount is not None:
+            body["amount"] = amount
+        r = self.client.post("/api/v1/cases/on-the-spot", json=body, headers=self.h("insp1"))
+        assert r.status_code == status, r.text
+        return r.json()
+
 
 def make_world(tmp_path: Path) -> World:
     from cloud.app import create_app

@@ -37,24 +37,11 @@ def _to_old_float_yuan(world: World) -> None:
 
 
 def test_float_yuan_columns_become_fen_when_the_data_dir_is_opened(world: World) -> None:
-    r = world.client.post(
-        f"{API}/cases/on-the-spot",
-        json={
-            "subject_id": world.subject_id,
-            "party_type": "organisation",
-            "facts": "未按规定公示药品价格",
-            "legal_basis": ["《价格违法行为行政处罚规定》[r]"],
-            "decision": "罚款 123.45 元",
-            "amount": "123.45",
-            "officers": [world.user_ids["insp2"]],
-        },
-        headers=world.h("insp1"),
-    )
-    assert r.status_code == 201, r.text
-    case_id = r.json()["id"]
+    case = world.on_the_spot_case("123.45")
+    case_id = case["id"]
     paid = world.client.post(
         f"{API}/cases/{case_id}/payments",
-        json={"amount": "123.45", "paid_on": r.json()["served_on"], "receipt_no": "FS-1"},
+        json={"amount": "123.45", "paid_on": case["served_on"], "receipt_no": "FS-1"},
         headers=world.h("insp1"),
     )
     assert paid.status_code == 201, paid.text

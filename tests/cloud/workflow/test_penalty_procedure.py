@@ -299,43 +299,19 @@ def test_late_payment_surcharge_is_capped_at_the_fine() -> None:
     ],
 )
 def test_on_the_spot_penalty_limits(world: World, party_type: str, amount: str | None, status: int) -> None:
-    body: dict[str, Any] = {
-        "subject_id": world.subject_id,
-        "party_type": party_type,
-        "facts": "未按规定公示药品价格",
-        "legal_basis": ["《价格违法行为行政处罚规定》[r]"],
-        "decision": "警告" if amount is None else f"罚款 {amount} 元",
-        "officers": [world.user_ids["insp2"]],
-    }
-    if amount is not None:
-        body["amount"] = amount
-    r = world.client.post(f"{API}/cases/on-the-spot", json=body, headers=world.h("insp1"))
-    assert r.status_code == status, r.text
+    answer = world.on_the_spot_case(amount, party_type=party_type, status=status)
     if status == 201:
-        case = r.json()
+        case = answer
         assert case["state"] == "served" and case["procedure"] == "simplified"
         assert any(d["kind"] == "on_the_spot_decision" for d in case["documents"])
         if amount is None:
             assert _act(world, case["id"], "head", "close")["state"] == "closed"
     else:
-        assert r.json()["code"] == "simplified_limit"
+        assert answer["code"] == "simplified_limit"
 
 
 def test_publication_refuses_personal_data(world: World, clock: Clock) -> None:
-    r = world.client.post(
-        f"{API}/cases/on-the-spot",
-        json={
-            "subject_id": world.subject_id,
-            "party_type": "organisation",
-            "facts": "未按规定公示药品价格",
-            "legal_basis": ["《价格违法行为行政处罚规定》[r]"],
-            "decision": "罚款 100 元",
-            "amount": "100",
-            "officers": [world.user_ids["insp2"]],
-        },
-        headers=world.h("insp1"),
-    )
-    case_id = r.json()["id"]
+    case_id = world.on_the_spot_case()["id"]
     bad = world.client.post(
         f"{API}/cases/{case_id}/publications",
         json={"published_on": "2026-09-22", "content": "当事人联系电话 13812345678"},

@@ -27,37 +27,19 @@ def _pdf_text(world: World, doc_id: int) -> str:
     return re.sub(r"\s+", "", "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages))
 
 
-def _on_the_spot(world: World) -> dict[str, object]:
-    r = world.client.post(
-        f"{API}/cases/on-the-spot",
-        json={
-            "subject_id": world.subject_id,
-            "party_type": "organisation",
-            "facts": "未按规定公示药品价格",
-            "legal_basis": ["《价格违法行为行政处罚规定》[r]"],
-            "decision": "罚款 100 元",
-            "amount": "100",
-            "officers": [world.user_ids["insp2"]],
-        },
-        headers=world.h("insp1"),
-    )
-    assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
-
-
 def test_due_dates_on_a_provisional_year_are_marked_in_documents(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     day = [dt.date(2026, 11, 2)]
     monkeypatch.setattr(paperwork, "today", lambda: day[0])
-    official = _on_the_spot(world)
+    official = world.on_the_spot_case()
     assert official["payment_due"] == "2026-11-17"
-    doc = next(d for d in official["documents"] if d["kind"] == "on_the_spot_decision")  # type: ignore[attr-defined]
+    doc = next(d for d in official["documents"] if d["kind"] == "on_the_spot_decision")
     text = _pdf_text(world, doc["id"])
     assert "2026-11-17" in text and MARK not in text
 
     day[0] = dt.date(2026, 12, 28)
-    provisional = _on_the_spot(world)
+    provisional = world.on_the_spot_case()
     assert provisional["payment_due"] == "2027-01-12"
-    doc = next(d for d in provisional["documents"] if d["kind"] == "on_the_spot_decision")  # type: ignore[attr-defined]
+    doc = next(d for d in provisional["documents"] if d["kind"] == "on_the_spot_decision")
     assert f"2027-01-12（{MARK}）" in _pdf_text(world, doc["id"])
 
     intake = world.client.post(

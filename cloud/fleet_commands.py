@@ -35,7 +35,6 @@ the site file text the agent reports in its heartbeat).
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 import uuid
 from datetime import datetime, timedelta
@@ -52,7 +51,14 @@ from cloud.core.db import UTCDateTime, utcnow
 from cloud.presence import AgentPresence
 from cloud.signing import SigningKey, generate_key_file, load_signing_key
 from protocols import Channel, ProtocolError, encode, topic_for
-from protocols.messages import COMMAND_TEXT_MAX, Command, CommandName, CommandResult, command_signing_bytes
+from protocols.messages import (
+    COMMAND_TEXT_MAX,
+    Command,
+    CommandName,
+    CommandResult,
+    command_signing_bytes,
+    content_version,
+)
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -218,8 +224,8 @@ def _summary(row: FleetCommand) -> str:
 
 
 def config_version_of(text: str) -> str:
-    """The version an agent reports for a site file (edge/agent.py: first 12 hex of SHA-256 of the text)."""
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """The version an agent reports for a pushed text (:func:`protocols.messages.content_version`)."""
+    return content_version(text)
 
 
 def command_key(settings: Settings) -> SigningKey:
@@ -347,20 +353,39 @@ def list_commands(session: Session, site_id: str, agent_id: str) -> list[FleetCo
     )
 
 
-def desired_versions(session: Session) -> dict[tuple[str, str], str]:
-    """(site, agent) → config version of its last push_config (cancelled ones do not count)."""
-    out: dict[tuple[str, str], str] = {}
+#: what a push changes on the agent: (artifact kind, file name; '' for the site file)
+ArtifactKey = tuple[str, str]
+SITE_CONFIG, RULE_PACK, REGISTER_MAP = "site_config", "rule_pack", "register_map"
+ARTIFACT_OF_COMMAND = {
+    CommandName.PUSH_CONFIG.value: SITE_CONFIG,
+    CommandName.PUSH_RULE_PACK.value: RULE_PACK,
+    CommandName.PUSH_REGISTER_MAP.value: REGISTER_MAP,
+}
+
+
+def artifact_of(row: FleetCommand) -> ArtifactKey | None:
+    """What a push command changes on its agent (None: not a push)."""
+    kind = ARTIFACT_OF_COMMAND.get(row.name)
+    if kind is None:
+        return None
+    return (kind, "" if kind == SITE_CONFIG else str((row.payload or {}).get("name", "")))
+
+
+def last_pushes(session: Session) -> dict[tuple[str, str], dict[ArtifactKey, FleetCommand]]:
+    """(site, agent) → artifact → its last push (cancelled ones do not count): what the cloud wants in force."""
+    out: dict[tuple[str, str], dict[ArtifactKey, FleetCommand]] = {}
     rows = session.exec(
         select(FleetCommand)
         .where(
-            FleetCommand.name == CommandName.PUSH_CONFIG.value,
+            col(FleetCommand.name).in_(list(ARTIFACT_OF_COMMAND)),
             FleetCommand.state != CommandState.CANCELLED.value,
         )
         .order_by(col(FleetCommand.issued_at))
     )
     for row in rows:
-        if row.config_version:
-            out[(row.site_id, row.agent_id)] = row.config_version
+        key = artifact_of(row)
+        if key is not None and row.config_version:
+            out.setdefault((row.site_id, row.agent_id), {})[key] = row
     return out
 
 

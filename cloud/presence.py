@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import JSON, Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -53,6 +53,12 @@ class AgentPresence(SQLModel, table=True):
     cpu_percent: float | None = None
     rss_mb: float | None = None
     config_version: str | None = Field(default=None, max_length=64, description="config version the agent reports")
+    rule_pack_versions: dict[str, str] | None = Field(
+        default=None, sa_type=JSON, description="rule pack name → version the agent reports in force"
+    )
+    register_map_versions: dict[str, str] | None = Field(
+        default=None, sa_type=JSON, description="register map name → version the agent reports in force"
+    )
     clock_skew_s: float | None = Field(
         default=None, description="set while the agent's clock is off beyond SENTINEL_CLOCK_SKEW_MAX_S (its offset)"
     )
@@ -119,11 +125,14 @@ def record_heartbeat(conn: Connection, msg: Heartbeat, now: datetime, *, clock_s
         "cpu_percent": msg.cpu_percent,
         "rss_mb": msg.rss_mb,
         "config_version": msg.config_version,
+        "rule_pack_versions": msg.rule_pack_versions,
+        "register_map_versions": msg.register_map_versions,
         "clock_skew_s": clock_skew_s,
     }
     stmt = _insert(conn)(table).values(**values)
     fields: tuple[str, ...] = ("state", "heartbeat_at", "last_seen_at", "outbox_depth", "last_acked_seq")
     fields += ("incarnation", "clock_offset_s", "cpu_percent", "rss_mb", "config_version", "clock_skew_s")
+    fields += ("rule_pack_versions", "register_map_versions")
     update = {k: stmt.excluded[k] for k in fields}
     conn.execute(stmt.on_conflict_do_update(index_elements=["site_id", "agent_id"], set_=update))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import signal
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def config_version(site: LoadedSite) -> str:
     """The applied configuration's version as the fleet view shows it: the first 12 hex of its text's SHA-256."""
-    return hashlib.sha256(site.text.encode()).hexdigest()[:12]
+    return site.version
 
 
 class Agent:
@@ -119,6 +118,8 @@ class Agent:
             incarnation=self.outbox.incarnation,
             clock_offset_s=self.uplink.clock_offset_s,
             config_version=config_version(self.site),
+            rule_pack_versions=dict(self.site.rule_pack_versions),
+            register_map_versions=dict(self.site.register_map_versions),
         )
 
     def announce(self) -> Announce:

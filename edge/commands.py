@@ -27,7 +27,6 @@ cloud resends what it has no result for when the agent reconnects) gets that res
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -41,7 +40,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.config.loader import LoadedSite, load_site, load_site_text, locate, validate_artifact
 from edge.errors import ConfigError
-from protocols.messages import COMMAND_OUTPUT_MAX, Command, CommandName, CommandResult, command_signing_bytes
+from protocols.messages import (
+    COMMAND_OUTPUT_MAX,
+    Command,
+    CommandName,
+    CommandResult,
+    command_signing_bytes,
+    content_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +79,8 @@ class Operations(Protocol):
 
 
 def version_of(text: str | None) -> str | None:
-    """A file's version as the cloud and the fleet view show it: the first 12 hex of its SHA-256."""
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:12]
+    """A file's version as the cloud and the fleet view show it (:func:`protocols.messages.content_version`)."""
+    return None if text is None else content_version(text)
 
 
 def write_atomically(path: Path, text: str) -> None:

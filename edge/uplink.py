@@ -172,6 +172,8 @@ class Uplink:
                 continue
             try:
                 await client.publish(self.topic(Channel.COMMAND_RESULT), encode(result), qos=1)
+                # a heartbeat right after: the fleet view shows the versions now in force without waiting a beat
+                await client.publish(self.topic(Channel.HEARTBEAT), encode(self.heartbeat()), qos=0)
             except aiomqtt.MqttError as exc:
                 log.warning("command %s: result not sent (%s): it goes out on its resend", result.command_id, exc)
 

@@ -8,6 +8,7 @@ payload matches the topic it arrived on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
@@ -83,6 +84,19 @@ class CommandName(StrEnum):
     SNAPSHOT = "snapshot"
     LOGS = "logs"
     EXPORT_RANGE = "export_range"
+
+
+#: a pushed file's name (``<name>.toml``) and the version of a text, as both sides name them
+ArtifactName = Annotated[str, Field(min_length=1, max_length=64)]
+ContentVersion = Annotated[str, Field(min_length=1, max_length=64)]
+#: most rule packs / register maps one agent reports
+MAX_ARTIFACTS: Final = 200
+
+
+def content_version(text: str) -> str:
+    """The version of a site file, rule pack or register map as the agent reports it and the cloud shows it: the
+    first 12 hex of the SHA-256 of its text (UTF-8)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 #: the largest text a command payload may carry (a whole site file, rule pack or register map)
@@ -193,6 +207,16 @@ class Heartbeat(_FromAgent):
         "(positive: the agent runs ahead)",
     )
     config_version: str | None = Field(default=None, max_length=64, description="version of the applied config")
+    rule_pack_versions: dict[ArtifactName, ContentVersion] | None = Field(
+        default=None,
+        max_length=MAX_ARTIFACTS,
+        description="rule pack name → version (content_version of its file) in force; absent: an older agent",
+    )
+    register_map_versions: dict[ArtifactName, ContentVersion] | None = Field(
+        default=None,
+        max_length=MAX_ARTIFACTS,
+        description="register map name → version (content_version of its file) in force; absent: an older agent",
+    )
 
 
 class AnnouncedDevice(BaseModel):

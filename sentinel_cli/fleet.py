@@ -200,7 +200,7 @@ def _read(path: Path) -> str:
 # -- commands --------------------------------------------------------------------------------------
 @app.command("agents")
 def agents(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """列出边缘代理：在线状态、配置版本（期望/上报）、软件版本、缓存深度。"""
+    """列出边缘代理：在线状态、软件版本、缓存深度；站点配置、每个规则包和寄存器映射的版本（期望/上报，≠ 未同步）。"""
     rows = _call(lambda: _api(ctx).get("/api/v1/fleet/agents"))
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -208,14 +208,17 @@ def agents(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     if not rows:
         typer.echo("没有已知的边缘代理")
         return
-    typer.echo(f"{'代理':<28}{'状态':<6}{'期望配置':<14}{'上报配置':<14}{'软件':<10}缓存")
+    typer.echo(f"{'代理':<28}{'状态':<6}{'软件':<10}{'缓存':<6}版本")
     for a in rows:
-        desired, reported = a["config_version_desired"], a["config_version_reported"]
-        drift = " ≠" if desired and desired != reported else ""
+        drift = "" if a.get("versions_in_sync", True) else "  ≠ 有未同步的文件"
         typer.echo(
-            f"{a['site_id'] + '/' + a['agent_id']:<28}{a['online_label']:<6}{desired or '—':<14}"
-            f"{(reported or '—') + drift:<14}{a['agent_version'] or '—':<10}{a['outbox_depth'] or 0}"
+            f"{a['site_id'] + '/' + a['agent_id']:<28}{a['online_label']:<6}{a['agent_version'] or '—':<10}"
+            f"{a['outbox_depth'] or 0:<6}{drift}"
         )
+        for v in a.get("versions", []):
+            mark = " ≠ 未同步" if v["in_sync"] is False else ""
+            note = f"（{v['note']}）" if v["note"] else ""
+            typer.echo(f"    {v['label']:<30}期望 {v['desired'] or '—':<14}上报 {v['reported'] or '—':<14}{mark}{note}")
 
 
 def _pusher(name: str, key: str, help_text: str) -> None:

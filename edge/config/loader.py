@@ -23,7 +23,8 @@ from edge.config.models import (
 from edge.errors import ConfigError
 from edge.rules.models import RulePack
 from protocols.errors import ProtocolError
-from protocols.registers import RegisterMap, load_register_map, parse_register_map
+from protocols.messages import content_version
+from protocols.registers import RegisterMap, parse_register_map
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,6 +42,14 @@ class LoadedSite:
     register_maps: dict[str, RegisterMap] = field(default_factory=dict)
     rule_packs: dict[str, RulePack] = field(default_factory=dict)
     text: str = ""
+    #: name → :func:`protocols.messages.content_version` of the file as loaded (what is in force once applied)
+    register_map_versions: dict[str, str] = field(default_factory=dict)
+    rule_pack_versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The site file's version (content_version of its text)."""
+        return content_version(self.text)
 
     def device_points(self, device_id: str) -> dict[str, str]:
         """point → unit of one device, after the ``points`` filter."""
@@ -158,8 +167,20 @@ def validate_artifact(kind: str, text: str, source: str) -> None:
 
 
 def load_rule_pack(path: Path) -> RulePack:
-    _text, data = _read_toml(path)
-    return validate_model(RulePack, data, str(path))
+    return _load_rule_pack(path)[0]
+
+
+def _load_rule_pack(path: Path) -> tuple[RulePack, str]:
+    text, data = _read_toml(path)
+    return validate_model(RulePack, data, str(path)), content_version(text)
+
+
+def _load_register_map(path: Path) -> tuple[RegisterMap, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProtocolError("bad_register_map", f"{path}: cannot read: {exc.strerror}") from None
+    return parse_register_map(text, str(path)), content_version(text)
 
 
 def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
@@ -167,6 +188,7 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
     data = parse_toml(text, source)
     config = validate_model(SiteConfig, data, source)
     maps: dict[str, RegisterMap] = {}
+    versions: dict[str, dict[str, str]] = {"registers": {}, "rulepacks": {}}
     for index, device in enumerate(config.devices):
         if isinstance(device, ModbusEquipmentConfig) and device.register_map not in maps:
             found = _find(_search_dirs(base_dir, config, "registers"), device.register_map)
@@ -174,7 +196,7 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
             if found is None:
                 raise ConfigError(source, key, f"register map {device.register_map!r} not found")
             try:
-                maps[device.register_map] = load_register_map(found)
+                maps[device.register_map], versions["registers"][device.register_map] = _load_register_map(found)
             except ProtocolError as exc:
                 raise ConfigError(source, key, exc.detail) from None
     packs: dict[str, RulePack] = {}
@@ -184,7 +206,7 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
             found = _find(_search_dirs(base_dir, config, "rulepacks"), binding.pack)
             if found is None:
                 raise ConfigError(source, f"{key}.pack", f"rule pack {binding.pack!r} not found")
-            packs[binding.pack] = load_rule_pack(found)
+            packs[binding.pack], versions["rulepacks"][binding.pack] = _load_rule_pack(found)
         pack = packs[binding.pack]
         if binding.profile is not None and binding.profile not in pack.profiles:
             raise ConfigError(
@@ -222,7 +244,7 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
                     f"{key}.devices",
                     f"device {device_id!r} has none of the points pack {pack.id!r} reads (it has {sorted(points)})",
                 )
-    return LoadedSite(Path(source), config, maps, packs, text)
+    return LoadedSite(Path(source), config, maps, packs, text, versions["registers"], versions["rulepacks"])
 
 
 def load_site(path: Path) -> LoadedSite:

@@ -234,6 +234,12 @@ async def test_a_bad_config_is_refused_and_an_unhealthy_one_rolls_back_by_itself
             assert config.read_text(encoding="utf-8") == original, "the previous file is back on the edge"
             assert "rolling back to the previous version" in tail(agent)
             await wait_alive(agent, lambda: reported() == version_of(original), "the fleet view: previous version")
+            (agent_row,) = client.get("/api/v1/fleet/agents", headers=admin).json()
+            site_file = next(v for v in agent_row["versions"] if v["kind"] == "site_config")
+            assert (site_file["reported"], site_file["desired"]) == (version_of(original), version_of(unhealthy))
+            assert site_file["sync_label"] == "未同步" and "已自动回滚" in site_file["note"], site_file
+            packs = {v["name"]: v["reported"] for v in agent_row["versions"] if v["kind"] == "rule_pack"}
+            assert packs and all(packs.values()), f"the real agent reports its rule packs in force: {agent_row}"
             rolled_back_at = datetime.now(UTC)
             await wait_alive(
                 agent,

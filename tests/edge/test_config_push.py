@@ -52,6 +52,7 @@ async def test_rule_pack_push_is_validated_written_beside_the_site_and_applied(t
     assert (SHIPPED / "rulepacks" / "gsp.toml").read_text(encoding="utf-8") == GSP
     rule = next(r for r in rig.applied[-1].rule_packs["gsp"].rules if r.id == "temp_rate")
     assert rule.max_per_min == 1.5  # type: ignore[union-attr]
+    assert rig.applied[-1].rule_pack_versions["gsp"] == version_of(tighter), "the heartbeat reports it in force"
 
     mapped = await handler(command("p4", CommandName.PUSH_REGISTER_MAP, name="meter-v2", text=MAP))
     assert mapped.ok and (site_dir / "registers" / "meter-v2.toml").read_text(encoding="utf-8") == MAP

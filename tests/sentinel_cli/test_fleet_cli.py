@@ -162,6 +162,11 @@ def test_group_push_via_cli_shows_progress_and_each_result(
     with Session(engine) as session:
         journal = [e.action for e in session.exec(select(JournalEvent).where(JournalEvent.target_id == group_id))]
     assert journal == ["fleet.group_created"]
+    out = run(cloud, "agents")  # desired vs reported per file: the rolled-back agent still runs the previous one
+    assert out.exit_code == 0, out.output
+    block = out.output.split("drug-a/edge-2", 1)[1].split("drug-c/", 1)[0]
+    assert "≠ 有未同步的文件" in block and "规则包 gsp-cold-chain.toml" in block and "≠ 未同步" in block, block
+    assert "已自动回滚；生效版本 0ld0ld0ld0ld" in block, block
 
 
 def test_one_agent_command_status_logs_output_and_cancel(world: tuple[LiveCloud, Engine, TelemetryStore]) -> None:

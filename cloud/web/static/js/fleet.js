@@ -45,17 +45,24 @@ function alertsCell(a) {
     h("li", { dataset: { state: x.state } }, h("span", { class: `badge sev-${x.severity}` }, x.state_label), " ", x.message))));
 }
 
+// desired vs reported for the site file, every rule pack and register map; a difference is marked 未同步 with why
 function versionCell(a) {
-  const differs = a.config_version_desired && a.config_version_desired !== a.config_version_reported;
-  return h("td", { class: differs ? "error" : "", title: differs ? `期望 ${a.config_version_desired}` : "" },
-    a.config_version_reported || "—", differs ? `（期望 ${a.config_version_desired}）` : "");
+  const rows = a.versions || [];
+  if (!rows.length) return h("td", {}, "—");
+  return h("td", { class: a.versions_in_sync ? "" : "error" }, h("ul", { class: "plain versions" }, rows.map((v) =>
+    h("li", { dataset: { artifact: `${v.kind}/${v.name}`, sync: v.in_sync === false ? "drift" : v.in_sync ? "ok" : "none" } },
+      `${v.label}：`,
+      h("span", { title: "代理上报的生效版本" }, v.reported || "—"),
+      v.in_sync === false ? h("span", { class: "badge sev-major" }, ` ≠ 期望 ${v.desired}（${v.sync_label}）`) : null,
+      v.in_sync ? h("span", { class: "muted" }, `（${v.sync_label}）`) : null,
+      v.note ? h("div", { class: "muted" }, v.note) : null))));
 }
 
 const isAdmin = () => me && me.role === "admin";
 
 function render(agents) {
   const online = agents.filter((a) => a.online).length;
-  const headers = ["场所", "代理", "状态", "最后联系", "软件版本", "配置版本（上报）", "缓存深度", "时钟偏差", "CPU", "内存", "未结告警"];
+  const headers = ["场所", "代理", "状态", "最后联系", "软件版本", "版本（上报 / 期望）", "缓存深度", "时钟偏差", "CPU", "内存", "未结告警"];
   if (isAdmin()) headers.push("操作");
   clear(tableBox,
     h("p", { class: "muted", id: "fleet-summary" }, `共 ${agents.length} 台，在线 ${online}，离线 ${agents.length - online}`),

@@ -105,6 +105,19 @@ class Route(RuleModel):
     storm_exempt: bool = Field(default=False, description="never folded into a summary nor rate-limited")
 
 
+class AckRules(RuleModel):
+    """Who may acknowledge an incident (stop its escalation): its recipients, and the people of the incident's
+    department whose contact rank is listed (optionally only while on the duty roster)."""
+
+    id: str = "ack_personal"
+    zh: str = "只有该通知的接收人或其所属部门负责人可以确认收到"
+    en: str = "only a recipient of this incident's notifications or the head of its department may acknowledge it"
+    ranks: list[Literal["inspector", "supervisor", "head"]] = Field(
+        default_factory=lambda: ["head"], description="contact ranks of the incident's department who may also ack"
+    )
+    on_duty_only: bool = Field(default=False, description="those ranks only while on the department's roster")
+
+
 class RoutingRules(RuleModel):
     timezone: str = "Asia/Shanghai"
     events: list[str] = Field(min_length=1)
@@ -113,6 +126,7 @@ class RoutingRules(RuleModel):
     gsp_categories: list[str] = Field(default_factory=lambda: ["drug_*"])
     gsp_site_categories: list[str] = Field(default_factory=lambda: ["drug"])
     routes: list[Route] = Field(min_length=1)
+    ack: AckRules = Field(default_factory=AckRules)
 
     @model_validator(mode="after")
     def _gsp(self) -> RoutingRules:

@@ -15,7 +15,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cloud import journal
-from cloud.notify.config import CHANNELS, NotifyRules, NotifySettings, Route
+from cloud.notify.ack_rules import check_acknowledge
+from cloud.notify.config import CHANNELS, AckRules, NotifyRules, NotifySettings, Route
 from cloud.notify.links import issue
 from cloud.notify.models import (
     Contact,
@@ -493,10 +494,15 @@ def acknowledge(
     by: str,
     via: str,
     now: dt.datetime,
+    rule: AckRules,
     proof: str = "login",
     link_channel: str | None = None,
+    client: str | None = None,
 ) -> Incident:
     """Acknowledge an incident for everybody (a summary acknowledges its items too); journals it.
+
+    Only a person ``rule`` allows (a recipient, or the department head it names) acknowledges: anybody else gets
+    :class:`~cloud.notify.ack_rules.AckRefused` (journaled ``notification.ack_refused``; the caller commits).
 
     ``by`` is the person who acknowledged and ``proof`` how they proved it was them: ``login`` (their own session),
     ``password`` / ``personal_code`` (given with a link posted to a group), ``personal_link`` (a link sent to their
@@ -506,6 +512,7 @@ def acknowledge(
         raise AckError(f"通知 {incident_id} 不存在 (no such incident)")
     if incident.status != IncidentStatus.OPEN:
         return incident
+    check_acknowledge(session, incident, by, rule, via=via, now=now, client=client)
     ids = [incident_id] + [int(i["incident_id"]) for i in incident.items if i.get("incident_id")]
     for iid in ids:
         item = session.get(Incident, iid)

@@ -17,7 +17,8 @@ from cloud.api.deps import CurrentUser, SessionDep, StaffUser, StreamUser, requi
 from cloud.core.db import utcnow
 from cloud.core.users import Role, User
 from cloud.notify.ack_proof import ProofRefused, issue_ack_code, prove, recipient_name
-from cloud.notify.config import NotifySettings, load_rules
+from cloud.notify.ack_rules import AckRefused, may_acknowledge
+from cloud.notify.config import AckRules, NotifySettings, load_rules
 from cloud.notify.incidents import AckError, acknowledge
 from cloud.notify.links import LinkError, open_link
 from cloud.notify.models import (
@@ -137,18 +138,47 @@ def deliveries(session: SessionDep, _: StaffUser, incident_id: int) -> list[Deli
     return [DeliveryPublic.model_validate(d) for d in rows]
 
 
-@router.post("/incidents/{incident_id}/ack", summary="确认收到（停止升级）")
-def ack(session: SessionDep, user: CurrentUser, incident_id: int, via: str = "api") -> IncidentPublic:
+def _ack_rule(request: Request) -> AckRules:
+    service = getattr(request.app.state, "notify", None)
+    if service is not None:
+        rule: AckRules = service.rules.routing.ack
+        return rule
+    return load_rules(NotifySettings().rules_dir).routing.ack
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post(
+    "/incidents/{incident_id}/ack",
+    summary="确认收到（停止升级；仅限该通知的接收人或所属部门负责人，其他人 403 并记录）",
+)
+def ack(request: Request, session: SessionDep, user: CurrentUser, incident_id: int, via: str = "api") -> IncidentPublic:
     try:
-        incident = acknowledge(session, incident_id, by=user.username, via=via[:16], now=utcnow())
+        incident = acknowledge(
+            session,
+            incident_id,
+            by=user.username,
+            via=via[:16],
+            now=utcnow(),
+            rule=_ack_rule(request),
+            client=_client(request),
+        )
     except AckError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except AckRefused as refusal:
+        session.commit()  # the refusal is journaled
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refusal)) from None
     session.commit()
     return IncidentPublic.model_validate(incident)
 
 
-@router.post("/incidents/{incident_id}/on-site", summary="报告已到场（满足到场时限，如电梯困人 30 分钟）")
-def on_site(session: SessionDep, user: CurrentUser, incident_id: int) -> IncidentPublic:
+@router.post(
+    "/incidents/{incident_id}/on-site",
+    summary="报告已到场（满足到场时限，如电梯困人 30 分钟；接收人报到场同时确认收到）",
+)
+def on_site(request: Request, session: SessionDep, user: CurrentUser, incident_id: int) -> IncidentPublic:
     from cloud import journal
 
     incident = session.get(Incident, incident_id)
@@ -162,8 +192,10 @@ def on_site(session: SessionDep, user: CurrentUser, incident_id: int) -> Inciden
         target_id=incident_id,
         payload={"clue_id": incident.clue_id, "site_id": incident.site_id},
     )
-    if incident.status == IncidentStatus.OPEN:
-        acknowledge(session, incident_id, by=user.username, via="on_site", now=utcnow())
+    rule = _ack_rule(request)
+    if incident.status == IncidentStatus.OPEN and may_acknowledge(session, incident, user.username, rule, utcnow()):
+        # an arrival is recorded whoever reports it; it stops the escalation only when a recipient reports it
+        acknowledge(session, incident_id, by=user.username, via="on_site", now=utcnow(), rule=rule)
     session.commit()
     return IncidentPublic.model_validate(incident)
 
@@ -284,17 +316,22 @@ def ack_by_link(
                 attempts=nsettings.link_proof_attempts,
                 now=now,
             )
-        link.used_at = now
-        session.add(link)
         incident = acknowledge(
             session,
             claims.incident_id,
             by=claims.recipient,
             via="link",
             now=now,
+            rule=_ack_rule(request),
             proof=proof,
             link_channel=link.channel,
+            client=_client(request),
         )
+        link.used_at = now
+        session.add(link)
+    except AckRefused as refusal:  # a link is issued to a recipient only; the same check applies all the same
+        session.commit()
+        return HTMLResponse(_PAGE.format(title="未能确认", body=f"<p>{html.escape(str(refusal))}</p>"), status_code=403)
     except ProofRefused as refusal:
         session.commit()  # the refusal is journaled and counted
         body = f"<p>{html.escape(str(refusal))}</p>"

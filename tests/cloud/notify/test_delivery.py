@@ -216,7 +216,7 @@ async def test_acknowledged_alarm_does_not_escalate(
         await wait_until(lambda: _count(cloud_engine, Incident) == 1, 10, "incident")
         with Session(writer(cloud_engine)) as session:
             incident = session.exec(select(Incident)).one()
-            acknowledge(session, incident.id or 0, by="insp-a", via="api", now=utcnow())
+            acknowledge(session, incident.id or 0, by="insp-a", via="api", now=utcnow(), rule=rules.routing.ack)
             session.commit()
         # the escalation time passes: one more tick after it must not escalate
         await asyncio.sleep(0)  # let the loop run

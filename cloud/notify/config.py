@@ -18,6 +18,7 @@ ChannelName = Literal["inapp", "mqtt", "webhook", "email"]
 CHANNELS: tuple[ChannelName, ...] = ("inapp", "mqtt", "webhook", "email")
 RecipientKind = Literal["on_duty", "site_contacts", "assignee", "supervisors"]
 Level = Literal["supervisor", "head"]
+AckRank = Literal["inspector", "supervisor", "head"]
 SEVERITY_RANK = {"critical": 0, "major": 1, "minor": 2, "warning": 3, "indeterminate": 4}
 
 
@@ -112,8 +113,9 @@ class AckRules(RuleModel):
     id: str = "ack_personal"
     zh: str = "只有该通知的接收人或其所属部门负责人可以确认收到"
     en: str = "only a recipient of this incident's notifications or the head of its department may acknowledge it"
-    ranks: list[Literal["inspector", "supervisor", "head"]] = Field(
-        default_factory=lambda: ["head"], description="contact ranks of the incident's department who may also ack"
+    ranks: list[AckRank] = Field(
+        default_factory=lambda: list[AckRank](["head"]),
+        description="contact ranks of the incident's department who may also ack",
     )
     on_duty_only: bool = Field(default=False, description="those ranks only while on the department's roster")
 

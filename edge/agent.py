@@ -167,28 +167,51 @@ class Agent:
             len(self.cameras.cameras),
         )
 
-    def health_problems(self, acks_before: int) -> list[str]:
+    def failing(self) -> dict[str, str]:
+        """What does not work on the running configuration right now (a push's baseline): ``device:<id>`` whose
+        last poll failed and ``camera:<id>`` that is down (cannot be opened, no frames), each with a label."""
+        out = {}
+        for poller in self.runtime.pollers:
+            for device in poller.devices:
+                if device.health.failures > 0:
+                    why = device.health.last_error or "采集失败"
+                    out[f"device:{device.reader.device_id}"] = f"设备 {device.reader.device_id}（{why}）"
+        reasons = self.cameras.reasons()
+        for key, state in self.cameras.health().items():
+            if state == "down":
+                cid = key.removeprefix("camera:")
+                out[key] = f"摄像头 {cid}（{reasons.get(cid) or '无画面'}）"
+        return out
+
+    def health_problems(self, acks_before: int, tolerated: frozenset[str] = frozenset()) -> list[str]:
         """Why the agent is not (yet) healthy on its configuration since an apply (empty: healthy). Healthy: every
-        device polled successfully at least once, and — when the uplink is connected — the cloud acknowledged
-        something since ``acks_before`` or nothing waits in the outbox (MQTT settings change only on restart, so a
-        network outage is not the new configuration's fault and is not judged)."""
+        device polled successfully at least once, every camera decoded at least one frame, and — when the uplink
+        is connected — the cloud acknowledged something since ``acks_before`` or nothing waits in the outbox (MQTT
+        settings change only on restart, so a network outage is not the new configuration's fault and is not
+        judged). Devices and cameras in ``tolerated`` (``device:<id>`` / ``camera:<id>``: already failing before
+        the push) are not judged: a push is refused for what it breaks, not for what was broken already."""
         problems = []
         for poller in self.runtime.pollers:
             for device in poller.devices:
                 health = device.health
+                if f"device:{device.reader.device_id}" in tolerated:
+                    continue
                 if health.polls - health.errors < 1:
                     why = health.last_error or "尚未轮询"
                     problems.append(f"设备 {device.reader.device_id} 未能成功采集（{why}）")
+        for cid, why in self.cameras.without_frame().items():
+            if f"camera:{cid}" not in tolerated:
+                problems.append(f"摄像头 {cid} 无画面（{why}）")
         if self.uplink.connected and self.outbox.depth > 0 and self.uplink.acks == acks_before:
             problems.append("云端尚未确认新版本下发送的数据")
         return problems
 
-    async def await_healthy(self, deadline_s: float) -> str | None:
+    async def await_healthy(self, deadline_s: float, tolerated: frozenset[str] = frozenset()) -> str | None:
         """Wait until :meth:`health_problems` is empty (None) or ``deadline_s`` passed (the problems)."""
         loop = asyncio.get_running_loop()
         acks_before, end = self.uplink.acks, loop.time() + deadline_s
         while True:
-            problems = self.health_problems(acks_before)
+            problems = self.health_problems(acks_before, tolerated)
             if not problems:
                 return None
             left = end - loop.time()

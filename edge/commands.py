@@ -11,8 +11,13 @@ Pushes (``push_config`` carries the whole site file as TOML text in ``payload.co
    flushed into it first, so nothing buffered is lost.
 3. **on trial**: the agent must be healthy on the new version within ``[agent] config_health_deadline_s`` (of the
    new version). Healthy means (:meth:`Operations.await_healthy`, see edge/agent.py): the configuration loaded
-   and started; every configured device has been polled successfully at least once since the apply; and, when
-   the uplink is connected, the cloud has acknowledged what the agent sent since (or nothing was waiting).
+   and started; every configured device has been polled successfully at least once since the apply; every
+   camera has decoded at least one frame since the apply (a camera whose file or URL cannot be opened fails it,
+   like a Modbus device that does not answer); and, when the uplink is connected, the cloud has acknowledged what
+   the agent sent since (or nothing was waiting). **Baseline:** a device or camera that was already failing on the
+   running version just before the push (:meth:`Operations.failing`: last poll failed / camera down) is not
+   judged — a push is rolled back for what it breaks, not for what was broken before (a dead camera must not
+   block a threshold change); the result names what was excused.
 4. **not healthy by the deadline** (or the new version failed to start): the previous files are restored and the
    previous configuration applied again, by the agent itself; the result is ``ok=false``, ``rolled_back=true``,
    the reason, and ``version`` = the previous version (now in force).
@@ -66,8 +71,12 @@ class Operations(Protocol):
     async def apply(self, site: LoadedSite) -> None:
         """Swap to ``site`` (raises if it cannot start)."""
 
-    async def await_healthy(self, deadline_s: float) -> str | None:
-        """Wait until healthy on the applied configuration (None) or the deadline (the reason, Chinese)."""
+    def failing(self) -> dict[str, str]:
+        """What does not work on the running configuration now (``device:<id>`` / ``camera:<id>`` → label)."""
+
+    async def await_healthy(self, deadline_s: float, tolerated: frozenset[str] = frozenset()) -> str | None:
+        """Wait until healthy on the applied configuration (None) or the deadline (the reason, Chinese); what is
+        in ``tolerated`` (failing before the push) is not judged."""
 
     def recent_logs(self, lines: int) -> list[str]: ...
 
@@ -357,6 +366,7 @@ class CommandHandler:
             log.warning("pushed %s makes the site invalid: %s", what, exc)
             return self._result(command, False, f"配置无效，继续使用原配置：{exc}", version=old_version)
         rollback_reason: str | None = None
+        before = self.ops.failing()  # the baseline: what was broken already is not the new version's fault
         try:
             await self.ops.apply(site)
         except Exception as exc:
@@ -364,7 +374,7 @@ class CommandHandler:
             rollback_reason = f"新版本启动失败：{exc}"
         if rollback_reason is None:
             deadline = site.config.agent.config_health_deadline_s
-            problem = await self.ops.await_healthy(deadline)
+            problem = await self.ops.await_healthy(deadline, frozenset(before))
             if problem is not None:
                 rollback_reason = f"新版本在 {deadline:g} 秒内未达到健康：{problem}"
         if rollback_reason is not None:
@@ -379,10 +389,12 @@ class CommandHandler:
                 rolled_back=True,
             )
         restart = " (MQTT 设置在重启后生效)" if site.config.mqtt != old.config.mqtt else ""
-        log.info("%s applied and healthy", what)
+        excused = f"；推送前已故障、未计入健康判定：{'，'.join(before.values())}" if before else ""
+        log.info("%s applied and healthy%s", what, f" (not judged, failing before: {sorted(before)})" if before else "")
         return self._result(
             command,
             True,
-            f"{what} 已应用且运行正常：{len(site.config.devices)} 台设备，{len(site.config.rules)} 组规则{restart}",
+            f"{what} 已应用且运行正常：{len(site.config.devices)} 台设备，{len(site.config.cameras)} 路摄像头，"
+            f"{len(site.config.rules)} 组规则{restart}{excused}",
             version=new_version,
         )

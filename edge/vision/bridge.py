@@ -197,6 +197,19 @@ class CameraBridge:
     def health(self) -> dict[str, str]:
         return self.service.health() if self.service is not None else {}
 
+    def reasons(self) -> dict[str, str]:
+        """camera id → why it is down (its worker's last reason), for the cameras that have one."""
+        if self.service is None:
+            return {}
+        return {cid: w.reason for cid, w in self.service.workers.items() if w.reason}
+
+    def without_frame(self) -> dict[str, str]:
+        """camera id → why, for each camera without a decoded frame since this bridge started its cameras
+        (every camera, while the service is not up yet)."""
+        if self.service is None:
+            return {c.camera_id: "尚未启动" for c in self.cameras}
+        return self.service.without_frame()
+
     async def export_range(self, camera_id: str, start: datetime, end: datetime) -> EvidenceRef:
         """The recorded video of ``camera_id`` in ``[start, end]`` into the evidence store (ValueError if none)."""
         if self.recordings is None:

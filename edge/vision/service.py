@@ -292,6 +292,15 @@ class CameraService:
         caption = f"remote snapshot {camera_id}"
         return self._store.put(render_snapshot(frame, [], [], caption=caption, ts=wall), "remote_snapshot")
 
+    def without_frame(self) -> dict[str, str]:
+        """camera id → why, for every camera that has not decoded a frame since it started (cannot be opened,
+        garbage only, or not yet): the push trial's camera verdict (edge/agent.py ``health_problems``)."""
+        return {
+            cid: w.reason or ("尚未打开" if w.state == "starting" else w.state)
+            for cid, w in self.workers.items()
+            if w.last_frame is None
+        }
+
     def health(self) -> dict[str, str]:
         """camera id → ok | degraded | down (for the heartbeat's driver map)."""
         out = {}

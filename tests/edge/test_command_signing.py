@@ -54,7 +54,10 @@ class Rig:
         self.applied.append(site)
         self.site = site
 
-    async def await_healthy(self, deadline_s: float) -> str | None:
+    def failing(self) -> dict[str, str]:
+        return {}
+
+    async def await_healthy(self, deadline_s: float, tolerated: frozenset[str] = frozenset()) -> str | None:
         return self.unhealthy
 
     def recent_logs(self, lines: int) -> list[str]:

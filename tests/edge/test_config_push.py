@@ -109,7 +109,7 @@ async def test_a_trial_interrupted_by_a_stop_or_crash_is_rolled_back_at_the_next
     pushed = original_text.replace('label = "常温库"', 'label = "常温库二"')
     in_trial, verdict = asyncio.Event(), asyncio.Event()
 
-    async def never_healthy(deadline_s: float) -> str | None:
+    async def never_healthy(deadline_s: float, tolerated: frozenset[str] = frozenset()) -> str | None:
         in_trial.set()
         await verdict.wait()  # the agent dies before the verdict
         return None

@@ -140,7 +140,14 @@ class SubjectUpdate(CoordinatesIn, update_model(SubjectBase, exclude={"uscc"})):
     """修改市场主体：省略的字段不变，边界与登记相同；统一社会信用代码不可修改。"""
 
 
-class MarketSubject(SubjectBase, table=True):
+class Deactivation(SQLModel):
+    """注销/停用: set by the deactivate action only (never by create or update); ``None`` = in use."""
+
+    deactivated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, description="注销/停用时间")
+    deactivation_reason: str | None = Field(default=None, max_length=300, description="注销/停用理由")
+
+
+class MarketSubject(Deactivation, SubjectBase, table=True):
     __tablename__ = "market_subject"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -148,10 +155,14 @@ class MarketSubject(SubjectBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class SubjectPublic(SubjectBase):
+class SubjectPublic(Deactivation, SubjectBase):
     id: int
     created_at: datetime
     updated_at: datetime
+
+
+class ReasonIn(SQLModel):
+    reason: str = Field(min_length=2, max_length=300, description="理由（记入日志）")
 
 
 # ---------------------------------------------------------------- licences
@@ -205,11 +216,11 @@ class SiteUpdate(CoordinatesIn, update_model(SiteBase, exclude={"site_id"})):  #
     """修改场所：省略的字段不变，边界与登记相同；场所 ID 不可修改。"""
 
 
-class Site(SiteBase, table=True):
+class Site(Deactivation, SiteBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class SitePublic(SiteBase):
+class SitePublic(Deactivation, SiteBase):
     created_at: datetime
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from enum import StrEnum
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -159,10 +160,13 @@ def list_subjects(
     q: str | None = None,
     risk_grade: RiskGrade | None = None,
     department_id: int | None = None,
+    include_deactivated: bool = False,
     offset: int = 0,
     limit: int = 100,
 ) -> Sequence[MarketSubject]:
     stmt = select(MarketSubject)
+    if not include_deactivated:
+        stmt = stmt.where(col(MarketSubject.deactivated_at).is_(None))
     if q:
         stmt = stmt.where(col(MarketSubject.name).contains(q) | (MarketSubject.uscc == uscc_mod.normalize(q)))
     if risk_grade:
@@ -250,8 +254,16 @@ def update_site(session: Session, *, site_id: str, data: SiteUpdate) -> Site:
     return site
 
 
-def list_sites(session: Session, *, department_id: int | None = None, subject_id: int | None = None) -> Sequence[Site]:
+def list_sites(
+    session: Session,
+    *,
+    department_id: int | None = None,
+    subject_id: int | None = None,
+    include_deactivated: bool = False,
+) -> Sequence[Site]:
     stmt = select(Site)
+    if not include_deactivated:
+        stmt = stmt.where(col(Site.deactivated_at).is_(None))
     if department_id is not None:
         stmt = stmt.where(Site.department_id == department_id)
     if subject_id is not None:
@@ -317,6 +329,105 @@ def update_sensor(session: Session, *, site_id: str, sensor_id: str, data: Senso
 
 def list_sensors(session: Session, *, site_id: str) -> Sequence[Sensor]:
     return session.exec(select(Sensor).where(Sensor.site_id == site_id).order_by(col(Sensor.sensor_id))).all()
+
+
+# ---------------------------------------------------------------- deactivation (注销/停用) and reactivation
+class RegistryState(StrEnum):
+    """What the registry says of a site's incoming data: ``active`` (registered, in use), ``deactivated`` (the site
+    or its market subject is deactivated), ``unknown`` (never registered). Read by the ingest/quarantine hook."""
+
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    UNKNOWN = "unknown"
+
+
+def site_state(session: Session, *, site_id: str) -> RegistryState:
+    site = session.get(Site, site_id)
+    if site is None:
+        return RegistryState.UNKNOWN
+    if site.deactivated_at is not None:
+        return RegistryState.DEACTIVATED
+    subject = session.get(MarketSubject, site.subject_id) if site.subject_id is not None else None
+    if subject is not None and subject.deactivated_at is not None:
+        return RegistryState.DEACTIVATED
+    return RegistryState.ACTIVE
+
+
+class Deactivated(Conflict):
+    """New work for a deactivated subject or site is refused (409)."""
+
+
+def ensure_active(session: Session, *, subject_id: int | None = None, site_id: str | None = None, what: str) -> None:
+    """Refuse ``what`` (e.g. 派发检查任务) for a deactivated subject, a deactivated site or a site of one."""
+    site = session.get(Site, site_id) if site_id else None
+    if site is not None and site.deactivated_at is not None:
+        raise Deactivated(
+            f"场所“{site.name}”已停用（{site.deactivation_reason}），不能{what}；如需恢复，请在“场所与设备”页恢复启用"
+        )
+    for sid in {subject_id, site.subject_id if site is not None else None} - {None}:
+        subject = session.get(MarketSubject, sid)
+        if subject is not None and subject.deactivated_at is not None:
+            raise Deactivated(
+                f"市场主体“{subject.name}”已注销（{subject.deactivation_reason}），不能{what}；"
+                "如需恢复，请在“市场主体”页恢复"
+            )
+
+
+def _journal(session: Session, actor: str, action: str, target_type: str, target_id: str | int, reason: str) -> None:
+    from cloud import journal
+
+    journal.append(
+        session,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        payload={"reason": reason},
+    )
+
+
+def deactivate_subject(session: Session, *, subject_id: int, reason: str, actor: str) -> MarketSubject:
+    subject = get_subject(session, subject_id=subject_id)
+    if subject.deactivated_at is not None:
+        raise Conflict(f"市场主体“{subject.name}”已于此前注销")
+    subject.deactivated_at, subject.deactivation_reason, subject.updated_at = utcnow(), reason, utcnow()
+    session.add(subject)
+    _journal(session, actor, "subject.deactivated", "subject", subject_id, reason)
+    session.flush()
+    return subject
+
+
+def reactivate_subject(session: Session, *, subject_id: int, reason: str, actor: str) -> MarketSubject:
+    subject = get_subject(session, subject_id=subject_id)
+    if subject.deactivated_at is None:
+        raise Conflict(f"市场主体“{subject.name}”未注销，无需恢复")
+    subject.deactivated_at, subject.deactivation_reason, subject.updated_at = None, None, utcnow()
+    session.add(subject)
+    _journal(session, actor, "subject.reactivated", "subject", subject_id, reason)
+    session.flush()
+    return subject
+
+
+def deactivate_site(session: Session, *, site_id: str, reason: str, actor: str) -> Site:
+    site = get_site(session, site_id=site_id)
+    if site.deactivated_at is not None:
+        raise Conflict(f"场所“{site.name}”已于此前停用")
+    site.deactivated_at, site.deactivation_reason = utcnow(), reason
+    session.add(site)
+    _journal(session, actor, "site.deactivated", "site", site_id, reason)
+    session.flush()
+    return site
+
+
+def reactivate_site(session: Session, *, site_id: str, reason: str, actor: str) -> Site:
+    site = get_site(session, site_id=site_id)
+    if site.deactivated_at is None:
+        raise Conflict(f"场所“{site.name}”未停用，无需恢复")
+    site.deactivated_at, site.deactivation_reason = None, None
+    session.add(site)
+    _journal(session, actor, "site.reactivated", "site", site_id, reason)
+    session.flush()
+    return site
 
 
 # ---------------------------------------------------------------- approvals

@@ -29,10 +29,12 @@ from cloud.workflow.states import CASE_MACHINE, CLUE_MACHINE, ROLE_LABELS, ClueA
 from cloud.workflow.states import Role as Duty
 
 __all__ = [
+    "AdminArea",
     "ClosingRule",
     "ClosingRuleError",
     "DutyRuleError",
     "DutyRules",
+    "admin_areas",
     "check_grant",
     "check_position",
     "check_spot_review",
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 BUSINESS = [d for d in Duty if d is not Duty.SYSTEM]
+#: the console's 系统管理 pages; each needs its account roles in ``[administration]``
+ADMIN_AREAS = ("staff", "departments", "subjects", "sites")
 
 
 class RuleText(RuleModel):
@@ -87,6 +91,19 @@ class ClosingRule(RuleText):
         return self
 
 
+class AdminArea(RuleModel):
+    """A page of the console's 系统管理 and the account roles that may open it and act on it."""
+
+    zh: str = Field(min_length=1, max_length=40)
+    roles: list[AccountRole] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _people_only(self) -> AdminArea:
+        if AccountRole.DEVICE in self.roles:
+            raise ValueError("roles: a device account opens no page")
+        return self
+
+
 class DutyRules(RuleModel):
     version: str
     administrators: list[AccountRole] = Field(min_length=1)
@@ -98,6 +115,7 @@ class DutyRules(RuleModel):
     administrator_rule: RuleText
     grant_rule: RuleText
     clue_closing: ClosingRule
+    administration: dict[str, AdminArea]
 
     @model_validator(mode="after")
     def _consistent(self) -> DutyRules:
@@ -108,6 +126,9 @@ class DutyRules(RuleModel):
             for role, duties in table.items():
                 if Duty.SYSTEM in duties:
                     raise ValueError(f"{role.value}: the system duty is not a person's")
+        missing = sorted(set(ADMIN_AREAS) - set(self.administration))
+        if missing:
+            raise ValueError(f"administration: the console's pages {missing} need their roles")
         for role, duties in self.defaults.items():
             extra = set(duties) - set(self.grants.get(role, []))
             if extra:
@@ -167,6 +188,11 @@ class ClosingRuleError(Conflict):
             },
         )
         self.rule = rule.id
+
+
+def admin_areas(role: str) -> list[str]:
+    """The 系统管理 pages an account of ``role`` may open and act on (``[administration]`` of duties.toml)."""
+    return [name for name, area in duty_rules().administration.items() if AccountRole(role) in area.roles]
 
 
 def is_administrator(role: str) -> bool:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from cloud.api.deps import SessionDep, StaffUser, StoreDep, require_roles
+from cloud.api.admin_areas import DepartmentsAdmin, SitesAdmin, StaffAdmin, SubjectsAdmin
+from cloud.api.deps import CurrentUser, SessionDep, StaffUser, StoreDep, require_roles
 from cloud.core.users import Role, User
-from cloud.registry import csv_import, quarantine, service
+from cloud.registry import csv_engine, csv_import, quarantine, service
 from cloud.registry.models import (
     ApprovalState,
     Decision,
@@ -29,6 +31,7 @@ from cloud.registry.models import (
     MeasuringPointPublic,
     PendingDevice,
     PendingDevicePublic,
+    ReasonIn,
     RiskGrade,
     SensorCreate,
     SensorPublic,
@@ -74,7 +77,7 @@ def get_departments(session: SessionDep, _: StaffUser) -> list[DepartmentPublic]
 
 
 @router.post("/departments", status_code=201, summary="新增部门 (create department)")
-def post_department(session: SessionDep, _: EditorUser, data: DepartmentCreate) -> DepartmentPublic:
+def post_department(session: SessionDep, _: DepartmentsAdmin, data: DepartmentCreate) -> DepartmentPublic:
     dep = service.create_department(session, data=data)
     session.commit()
     return DepartmentPublic.model_validate(dep)
@@ -89,17 +92,24 @@ def get_subjects(
     q: str | None = None,
     risk_grade: RiskGrade | None = None,
     department_id: int | None = None,
+    include_deactivated: Annotated[bool, Query(description="含已注销的主体")] = False,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[SubjectPublic]:
     rows = service.list_subjects(
-        session, q=q, risk_grade=risk_grade, department_id=department_id, offset=offset, limit=limit
+        session,
+        q=q,
+        risk_grade=risk_grade,
+        department_id=department_id,
+        include_deactivated=include_deactivated,
+        offset=offset,
+        limit=limit,
     )
     return [SubjectPublic.model_validate(s) for s in rows if scope.allows(s.department_id)]
 
 
 @router.post("/subjects", status_code=201, summary="登记市场主体 (USCC check character validated)")
-def post_subject(session: SessionDep, _: EditorUser, data: SubjectCreate) -> SubjectPublic:
+def post_subject(session: SessionDep, _: SubjectsAdmin, data: SubjectCreate) -> SubjectPublic:
     subject = service.create_subject(session, data=data)
     session.commit()
     return SubjectPublic.model_validate(subject)
@@ -111,8 +121,22 @@ def get_subject(session: SessionDep, _: StaffUser, subject_id: int) -> SubjectPu
 
 
 @router.patch("/subjects/{subject_id}", summary="修改市场主体（含风险等级 A–D）")
-def patch_subject(session: SessionDep, _: EditorUser, subject_id: int, data: SubjectUpdate) -> SubjectPublic:
+def patch_subject(session: SessionDep, _: SubjectsAdmin, subject_id: int, data: SubjectUpdate) -> SubjectPublic:
     subject = service.update_subject(session, subject_id=subject_id, data=data)
+    session.commit()
+    return SubjectPublic.model_validate(subject)
+
+
+@router.post("/subjects/{subject_id}/deactivate", summary="注销市场主体（填写理由；保留历史，不再派发新任务）")
+def deactivate_subject(session: SessionDep, user: SubjectsAdmin, subject_id: int, body: ReasonIn) -> SubjectPublic:
+    subject = service.deactivate_subject(session, subject_id=subject_id, reason=body.reason, actor=user.username)
+    session.commit()
+    return SubjectPublic.model_validate(subject)
+
+
+@router.post("/subjects/{subject_id}/reactivate", summary="恢复已注销的市场主体（填写理由）")
+def reactivate_subject(session: SessionDep, user: SubjectsAdmin, subject_id: int, body: ReasonIn) -> SubjectPublic:
+    subject = service.reactivate_subject(session, subject_id=subject_id, reason=body.reason, actor=user.username)
     session.commit()
     return SubjectPublic.model_validate(subject)
 
@@ -143,7 +167,7 @@ class ImportReportPublic(BaseModel):
     summary="批量导入市场主体与许可证 CSV (enterprise-credit publicity export columns; bad rows reported)",
 )
 async def import_subjects(
-    session: SessionDep, _: EditorUser, file: UploadFile, department_id: int | None = None
+    session: SessionDep, _: SubjectsAdmin, file: UploadFile, department_id: int | None = None
 ) -> ImportReportPublic:
     data = await file.read()
     try:
@@ -163,7 +187,7 @@ async def import_subjects(
 
 
 @router.post("/sites/positions/import", summary="批量导入场所坐标 CSV（WGS-84 或 GCJ-02；须在辖区内，逐行报错）")
-async def import_site_positions(session: SessionDep, _: EditorUser, file: UploadFile) -> dict[str, object]:
+async def import_site_positions(session: SessionDep, _: SitesAdmin, file: UploadFile) -> dict[str, object]:
     from cloud.registry.positions import import_positions
 
     try:
@@ -174,9 +198,108 @@ async def import_site_positions(session: SessionDep, _: EditorUser, file: Upload
     return report.__dict__
 
 
+# ---------------------------------------------------------------- all-or-nothing imports (staff, sites)
+class CellErrorPublic(BaseModel):
+    line: int
+    column: str | None = None
+    reason: str
+
+
+class BulkImportPublic(BaseModel):
+    """批量导入结果：有任何错误则整个文件不写入（422）；``dry_run`` 只预览。"""
+
+    kind: str
+    dry_run: bool
+    imported: bool
+    rows: int
+    summary: str
+    counts: dict[str, dict[str, int]]
+    actions: list[dict[str, Any]]
+    errors: list[CellErrorPublic]
+    initial_passwords: list[dict[str, str]] = []
+
+
+def _bulk_answer(session: Session, outcome: csv_engine.ImportOutcome, actor: str) -> Any:
+    from cloud import journal
+
+    body = BulkImportPublic(
+        kind=outcome.kind,
+        dry_run=outcome.dry_run,
+        imported=outcome.imported,
+        rows=outcome.rows,
+        summary=outcome.summary(),
+        counts=outcome.counts,
+        actions=outcome.actions,
+        errors=[CellErrorPublic(line=e.line, column=e.column, reason=e.reason) for e in outcome.errors],
+        initial_passwords=outcome.extra.get("initial_passwords", []),
+    )
+    if outcome.errors:
+        session.rollback()
+        return JSONResponse(status_code=422, content={"detail": body.summary, **body.model_dump(mode="json")})
+    if outcome.imported:
+        journal.append(
+            session,
+            actor=actor,
+            action="registry.imported",
+            target_type="import",
+            target_id=outcome.kind,
+            payload={"kind": outcome.kind, "rows": outcome.rows, "counts": outcome.counts},
+        )
+        session.commit()
+    return body
+
+
+def _read_or_422(read: Any) -> csv_engine.ImportOutcome:
+    try:
+        outcome: csv_engine.ImportOutcome = read()
+    except csv_import.ImportFormatError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return outcome
+
+
+@router.post(
+    "/staff/import",
+    summary="批量导入人员 CSV（登录名、姓名、账号角色、部门编码、执法证号、业务职责；全部通过才写入；dry_run 预览）",
+    dependencies=[county_wide("staff import: the system administrator, county-wide")],
+    response_model=BulkImportPublic,
+)
+async def import_staff(session: SessionDep, user: StaffAdmin, file: UploadFile, dry_run: bool = False) -> Any:
+    from cloud.registry.staff_import import import_staff as run
+
+    data = await file.read()
+    outcome = _read_or_422(lambda: run(session, data, actor=user.username, dry_run=dry_run))
+    return _bulk_answer(session, outcome, user.username)
+
+
+@router.post(
+    "/sites/import",
+    summary="批量导入场所、设备、传感器与测点 CSV（全部通过才写入；dry_run 预览；按场所编号等更新）",
+    dependencies=[county_wide("site import: county-wide administration")],
+    response_model=BulkImportPublic,
+)
+async def import_sites(session: SessionDep, user: SitesAdmin, file: UploadFile, dry_run: bool = False) -> Any:
+    from cloud.registry.site_import import import_sites as run
+
+    data = await file.read()
+    outcome = _read_or_422(lambda: run(session, data, dry_run=dry_run))
+    return _bulk_answer(session, outcome, user.username)
+
+
+@router.get(
+    "/admin-areas",
+    summary="当前用户可以使用的系统管理页面（职责规则 administration）",
+    dependencies=[county_wide("the caller's own administration pages")],
+)
+def get_admin_areas(user: CurrentUser) -> list[dict[str, Any]]:
+    from cloud.workflow.duties import duty_rules
+
+    areas = duty_rules().administration
+    return [{"area": name, "zh": a.zh, "allowed": user.role in a.roles} for name, a in areas.items()]
+
+
 # ---------------------------------------------------------------- licences
 @router.post("/licences", status_code=201, summary="登记许可证")
-def post_licence(session: SessionDep, _: EditorUser, data: LicenceCreate) -> LicencePublic:
+def post_licence(session: SessionDep, _: SubjectsAdmin, data: LicenceCreate) -> LicencePublic:
     licence = service.create_licence(session, data=data)
     session.commit()
     return service.licence_public(licence, None, date.today())
@@ -210,13 +333,16 @@ def get_sites(
     scope: ScopeDep,
     department_id: int | None = None,
     subject_id: int | None = None,
+    include_deactivated: Annotated[bool, Query(description="含已停用的场所")] = False,
 ) -> list[SitePublic]:
-    rows = service.list_sites(session, department_id=department_id, subject_id=subject_id)
+    rows = service.list_sites(
+        session, department_id=department_id, subject_id=subject_id, include_deactivated=include_deactivated
+    )
     return [SitePublic.model_validate(s) for s in rows if scope.allows(site_department(session, s.site_id))]
 
 
 @router.post("/sites", status_code=201, summary="登记场所")
-def post_site(session: SessionDep, _: EditorUser, data: SiteCreate) -> SitePublic:
+def post_site(session: SessionDep, _: SitesAdmin, data: SiteCreate) -> SitePublic:
     site = service.create_site(session, data=data)
     session.commit()
     return SitePublic.model_validate(site)
@@ -228,8 +354,22 @@ def get_site(session: SessionDep, _: StaffUser, site_id: str) -> SitePublic:
 
 
 @router.patch("/sites/{site_id}", summary="修改场所")
-def patch_site(session: SessionDep, _: EditorUser, site_id: str, data: SiteUpdate) -> SitePublic:
+def patch_site(session: SessionDep, _: SitesAdmin, site_id: str, data: SiteUpdate) -> SitePublic:
     site = service.update_site(session, site_id=site_id, data=data)
+    session.commit()
+    return SitePublic.model_validate(site)
+
+
+@router.post("/sites/{site_id}/deactivate", summary="停用场所（填写理由；保留历史，不再派发新任务）")
+def deactivate_site(session: SessionDep, user: SitesAdmin, site_id: str, body: ReasonIn) -> SitePublic:
+    site = service.deactivate_site(session, site_id=site_id, reason=body.reason, actor=user.username)
+    session.commit()
+    return SitePublic.model_validate(site)
+
+
+@router.post("/sites/{site_id}/reactivate", summary="恢复启用场所（填写理由）")
+def reactivate_site(session: SessionDep, user: SitesAdmin, site_id: str, body: ReasonIn) -> SitePublic:
+    site = service.reactivate_site(session, site_id=site_id, reason=body.reason, actor=user.username)
     session.commit()
     return SitePublic.model_validate(site)
 
@@ -240,7 +380,7 @@ def get_points(session: SessionDep, _: StaffUser, site_id: str) -> list[Measurin
 
 
 @router.post("/points", status_code=201, summary="登记测点（位置、库区/车型、仓储/运输、GSP 配置档）")
-def post_point(session: SessionDep, _: EditorUser, data: MeasuringPointCreate) -> MeasuringPointPublic:
+def post_point(session: SessionDep, _: SitesAdmin, data: MeasuringPointCreate) -> MeasuringPointPublic:
     point = service.create_measuring_point(session, data=data)
     session.commit()
     return MeasuringPointPublic.model_validate(point)
@@ -252,7 +392,7 @@ def get_devices(session: SessionDep, _: StaffUser, site_id: str) -> list[DeviceP
 
 
 @router.post("/devices", status_code=201, summary="登记设备")
-def post_device(session: SessionDep, _: EditorUser, data: DeviceCreate) -> DevicePublic:
+def post_device(session: SessionDep, _: SitesAdmin, data: DeviceCreate) -> DevicePublic:
     device = service.create_device(session, data=Device.model_validate(data))
     session.commit()
     return DevicePublic.model_validate(device)
@@ -264,14 +404,14 @@ def get_sensors(session: SessionDep, _: StaffUser, site_id: str) -> list[SensorP
 
 
 @router.post("/sensors", status_code=201, summary="登记传感器（测点、预期上报间隔）")
-def post_sensor(session: SessionDep, _: EditorUser, data: SensorCreate) -> SensorPublic:
+def post_sensor(session: SessionDep, _: SitesAdmin, data: SensorCreate) -> SensorPublic:
     sensor = service.create_sensor(session, data=data)
     session.commit()
     return SensorPublic.model_validate(sensor)
 
 
 @router.patch("/sites/{site_id}/sensors/{sensor_id}", summary="修改传感器")
-def patch_sensor(session: SessionDep, _: EditorUser, site_id: str, sensor_id: str, data: SensorUpdate) -> SensorPublic:
+def patch_sensor(session: SessionDep, _: SitesAdmin, site_id: str, sensor_id: str, data: SensorUpdate) -> SensorPublic:
     sensor = service.update_sensor(session, site_id=site_id, sensor_id=sensor_id, data=data)
     session.commit()
     return SensorPublic.model_validate(sensor)

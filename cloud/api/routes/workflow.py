@@ -29,7 +29,7 @@ from cloud.security.scoping import ScopeDep, county_wide, scope_guard
 from cloud.workflow import enforcement, inspection, paperwork, penalty, random_inspection, staffing
 from cloud.workflow.deadlines import date_certainty
 from cloud.workflow.decisions import recompute_all, recompute_risk
-from cloud.workflow.duties import check_grant
+from cloud.workflow.duties import admin_areas, check_grant
 from cloud.workflow.models import (
     DocumentRecord,
     EnforcementCase,
@@ -161,8 +161,8 @@ def get_staff(session: SessionDep, _: StaffUser) -> list[dict[str, Any]]:
     dependencies=[county_wide("staff administration: system administrator only")],
 )
 def put_staff(session: SessionDep, actor: ActorDep, user: CurrentUser, user_id: int, body: StaffIn) -> dict[str, Any]:
-    if user.role != "admin":
-        raise Forbidden("只有系统管理员可以设置人员职责 / admin only")
+    if "staff" not in admin_areas(user.role):  # [administration.staff] of duties.toml
+        raise Forbidden("无权限：“人员与职责”管理须由系统管理员办理（职责规则 administration.staff） / admin only")
     target = session.get(User, user_id)
     if target is None:
         raise NotFound(f"用户 {user_id} 不存在")

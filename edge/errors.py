@@ -8,13 +8,16 @@ class EdgeError(Exception):
 
 
 class ConfigError(EdgeError):
-    """A site file (or something it references) is invalid: names the file, the key and the reason."""
+    """A site file (or something it references) is invalid: names the file, the key and the reason (Chinese
+    first). ``more`` holds further (key, reason) problems of the same file; ``str()`` names each on its own line."""
 
-    def __init__(self, source: str, key: str, reason: str) -> None:
-        super().__init__(f"{source}: {key}: {reason}")
+    def __init__(self, source: str, key: str, reason: str, more: tuple[tuple[str, str], ...] = ()) -> None:
+        lines = [f"{source}: {k}: {r}" for k, r in ((key, reason), *more)]
+        super().__init__("\n".join(lines))
         self.source = source
         self.key = key
         self.reason = reason
+        self.more = more
 
 
 class DriverError(EdgeError):

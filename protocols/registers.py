@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from protocols.errors import ProtocolError
 from protocols.topics import ID_PATTERN
+from protocols.validation import problems
 
 MAX_ADDRESS: Final = 65535
 
@@ -199,13 +200,12 @@ def parse_register_map(text: str, source: str = "<string>") -> RegisterMap:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProtocolError("bad_register_map", f"{source}: TOML syntax: {exc}") from None
+        raise ProtocolError("bad_register_map", f"{source}: TOML 语法错误（TOML syntax: {exc}）") from None
     try:
         return RegisterMap.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ProtocolError("bad_register_map", f"{source}: {loc}: {first['msg']}") from None
+        found = problems(exc, lambda loc: ".".join(str(p) for p in loc) or "<root>")
+        raise ProtocolError("bad_register_map", "; ".join(f"{source}: {loc}: {why}" for loc, why in found)) from None
 
 
 def load_register_map(path: Path) -> RegisterMap:

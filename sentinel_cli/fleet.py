@@ -7,7 +7,9 @@ commands needs an administrator). A target is one or more ``site/agent`` argumen
 make a group (one command per agent, one group id). ``--wait`` follows the command or group until every agent has
 answered (or the timeout), printing each change; the exit code is 0 only if all succeeded without a rollback.
 
-This module imports none of edge/cloud/simulators: it is an HTTP client.
+This module imports none of cloud/simulators: it is an HTTP client. A pushed file is first checked with the edge's
+own validators (the file alone: syntax and schema, as the box's push trial does first) and refused here, naming
+the file, the key and the reason, before anything is signed.
 """
 
 from __future__ import annotations
@@ -208,17 +210,38 @@ def agents(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     if not rows:
         typer.echo("没有已知的边缘代理")
         return
-    typer.echo(f"{'代理':<28}{'状态':<6}{'软件':<10}{'缓存':<6}版本")
+    typer.echo(f"{'代理':<27} {'状态':<6}{'软件':<10}{'缓存':<6}版本")
     for a in rows:
         drift = "" if a.get("versions_in_sync", True) else "  ≠ 有未同步的文件"
         typer.echo(
-            f"{a['site_id'] + '/' + a['agent_id']:<28}{a['online_label']:<6}{a['agent_version'] or '—':<10}"
+            f"{a['site_id'] + '/' + a['agent_id']:<27} {a['online_label']:<6}{a['agent_version'] or '—':<10}"
             f"{a['outbox_depth'] or 0:<6}{drift}"
         )
         for v in a.get("versions", []):
             mark = " ≠ 未同步" if v["in_sync"] is False else ""
             note = f"（{v['note']}）" if v["note"] else ""
             typer.echo(f"    {v['label']:<30}期望 {v['desired'] or '—':<14}上报 {v['reported'] or '—':<14}{mark}{note}")
+
+
+def _check(name: str, file: Path, text: str) -> None:
+    """Refuse a pushed file that the box would refuse anyway, before anything is signed or sent: an offline box
+    answers only when it returns (days later), and it names its own copy, not the file the operator edited. The
+    checks are those of the push trial's first step -- the file alone (syntax and schema); the whole site, with the
+    box's own register maps and packs, is still checked on the box."""
+    try:
+        from edge.config.loader import parse_toml, validate_artifact, validate_model
+        from edge.config.models import SiteConfig
+        from edge.errors import ConfigError
+    except ImportError:  # pragma: no cover - an installation without the edge package: the box checks it
+        return
+    try:
+        if name == "push_config":
+            validate_model(SiteConfig, parse_toml(text, str(file)), str(file))
+        else:
+            validate_artifact("registers" if name == "push_register_map" else "rulepacks", text, str(file))
+    except ConfigError as exc:
+        typer.echo(f"配置无效，未下发 (invalid, not sent):\n{exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _pusher(name: str, key: str, help_text: str) -> None:
@@ -235,6 +258,7 @@ def _pusher(name: str, key: str, help_text: str) -> None:
         ttl: TtlOpt = None,
     ) -> None:
         payload: dict[str, Any] = {key: _read(file)}
+        _check(name, file, payload[key])
         if name != "push_config":
             payload["name"] = file.stem
         _send(ctx, _target(targets, site, category, department), name, payload, why, wait, timeout, ttl)

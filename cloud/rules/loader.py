@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from protocols.validation import problems
+
 __all__ = [
     "LOCAL_RULES_ENV",
     "RULES_DIR",
@@ -97,11 +99,10 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 
 def validation_to_rule_error(path: Path | str, exc: ValidationError) -> RuleFileError:
-    """The first validation error as a :class:`RuleFileError` (further errors counted in the reason)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return RuleFileError(path, _loc(tuple(first["loc"])), f"{first['msg']}{more}")
+    """Every validation error as one :class:`RuleFileError`: the first one's key, each reason in Chinese (English in
+    brackets), further problems named with their keys after it."""
+    (key, reason), *more = problems(exc, _loc)
+    return RuleFileError(path, key, reason + "".join(f"；{k or '<root>'}: {r}" for k, r in more))
 
 
 def load_model(model: type[M], path: Path, context: dict[str, Any] | None = None) -> M:

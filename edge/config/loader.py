@@ -25,6 +25,7 @@ from edge.rules.models import RulePack
 from protocols.errors import ProtocolError
 from protocols.messages import content_version
 from protocols.registers import RegisterMap, parse_register_map
+from protocols.validation import problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -92,19 +93,18 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 
 def explain(error: ValidationError, source: str) -> ConfigError:
-    items = error.errors(include_url=False)
-    first = items[0]
-    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
-    return ConfigError(source, _loc(tuple(first["loc"])), f"{first['msg']}{more}")
+    """Every problem of ``error`` (Chinese reason, English in brackets), the first as the error's key."""
+    (key, reason), *more = problems(error, _loc)
+    return ConfigError(source, key, reason, tuple(more))
 
 
 def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), "<file>", f"cannot read: {exc.strerror}") from None
+        raise ConfigError(str(path), "<file>", f"无法读取文件（cannot read: {exc.strerror}）") from None
     except UnicodeDecodeError:
-        raise ConfigError(str(path), "<file>", "not UTF-8 text") from None
+        raise ConfigError(str(path), "<file>", "不是 UTF-8 文本（not UTF-8 text）") from None
     return text, parse_toml(text, str(path))
 
 
@@ -112,7 +112,7 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "<syntax>", str(exc)) from None
+        raise ConfigError(source, "<syntax>", f"TOML 语法错误（{exc}）") from None
 
 
 def validate_model(model: type[M], data: dict[str, Any], source: str) -> M:
@@ -161,7 +161,7 @@ def validate_artifact(kind: str, text: str, source: str) -> None:
         try:
             parse_register_map(text, source)
         except ProtocolError as exc:
-            raise ConfigError(source, "<root>", exc.detail) from None
+            raise ConfigError(source, "<root>", f"寄存器映射无效：{exc.detail}") from None
     else:
         validate_model(RulePack, parse_toml(text, source), source)
 
@@ -194,30 +194,53 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
             found = _find(_search_dirs(base_dir, config, "registers"), device.register_map)
             key = f"devices[{index}].register_map"
             if found is None:
-                raise ConfigError(source, key, f"register map {device.register_map!r} not found")
+                raise ConfigError(
+                    source,
+                    key,
+                    f"找不到寄存器映射 {device.register_map}.toml（register map {device.register_map!r} not found; "
+                    f"searched {', '.join(str(d) for d in _search_dirs(base_dir, config, 'registers'))}）",
+                )
             try:
                 maps[device.register_map], versions["registers"][device.register_map] = _load_register_map(found)
             except ProtocolError as exc:
-                raise ConfigError(source, key, exc.detail) from None
+                raise ConfigError(source, key, f"寄存器映射无效：{exc.detail}") from None
     packs: dict[str, RulePack] = {}
     for index, binding in enumerate(config.rules):
         key = f"rules[{index}]"
         if binding.pack not in packs:
             found = _find(_search_dirs(base_dir, config, "rulepacks"), binding.pack)
             if found is None:
-                raise ConfigError(source, f"{key}.pack", f"rule pack {binding.pack!r} not found")
+                raise ConfigError(
+                    source,
+                    f"{key}.pack",
+                    f"找不到规则包 {binding.pack}.toml（rule pack {binding.pack!r} not found; "
+                    f"searched {', '.join(str(d) for d in _search_dirs(base_dir, config, 'rulepacks'))}）",
+                )
             packs[binding.pack], versions["rulepacks"][binding.pack] = _load_rule_pack(found)
         pack = packs[binding.pack]
         if binding.profile is not None and binding.profile not in pack.profiles:
             raise ConfigError(
-                source, f"{key}.profile", f"pack {pack.id!r} has no profile {binding.profile!r} ({list(pack.profiles)})"
+                source,
+                f"{key}.profile",
+                f"规则包 {pack.id} 没有配置档 {binding.profile}，可选：{'、'.join(pack.profiles)}"
+                f"（pack {pack.id!r} has no profile {binding.profile!r}）",
             )
         if pack.profiles and binding.profile is None:
-            raise ConfigError(source, f"{key}.profile", f"pack {pack.id!r} needs a profile: {list(pack.profiles)}")
+            raise ConfigError(
+                source,
+                f"{key}.profile",
+                f"规则包 {pack.id} 须指定配置档 profile，可选：{'、'.join(pack.profiles)}"
+                f"（pack {pack.id!r} needs a profile）",
+            )
         rule_ids = {r.id for r in pack.rules}
         for rule_id, params in binding.overrides.items():
             if rule_id not in rule_ids:
-                raise ConfigError(source, f"{key}.overrides.{rule_id}", f"pack {pack.id!r} has no such rule")
+                raise ConfigError(
+                    source,
+                    f"{key}.overrides.{rule_id}",
+                    f"规则包 {pack.id} 没有这条规则，可选：{'、'.join(sorted(rule_ids))}"
+                    f"（pack {pack.id!r} has no such rule）",
+                )
             rule = next(r for r in pack.rules if r.id == rule_id)
             merged = {**rule.model_dump(), **params}
             try:
@@ -233,8 +256,9 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
                 raise ConfigError(
                     source,
                     f"devices[{config.devices.index(device)}].poll_interval_s",
-                    f"{interval:g} s exceeds the maximum record interval {limit:g} s of pack {pack.id!r} "
-                    f"({pack.record_interval_basis or pack.basis}) / 测点记录间隔超过法定上限",
+                    f"测点记录间隔 {interval:g} 秒超过规则包 {pack.id} 的法定上限 {limit:g} 秒"
+                    f"（{pack.record_interval_basis or pack.basis}；{interval:g} s exceeds the maximum record "
+                    f"interval {limit:g} s of pack {pack.id!r}）",
                 )
             points = points_of(device, maps)
             usable = [r for r in pack.rules_for(binding.profile) if all(i in points for i in r.inputs())]
@@ -242,7 +266,8 @@ def load_site_text(text: str, source: str, base_dir: Path) -> LoadedSite:
                 raise ConfigError(
                     source,
                     f"{key}.devices",
-                    f"device {device_id!r} has none of the points pack {pack.id!r} reads (it has {sorted(points)})",
+                    f"设备 {device_id} 没有规则包 {pack.id} 读取的任何测点（它有：{'、'.join(sorted(points)) or '无'}）"
+                    f"（device {device_id!r} has none of the points pack {pack.id!r} reads）",
                 )
     return LoadedSite(Path(source), config, maps, packs, text, versions["registers"], versions["rulepacks"])
 

@@ -163,7 +163,9 @@ class ProbeRegisters(_Section):
         for name in ("temperature", "humidity"):
             value = getattr(self, name)
             if value is not None and value < self.base:
-                raise ValueError(f"{name} = {value} but base = 1: 1-based register numbers start at 1")
+                raise ValueError(
+                    f"{name} = {value}，但 base = 1：从 1 编号的寄存器最小为 1（1-based register numbers start at 1）"
+                )
         return self
 
     def wire(self, number: int) -> int:
@@ -220,29 +222,39 @@ class SiteConfig(_Section):
     def _references(self) -> Self:
         bus_ids = [b.id for b in self.buses]
         if len(bus_ids) != len(set(bus_ids)):
-            raise ValueError(f"bus ids must be unique: {bus_ids}")
+            raise ValueError(f"总线 id 重复：{bus_ids}（bus ids must be unique）")
         buses = {b.id: b for b in self.buses}
         device_ids = [d.id for d in self.devices]
         if len(device_ids) != len(set(device_ids)):
-            raise ValueError(f"device ids must be unique: {device_ids}")
+            raise ValueError(f"设备 id 重复：{device_ids}（device ids must be unique）")
         for index, device in enumerate(self.devices):
             bus = buses.get(device.bus)
             if bus is None:
-                raise ValueError(f"devices[{index}] ({device.id}): bus {device.bus!r} is not defined in [[buses]]")
+                raise ValueError(
+                    f"devices[{index}] ({device.id})：总线 {device.bus} 未定义，请在 [[buses]] 中添加"
+                    f"（bus {device.bus!r} is not defined in [[buses]]）"
+                )
             if isinstance(device, AsciiProbeConfig) and not (
                 isinstance(bus, SerialBusConfig) and bus.protocol == "ascii_probe"
             ):
                 raise ValueError(
-                    f"devices[{index}] ({device.id}): ascii_probe needs a serial bus with protocol ascii_probe"
+                    f'devices[{index}] ({device.id})：ascii_probe 探头须接在 protocol = "ascii_probe" 的串口总线上'
+                    "（ascii_probe needs a serial bus with protocol ascii_probe）"
                 )
             if not isinstance(device, AsciiProbeConfig) and isinstance(bus, SerialBusConfig):
                 if bus.protocol != "modbus_rtu":
-                    raise ValueError(f"devices[{index}] ({device.id}): bus {bus.id!r} does not speak modbus_rtu")
+                    raise ValueError(
+                        f"devices[{index}] ({device.id})：总线 {bus.id} 不是 modbus_rtu 协议"
+                        f"（bus {bus.id!r} does not speak modbus_rtu）"
+                    )
         known = set(device_ids)
         for index, binding in enumerate(self.rules):
             missing = [d for d in binding.devices if d not in known]
             if missing:
-                raise ValueError(f"rules[{index}] ({binding.pack}): unknown devices {missing}")
+                raise ValueError(
+                    f"rules[{index}] ({binding.pack})：设备 {'、'.join(missing)} 未在 [[devices]] 中定义"
+                    f"（unknown devices {missing}）"
+                )
         return self
 
     def device(self, device_id: str) -> ModbusProbeConfig | AsciiProbeConfig | ModbusEquipmentConfig:

@@ -149,3 +149,96 @@ def test_validate_warns_about_missing_sources_and_says_how_registers_count(tmp_p
     bad = tmp_path / "bad.toml"
     bad.write_text(site.read_text(encoding="utf-8").replace("temperature = 1,", "temperature = 0,"), encoding="utf-8")
     assert CliRunner().invoke(app, ["validate", str(bad)]).exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "chinese"),
+    [
+        ("[mqtt]\nport = 70000\n", "mqtt.port", "不能大于 65535"),
+        ("[mqtt]\nprot = 1\n", "mqtt.prot", "未知的键"),
+        ('[mqtt]\nprotocol = "4"\n', "mqtt.protocol", "应为以下之一"),
+        ("[mqtt]\nport = 'x'\n", "mqtt.port", "应为整数"),
+        (
+            '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_probe"\nid = "d"\n'
+            'bus = "b"\naddress = 1\nregisters = { temperature = 0, base = 7 }\n',
+            "devices[0].registers.base",
+            "应为以下之一：0、1",
+        ),
+        (
+            '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_probe"\nid = "d"\n'
+            'bus = "nobus"\naddress = 1\n',
+            "<root>",
+            "未定义",
+        ),
+        (
+            '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_equipment"\nid = "d"\n'
+            'bus = "b"\naddress = 1\nregister_map = "nope"\n',
+            "devices[0].register_map",
+            "找不到寄存器映射",
+        ),
+        (
+            '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_probe"\nid = "d"\n'
+            'bus = "b"\naddress = 1\n[[rules]]\npack = "nope"\ndevices = ["d"]\n',
+            "rules[0].pack",
+            "找不到规则包",
+        ),
+        (
+            '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_probe"\nid = "d"\n'
+            'bus = "b"\naddress = 1\n[[rules]]\npack = "gsp"\nprofile = "frozen"\ndevices = ["d"]\n',
+            "rules[0].profile",
+            "没有配置档",
+        ),
+        (
+            '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_probe"\nid = "d"\n'
+            'bus = "b"\naddress = 1\n[[rules]]\npack = "gsp"\nprofile = "refrigerated"\ndevices = ["d"]\n'
+            "overrides = { temp_hgih = { limit = 9 } }\n",
+            "rules[0].overrides.temp_hgih",
+            "没有这条规则",
+        ),
+    ],
+)
+def test_errors_say_why_in_chinese(extra: str, key: str, chinese: str, tmp_path: Path) -> None:
+    """Session 4 (stranger walk): `sentinel edge validate` named file and key but gave pydantic's English reason
+    ("Extra inputs are not permitted", "Input should be 0 or 1"); an installer reads Chinese first."""
+    path = tmp_path / "site.toml"
+    path.write_text(MINIMAL + extra, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    assert info.value.key == key
+    assert chinese in info.value.reason, info.value.reason
+
+
+def test_every_problem_is_listed_not_counted(tmp_path: Path) -> None:
+    """A typo copied into two devices was reported as one problem '(+1 more)': the installer fixed one, ran
+    validate again and only then learned of the second. Every problem is named with its key."""
+    path = tmp_path / "site.toml"
+    device = '[[devices]]\ntype = "modbus_probe"\nid = "{id}"\nbus = "b"\naddress = {a}\npoll_intervall_s = 5\n'
+    path.write_text(
+        MINIMAL
+        + '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n'
+        + device.format(id="d1", a=1)
+        + device.format(id="d2", a=2),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    for key in ("devices[0].poll_intervall_s", "devices[1].poll_intervall_s"):
+        assert f"{path}: {key}: 未知的键" in result.output, result.output
+    assert "more)" not in result.output
+
+
+def test_bad_register_map_is_explained_in_chinese(tmp_path: Path) -> None:
+    (tmp_path / "registers").mkdir()
+    (tmp_path / "registers" / "mymap.toml").write_text(
+        'model = "m"\n[[points]]\nname = "p"\nlabel = "压力"\naddress = 0\ntype = "int17"\n', encoding="utf-8"
+    )
+    path = tmp_path / "site.toml"
+    path.write_text(
+        MINIMAL + '[[buses]]\nkind = "tcp"\nid = "b"\nhost = "h"\n[[devices]]\ntype = "modbus_equipment"\n'
+        'id = "d"\nbus = "b"\naddress = 1\nregister_map = "mymap"\ndevice_type = "x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    assert "mymap.toml" in info.value.reason and "points.0.type" in info.value.reason
+    assert "应为以下之一" in info.value.reason, info.value.reason

@@ -34,6 +34,7 @@ from sentinel_cli.fleet import app
 from tests.cloud.test_fleet_view import heartbeat
 from tests.cloud.web.conftest import ADMIN_PASSWORD, PASSWORD, LiveCloud, live_cloud
 
+REPO = Path(__file__).resolve().parents[2]
 AGENTS = [("drug-a", "edge-1"), ("drug-a", "edge-2"), ("food-b", "edge-1"), ("drug-c", "edge-1")]
 
 
@@ -137,14 +138,15 @@ def test_group_push_via_cli_shows_progress_and_each_result(
 ) -> None:
     cloud, engine, store = world
     pack = tmp_path / "gsp-cold-chain.toml"
-    pack.write_text('id = "gsp-cold-chain"\n', encoding="utf-8")
+    text = (REPO / "firmware-config" / "rulepacks" / "cold_chain.toml").read_text(encoding="utf-8")
+    pack.write_text(text, encoding="utf-8")
     out = run(cloud, "push-rule-pack", "--file", str(pack), "--why", "收紧冷链上限", "--site", "drug-a")
     assert out.exit_code == 0, out.output
     group_id = group_id_of(out.output)
     rows = group_rows(engine, group_id)
     assert {(r.site_id, r.agent_id) for r in rows} == {("drug-a", "edge-1"), ("drug-a", "edge-2")}
     assert {r.name for r in rows} == {"push_rule_pack"} and len({r.signature for r in rows}) == 2
-    assert all(r.payload == {"text": 'id = "gsp-cold-chain"\n', "name": "gsp-cold-chain"} for r in rows)
+    assert all(r.payload == {"text": text, "name": "gsp-cold-chain"} for r in rows)
     assert len({r.config_version for r in rows}) == 1 and rows[0].config_version
 
     out = run(cloud, "group", group_id)
@@ -231,5 +233,31 @@ def test_bad_requests_are_refused_before_signing(world: tuple[LiveCloud, Engine,
         assert r.status_code == 422 and expected in r.text, (body["name"], r.text)
     out = run(cloud, "ping", "drug-c/edge-1", user="chief", password=PASSWORD)
     assert out.exit_code == 2 and "HTTP 403" in out.output, out.output
+    with Session(engine) as session:
+        assert len(session.exec(select(FleetCommand)).all()) == before
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "key", "reason"),
+    [
+        ("push-config", '[agent]\nsite_id = "food-b"\nagnet_id = "edge-1"\n', "agent.agnet_id", "未知的键"),
+        ("push-rule-pack", 'id = "x"\ntitle = "t"\ncategory = "food"\nrules = 3\n', "rules", "应为列表"),
+        ("push-register-map", 'model = "m"\n[[points]]\nname = "p"\naddress = -1\n', "points.0.address", "不能小于 0"),
+    ],
+)
+def test_a_bad_file_is_refused_before_it_is_sent(
+    world: tuple[LiveCloud, Engine, TelemetryStore], tmp_path: Path, command: str, text: str, key: str, reason: str
+) -> None:
+    """Session 4 (stranger walk): `sentinel fleet push-config -f bad.toml` signed and sent a file the box could
+    only refuse -- an offline box answers when it returns, and names its own copy, not the operator's file. The
+    CLI now runs the push trial's first check (the file alone) and refuses, naming file, key and reason."""
+    cloud, engine, _store = world
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text, encoding="utf-8")
+    with Session(engine) as session:
+        before = len(session.exec(select(FleetCommand)).all())
+    out = run(cloud, command, "food-b/edge-1", "--file", str(bad), "--why", "坏文件")
+    assert out.exit_code == 2, out.output
+    assert "未下发" in out.output and f"{bad}: {key}: {reason}" in out.output, out.output
     with Session(engine) as session:
         assert len(session.exec(select(FleetCommand)).all()) == before

@@ -169,6 +169,36 @@ class FleetCommand(SQLModel, table=True):
     output: str | None = Field(default=None, sa_type=Text, description="logs: the lines the agent returned")
     version_in_force: str | None = Field(default=None, max_length=64, description="push_*: version on the agent")
     rolled_back: bool | None = Field(default=None, description="push_*: applied, unhealthy, rolled back")
+    evidence: list[dict[str, Any]] | None = Field(
+        default=None, sa_type=JSON, description="snapshot / export_range: the evidence refs the agent reported"
+    )
+
+
+EVIDENCE_LABELS = {"image/jpeg": "抓拍画面", "video/webm": "录像片段"}
+
+
+class CommandEvidence(SQLModel):
+    """A piece of evidence a command produced on the agent: uploaded by the agent under its hash; ``url`` is the
+    cloud's copy (GET with a staff token; 404 until the agent's upload arrived)."""
+
+    sha256: str
+    content_type: str
+    size: int
+    label: str | None
+    kind_label: str
+    url: str
+
+    @classmethod
+    def of(cls, ref: dict[str, Any]) -> CommandEvidence:
+        content_type = str(ref.get("content_type", ""))
+        return cls(
+            sha256=str(ref["sha256"]),
+            content_type=content_type,
+            size=int(ref.get("size", 0)),
+            label=ref.get("label"),
+            kind_label=EVIDENCE_LABELS.get(content_type, "证据文件"),
+            url=f"/api/v1/evidence/{ref['sha256']}",
+        )
 
 
 class FleetCommandPublic(SQLModel):
@@ -192,18 +222,23 @@ class FleetCommandPublic(SQLModel):
     output: str | None
     version_in_force: str | None
     rolled_back: bool | None
+    evidence: list[CommandEvidence]
     name_label: str
     payload_summary: str
 
     @classmethod
     def of(cls, row: FleetCommand) -> FleetCommandPublic:
-        derived = {"state_label", "name_label", "payload_summary"}
+        derived = {"state_label", "name_label", "payload_summary", "evidence"}
         values = {name: getattr(row, name) for name in cls.model_fields if name not in derived}
         label = STATE_LABELS[row.state]
         if row.rolled_back:
             label = f"{label}（{ROLLED_BACK_LABEL}）"
         return cls(
-            **values, state_label=label, name_label=NAME_LABELS.get(row.name, row.name), payload_summary=_summary(row)
+            **values,
+            state_label=label,
+            name_label=NAME_LABELS.get(row.name, row.name),
+            payload_summary=_summary(row),
+            evidence=[CommandEvidence.of(e) for e in row.evidence or []],
         )
 
 
@@ -403,11 +438,13 @@ def record_results(session: Session, results: list[CommandResult], now: datetime
             row.output = result.output
             row.version_in_force = result.version
             row.rolled_back = result.rolled_back if row.name in {n.value for n in PUSHED_TEXT} else None
+            row.evidence = [e.model_dump(mode="json") for e in result.evidence] or None
             session.add(row)
         elif row is not None and known and row.state == CommandState.CANCELLED.value:
             row.reason = f"{row.reason or ''}；代理仍执行了：{'成功' if result.ok else '失败'} {result.detail}"[:2000]
             row.output = result.output
             row.version_in_force = result.version
+            row.evidence = [e.model_dump(mode="json") for e in result.evidence] or None
             session.add(row)
         journal.append(
             session,
@@ -422,6 +459,7 @@ def record_results(session: Session, results: list[CommandResult], now: datetime
                 "known": known,
                 "version": result.version,
                 "rolled_back": result.rolled_back,
+                "evidence": [e.sha256 for e in result.evidence],
             },
             ts=now,
         )

@@ -20,7 +20,7 @@ from edge.runtime import Runtime, build_pollers, build_rule_instances
 from edge.telemetry import Batcher
 from edge.uplink import AGENT_VERSION, Uplink
 from edge.vision.bridge import CameraBridge
-from protocols.messages import Announce, AnnouncedDevice, Heartbeat, Severity
+from protocols.messages import Announce, AnnouncedDevice, EvidenceRef, Heartbeat, Severity
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +222,11 @@ class Agent:
     def recent_logs(self, lines: int) -> list[str]:
         return self.logs.last(lines)
 
-    async def snapshot(self, camera_id: str) -> str:
-        ref = await self.cameras.snapshot(camera_id)
-        return f"已抓拍摄像头 {camera_id}：证据 {ref.sha256}（{ref.size} 字节，经证据通道上传）"
+    async def snapshot(self, camera_id: str) -> EvidenceRef:
+        return await self.cameras.snapshot(camera_id)
 
-    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> str:
-        ref = await self.cameras.export_range(camera_id, start, end)
-        return f"已导出摄像头 {camera_id} 的录像：证据 {ref.sha256}（{ref.size} 字节，经证据通道上传）"
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> EvidenceRef:
+        return await self.cameras.export_range(camera_id, start, end)
 
     def _start_cameras(self) -> None:
         self._cam_stop = asyncio.Event()

@@ -50,6 +50,7 @@ from protocols.messages import (
     Command,
     CommandName,
     CommandResult,
+    EvidenceRef,
     command_signing_bytes,
     content_version,
 )
@@ -80,11 +81,11 @@ class Operations(Protocol):
 
     def recent_logs(self, lines: int) -> list[str]: ...
 
-    async def snapshot(self, camera_id: str) -> str:
-        """Grab a frame into the evidence store; return what to tell the cloud (raises ValueError if it cannot)."""
+    async def snapshot(self, camera_id: str) -> EvidenceRef:
+        """Grab a frame into the evidence store (queued for upload); raises ValueError (Chinese) if it cannot."""
 
-    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> str:
-        """Recorded video of the range into the evidence store; what to tell the cloud (ValueError if it cannot)."""
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> EvidenceRef:
+        """Recorded video of the range into the evidence store (queued for upload); ValueError if it cannot."""
 
 
 def version_of(text: str | None) -> str | None:
@@ -202,7 +203,7 @@ class CommandHandler:
     def _remember(self, result: CommandResult) -> None:
         self._keep(
             result.command_id,
-            result.model_dump(mode="json", include={"ok", "detail", "output", "version", "rolled_back"}),
+            result.model_dump(mode="json", include={"ok", "detail", "output", "version", "rolled_back", "evidence"}),
         )
 
     def _keep(self, command_id: str, answer: dict[str, object]) -> None:
@@ -246,7 +247,7 @@ class CommandHandler:
         seen = self.done.get(command.command_id)
         if seen is not None:
             log.info("command %s was already handled: result sent again, not applied again", command.command_id)
-            kept = {k: seen[k] for k in ("output", "version", "rolled_back") if seen.get(k) is not None}
+            kept = {k: seen[k] for k in ("output", "version", "rolled_back", "evidence") if seen.get(k) is not None}
             return self._result(command, bool(seen.get("ok")), str(seen.get("detail", "")), **kept)
         refusal = self._refusal(command)
         if refusal is not None:
@@ -293,9 +294,10 @@ class CommandHandler:
         if not isinstance(camera, str) or not camera:
             return self._result(command, False, "snapshot 需要 payload.camera（摄像头 ID）")
         try:
-            return self._result(command, True, await self.ops.snapshot(camera))
+            ref = await self.ops.snapshot(camera)
         except ValueError as exc:
             return self._result(command, False, f"抓拍失败：{exc}")
+        return self._evidence(command, f"已抓拍摄像头 {camera}", ref)
 
     async def _export_range(self, command: Command) -> CommandResult:
         camera, start, end = (command.payload.get(k) for k in ("camera", "start", "end"))
@@ -305,9 +307,15 @@ class CommandHandler:
             begin, until = datetime.fromisoformat(start), datetime.fromisoformat(end)
             if begin.tzinfo is None or until.tzinfo is None:
                 raise ValueError("start、end 须带时区（ISO 8601）")
-            return self._result(command, True, await self.ops.export_range(camera, begin, until))
+            ref = await self.ops.export_range(camera, begin, until)
         except ValueError as exc:
             return self._result(command, False, f"导出录像失败：{exc}")
+        return self._evidence(command, f"已导出摄像头 {camera} 的录像", ref)
+
+    def _evidence(self, command: Command, what: str, ref: EvidenceRef) -> CommandResult:
+        """A result naming a piece of evidence the agent stored and queued for upload (the cloud links it)."""
+        detail = f"{what}：证据 {ref.sha256}（{ref.size} 字节，经证据通道上传）"
+        return self._result(command, True, detail, evidence=[ref])
 
     # -- pushes -----------------------------------------------------------------------------------------
     async def _push_config(self, command: Command) -> CommandResult:

@@ -292,6 +292,11 @@ class CommandResult(_FromAgent):
         description="push_*: the version now in force on the agent (after a rollback: the previous one)",
     )
     rolled_back: bool = Field(default=False, description="the new version was applied, failed health and was undone")
+    evidence: list[EvidenceRef] = Field(
+        default_factory=list,
+        max_length=5,
+        description="snapshot / export_range: what went into the agent's evidence store (uploaded by content hash)",
+    )
 
 
 class AckRange(BaseModel):

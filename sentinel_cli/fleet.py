@@ -150,6 +150,8 @@ def _print_result(row: dict[str, Any]) -> None:
     typer.echo(f"{row['site_id']}/{row['agent_id']}：{row['state_label']} {row.get('reason') or ''}".rstrip())
     if row.get("version_in_force"):
         typer.echo(f"  生效版本 {row['version_in_force']}")
+    for ev in row.get("evidence") or []:
+        typer.echo(f"  证据：{ev['kind_label']} {ev['sha256']}（{ev['size']} 字节）下载：{ev['url']}")
     if row.get("output"):
         typer.echo(row["output"].rstrip("\n"))
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.commands import CommandHandler
 from edge.config.loader import LoadedSite, load_site
-from protocols.messages import Command, CommandName, command_signing_bytes
+from protocols.messages import Command, CommandName, EvidenceRef, command_signing_bytes
 from tests.edge.test_delivery import write_site
 
 KEY = Ed25519PrivateKey.generate()
@@ -63,11 +63,11 @@ class Rig:
     def recent_logs(self, lines: int) -> list[str]:
         return self.log_lines[-lines:]
 
-    async def snapshot(self, camera_id: str) -> str:
+    async def snapshot(self, camera_id: str) -> EvidenceRef:
         raise ValueError(f"没有摄像头 {camera_id}")
 
-    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> str:
-        return f"已导出 {camera_id} {start.isoformat()}—{end.isoformat()}"
+    async def export_range(self, camera_id: str, start: datetime, end: datetime) -> EvidenceRef:
+        return EvidenceRef(sha256="e" * 64, content_type="video/webm", size=int((end - start).total_seconds()))
 
     def handler(self) -> CommandHandler:
         return CommandHandler("pharmacy-01", "edge-1", self, "t", state_file=self.state)

@@ -3,7 +3,7 @@
 // An administrator also gets the remote commands (issue 15): pick an agent, then push a site configuration, rule pack
 // or register map (uploaded or pasted, with a reason), ping, reload, fetch its last log lines or a camera snapshot;
 // the agent's commands are listed with their state and result (refreshed every 3 s while one is open).
-import { api, clear, fmtTime, h, session, toast } from "./api.js";
+import { api, blobUrl, clear, fmtTime, h, session, toast } from "./api.js";
 
 const root = document.getElementById("root");
 const REFRESH_MS = 15000;
@@ -159,10 +159,26 @@ function renderForm() {
   clear(commandBox, form, h("h2", {}, "命令记录"), h("div", { id: "cmd-history" }, "正在加载……"));
 }
 
+// a snapshot / export's evidence: fetched with the token (the cloud has it once the agent's upload arrived)
+function evidenceButton(ev) {
+  const open = async () => {
+    try {
+      const url = await blobUrl(ev.url);
+      const ext = ev.content_type === "video/webm" ? "webm" : "jpg";
+      h("a", { href: url, download: `${ev.kind_label}-${ev.sha256.slice(0, 12)}.${ext}` }).click();
+    } catch (ex) {
+      toast(ex.status === 404 ? "证据尚未上传到云端，请稍后再试" : ex.message || "无法读取证据", "error");
+    }
+  };
+  return h("button", { type: "button", class: "link", dataset: { evidence: ev.sha256 }, onclick: open },
+    `查看${ev.kind_label}（${Math.max(1, Math.round(ev.size / 1024))} KB）`);
+}
+
 function resultCell(c) {
   return h("td", {},
     c.reason || "—",
     c.version_in_force ? h("div", { class: "muted" }, `生效版本 ${c.version_in_force}`) : null,
+    (c.evidence || []).length ? h("div", {}, c.evidence.map(evidenceButton)) : null,
     c.output ? h("pre", { class: "cmd-output" }, c.output) : null);
 }
 

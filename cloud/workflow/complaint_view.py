@@ -104,6 +104,11 @@ def link_subject(session: Session, clue: Clue, subject_id: int, actor: Actor, re
     subject = session.get(MarketSubject, subject_id)
     if subject is None:
         raise NotFound(f"市场主体 {subject_id} 不存在 / subject not found")
+    if subject.deactivated_at is not None:
+        raise Conflict(
+            f"市场主体“{subject.name}”已注销（{subject.deactivation_reason}），不能关联新的线索；如需恢复，请在“市场主体”页恢复",
+            code="deactivated",
+        )
     before = {"subject_id": clue.subject_id, "subject_name": clue.subject_name}
     clue.subject_id, clue.subject_name = subject.id, subject.name
     if subject.department_id is not None:

@@ -84,8 +84,13 @@ def task_due(clue: Clue, deadline_id: str | None) -> tuple[dt.date, list[str]]:
 def dispatch_clue(
     session: Session, clue: Clue, request: DispatchRequest, actor: Actor, settings: Settings | None = None
 ) -> DispatchResult:
+    from cloud.registry.service import Deactivated, ensure_active
     from cloud.workflow.decisions import current_decision
 
+    try:  # a deactivated (注销/停用) subject or site gets no new dispatch
+        ensure_active(session, subject_id=clue.subject_id, site_id=clue.site_id, what="派发")
+    except Deactivated as exc:
+        raise Conflict(exc.message, code="deactivated") from None
     decision = current_decision(session, clue.id or 0)
     disposal = request.disposal or (decision.disposal if decision else None)
     if disposal not in (Disposal.INSPECT, Disposal.OPEN_CASE):

@@ -103,11 +103,16 @@ def _inputs(session: Session, plan: RandomPlan) -> dict[str, Any]:
     query = select(MarketSubject).order_by(col(MarketSubject.id))
     if plan.subject_ids:
         query = query.where(col(MarketSubject.id).in_(plan.subject_ids))
-    elif plan.department_id is not None:
-        query = query.where(MarketSubject.department_id == plan.department_id)
+    else:  # a deactivated (注销) subject is not in the pool
+        query = query.where(col(MarketSubject.deactivated_at).is_(None))
+        if plan.department_id is not None:
+            query = query.where(MarketSubject.department_id == plan.department_id)
     subjects = list(session.exec(query))
     if plan.subject_ids and len(subjects) != len(set(plan.subject_ids)):
         raise Invalid("部分主体不存在 / some subjects do not exist")
+    gone = [s.name for s in subjects if s.deactivated_at is not None]
+    if gone:
+        raise Conflict(f"市场主体已注销，不能列入抽查：{'、'.join(gone)}", code="deactivated")
     inspectors = staffing.directory(session, Duty.INSPECTOR)
     if plan.inspector_ids:
         inspectors = [a for a in inspectors if a.user_id in set(plan.inspector_ids)]

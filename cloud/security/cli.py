@@ -119,15 +119,19 @@ def audit_export(
 
 # ---------------------------------------------------------------- devices
 GROUP_HELP = "broker group (e.g. mosquitto): files 0640 in that group; default: keep an existing file's mode/group"
+#: the options of every command that (re)writes the broker's files: one set, so no command lacks one
+RenderOpt = Annotated[Path | None, typer.Option("--render", help="then write passwd + acl here")]
+ReloadOpt = Annotated[int | None, typer.Option(help="SIGHUP this mosquitto pid after rendering")]
+GroupOpt = Annotated[str | None, typer.Option(help=GROUP_HELP)]
 
 
 @device_app.command("provision")
 def device_provision(
     site_id: str,
     agent_id: str,
-    render_dir: Annotated[Path | None, typer.Option("--render", help="then write passwd + acl here")] = None,
-    reload_pid: Annotated[int | None, typer.Option(help="SIGHUP this mosquitto pid after rendering")] = None,
-    group: Annotated[str | None, typer.Option(help=GROUP_HELP)] = None,
+    render_dir: RenderOpt = None,
+    reload_pid: ReloadOpt = None,
+    group: GroupOpt = None,
     host: Annotated[str, typer.Option(help="broker host for the edge snippet")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="broker port for the edge snippet")] = 1883,
 ) -> None:
@@ -149,30 +153,36 @@ def device_provision(
 
 
 @device_app.command("cloud-user")
-def device_cloud_user(
-    render_dir: Annotated[Path | None, typer.Option("--render", help="then write passwd + acl here")] = None,
-) -> None:
+def device_cloud_user(render_dir: RenderOpt = None, reload_pid: ReloadOpt = None, group: GroupOpt = None) -> None:
     """签发云端接入服务账号（读全部上行主题、发布确认与命令）；设置 SENTINEL_MQTT_USERNAME/PASSWORD。"""
     from cloud.core.db import session_scope
     from cloud.security import provisioning
 
-    with session_scope(_engine(), write=True) as session:
-        issued = provisioning.provision_cloud(session, actor=_actor())
-        if render_dir is not None:
-            provisioning.render(session, render_dir)
+    try:
+        with session_scope(_engine(), write=True) as session:
+            issued = provisioning.provision_cloud(session, actor=_actor())
+            if render_dir is not None:
+                provisioning.render(session, render_dir, reload_pid=reload_pid, group=group)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     typer.echo(f"SENTINEL_MQTT_USERNAME={issued.username}\nSENTINEL_MQTT_PASSWORD={issued.password}")
 
 
 @device_app.command("revoke")
-def device_revoke(username: str, render_dir: Annotated[Path | None, typer.Option("--render")] = None) -> None:
+def device_revoke(
+    username: str, render_dir: RenderOpt = None, reload_pid: ReloadOpt = None, group: GroupOpt = None
+) -> None:
     """吊销账号（重新生成 broker 文件后生效）。"""
     from cloud.core.db import session_scope
     from cloud.security import provisioning
 
-    with session_scope(_engine(), write=True) as session:
-        done = provisioning.revoke(session, username, actor=_actor())
-        if render_dir is not None:
-            provisioning.render(session, render_dir)
+    try:
+        with session_scope(_engine(), write=True) as session:
+            done = provisioning.revoke(session, username, actor=_actor())
+            if render_dir is not None:
+                provisioning.render(session, render_dir, reload_pid=reload_pid, group=group)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     typer.echo("已吊销" if done else "账号不存在或已吊销")
 
 
@@ -190,8 +200,8 @@ def device_list() -> None:
 @device_app.command("render")
 def device_render(
     out_dir: Path,
-    reload_pid: Annotated[int | None, typer.Option(help="SIGHUP this mosquitto pid")] = None,
-    group: Annotated[str | None, typer.Option(help=GROUP_HELP)] = None,
+    reload_pid: ReloadOpt = None,
+    group: GroupOpt = None,
 ) -> None:
     """生成 mosquitto 的 password_file 与 acl_file。"""
     from sqlmodel import Session

@@ -100,3 +100,44 @@ async def test_mosquitto_as_its_own_user_reads_files_rendered_for_its_group(
             await asyncio.wait_for(client.publish("ms/v1/pharmacy-01/edge-1/heartbeat", b"{}", qos=1), 10)
     finally:
         server.stop()
+
+
+def test_every_command_that_renders_broker_files_takes_the_broker_options() -> None:
+    """Session 4 (stranger walk): docs/operations.md step 3 says `sentinel device cloud-user --render DIR --group
+    mosquitto`; cloud-user answered "No such option: --group", and without it the files were 0600 root, which a
+    mosquitto running as its own user cannot read (the broker does not start). Every command that renders takes
+    the same options as `device render`."""
+    import inspect
+
+    from cloud.security.cli import device_app
+
+    renderers = {c.name: inspect.signature(c.callback).parameters for c in device_app.registered_commands if c.callback}
+    renderers = {name: params for name, params in renderers.items() if "render_dir" in params or name == "render"}
+    assert {"provision", "cloud-user", "revoke", "render"} <= set(renderers)
+    for name, params in renderers.items():
+        assert {"group", "reload_pid"} <= set(params), f"device {name} lacks --group/--reload-pid"
+
+
+def test_cloud_user_as_documented_gives_the_files_to_the_brokers_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cloud.core.config import get_settings
+    from cloud.security.cli import device_app
+
+    monkeypatch.setenv("SENTINEL_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        group = grp.getgrgid(os.getgid()).gr_name
+        out = CliRunner().invoke(device_app, ["cloud-user", "--render", str(tmp_path / "broker"), "--group", group])
+        assert out.exit_code == 0, out.output
+        assert "SENTINEL_MQTT_PASSWORD=" in out.output
+        for name in ("passwd", "acl"):
+            assert stat.S_IMODE((tmp_path / "broker" / name).stat().st_mode) == 0o640
+        out = CliRunner().invoke(
+            device_app, ["revoke", "sentinel-cloud", "--render", str(tmp_path / "broker"), "--group", group]
+        )
+        assert out.exit_code == 0 and "已吊销" in out.output, out.output
+    finally:
+        get_settings.cache_clear()

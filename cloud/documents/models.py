@@ -101,6 +101,9 @@ class RectificationOrder(DocumentData):
     contact: str = Field(min_length=1, max_length=100)
     reconsideration_body: str | None = Field(default=None, max_length=100, description="行政复议机关")
     court: str | None = Field(default=None, max_length=100, description="行政诉讼管辖法院")
+    officers: list[Officer] = Field(
+        default_factory=list, description="送达通知书的执法人员（姓名、执法证号）; empty only in orders stored before"
+    )
 
     @model_validator(mode="after")
     def _deadline(self) -> RectificationOrder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from cloud.core.db import utcnow
+from cloud.journal import JournalEvent
 from cloud.workflow.clues import Clue, ClueStatus
 from cloud.workflow.models import EnforcementCase, InspectionTask
 from cloud.workflow.service import SYSTEM, Actor, apply_transition, record
@@ -62,5 +63,19 @@ def outcome_reached(session: Session, clue_id: int | None, outcome: str, *, sour
     record(session, SYSTEM, "clue.outcome", "clue", clue_id, {"source": source, "outcome": outcome})
     if clue.state not in (ClueState.DISPATCHED, ClueState.IN_EXECUTION) or _open_work(session, clue_id):
         return
-    previous = [o for o in [clue.result] if o]
-    close_clue(session, clue, "；".join([*previous, outcome]))
+    close_clue(session, clue, "；".join(_outcomes(session, clue)))
+
+
+def _outcomes(session: Session, clue: Clue) -> list[str]:
+    """Every outcome recorded on the clue, in order and once each (a 复查's result after its inspection's)."""
+    rows = session.exec(
+        select(JournalEvent.payload)
+        .where(
+            JournalEvent.target_type == "clue",
+            JournalEvent.target_id == str(clue.id),
+            JournalEvent.action == "clue.outcome",
+        )
+        .order_by(col(JournalEvent.id))
+    ).all()
+    found = [str(p.get("outcome")) for p in rows if isinstance(p, dict) and p.get("outcome")]
+    return list(dict.fromkeys([*([clue.result] if clue.result else []), *found]))

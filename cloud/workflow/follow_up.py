@@ -119,8 +119,9 @@ def _officers(session: Session, task: InspectionTask) -> list[staffing.StaffMemb
     return pick(None)
 
 
-def schedule(session: Session, row: FollowUp, actor: Actor = SYSTEM) -> InspectionTask:
-    """Create the 复查 task of ``row`` (state ``pending``) and mark it ``scheduled``. Flushes, never commits."""
+def schedule(session: Session, row: FollowUp, actor: Actor = SYSTEM, *, why: str = "改正期限届满") -> InspectionTask:
+    """Create the 复查 task of ``row`` (state ``pending``) and mark it ``scheduled``; ``why`` is journaled as the
+    reason the timeline shows (the deadline arrived, or 提前复查). Flushes, never commits."""
     from cloud.workflow.inspection import create_task, results
 
     task = session.get(InspectionTask, row.task_id)
@@ -163,6 +164,7 @@ def schedule(session: Session, row: FollowUp, actor: Actor = SYSTEM) -> Inspecti
             "doc_no": row.doc_no,
             "deadline": row.deadline.isoformat(),
             "due_date": due.due.isoformat(),
+            "reason": why,
         },
     )
     return follow
@@ -207,7 +209,7 @@ def schedule_early(session: Session, follow_up_id: int, actor: Actor, reason: st
             detail="提前复查",
         )
     )
-    follow = schedule(session, row, actor)
+    follow = schedule(session, row, actor, why="提前复查")
     record(
         session,
         actor,

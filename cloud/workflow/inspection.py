@@ -31,6 +31,8 @@ CONCLUSION_LABELS = {
     "rectify": "发现问题，已责令限期改正",
     "case": "发现涉嫌违法行为，已移送立案",
 }
+#: a 复查 (follow_up.FOLLOW_UP_METHOD) that finds nothing wrong confirms the rectification ordered before
+FOLLOW_UP_CONCLUSIONS = {"method": "复查", "compliant": "经复查已按要求改正"}
 _RANK = {
     GradeDisposal.NONE: 0,
     GradeDisposal.ON_SITE_CORRECTION: 1,
@@ -262,7 +264,11 @@ def _reassigned(session: Session, task: InspectionTask, explicit: list[int] | No
 
 
 def task_outcome(session: Session, task: InspectionTask) -> str:
-    text = f"检查任务 {task.task_no}：{CONCLUSION_LABELS.get(task.conclusion or '', '已完成')}"
+    if task.method == FOLLOW_UP_CONCLUSIONS["method"]:  # a 复查 says whether the order was complied with
+        conclusion = FOLLOW_UP_CONCLUSIONS.get(task.conclusion or "") or CONCLUSION_LABELS.get(task.conclusion or "")
+        text = f"复查任务 {task.task_no}：{conclusion or '已完成'}"
+    else:
+        text = f"检查任务 {task.task_no}：{CONCLUSION_LABELS.get(task.conclusion or '', '已完成')}"
     docs = session.exec(
         select(DocumentRecord).where(DocumentRecord.task_id == task.id, DocumentRecord.kind == "rectification_order")
     ).all()
@@ -574,6 +580,7 @@ def generate_documents(
             contact=bureau.contact,
             reconsideration_body=bureau.reconsideration_body,
             court=bureau.court,
+            officers=officers,
         )
         docs.append(paperwork.store_document(session, settings, order, actor, task_id=task.id, clue_id=task.clue_id))
     for doc in docs:

@@ -361,10 +361,11 @@ def post_dispatch(
 
 @router.get("/{clue_id}/timeline", summary="线索全过程时间线（来自日志）")
 def get_timeline(session: SessionDep, _: StaffUser, clue_id: int) -> list[dict[str, Any]]:
-    if session.get(Clue, clue_id) is None:
+    clue = session.get(Clue, clue_id)
+    if clue is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "线索不存在")
     events = clue_timeline(session, clue_id)
-    names = actor_names(session, {e.actor for e in events})
+    names = actor_names(session, {e.actor for e in events}, site_id=clue.site_id)
     return [
         {
             "id": e.id,
@@ -381,9 +382,13 @@ def get_timeline(session: SessionDep, _: StaffUser, clue_id: int) -> list[dict[s
     ]
 
 
-def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
-    """Journal actors as a person reads them: people by their real names, the system and devices in Chinese."""
+def actor_names(session: Session, actors: set[str], *, site_id: str | None = None) -> dict[str, str]:
+    """Journal actors as a person reads them: people by their real names, the system and devices in Chinese; an
+    edge agent by the name of its site (where it last reported, else ``site_id``: the site the events are about),
+    never by its id."""
     from cloud.core.users import User
+    from cloud.presence import AgentPresence
+    from cloud.registry.models import Site
 
     users = [a for a in actors if ":" not in a and a not in ("system", "kiosk")]
     found = session.exec(select(User).where(col(User.username).in_(users or ["-"]))).all() if users else []
@@ -394,5 +399,9 @@ def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
         elif actor == "kiosk":
             names[actor] = "自助终端"
         elif actor.startswith("agent:"):
-            names[actor] = f"边缘设备（{actor.removeprefix('agent:')}）"
+            seen = session.exec(
+                select(AgentPresence.site_id).where(AgentPresence.agent_id == actor.removeprefix("agent:"))
+            ).first()
+            site = session.get(Site, seen or site_id) if (seen or site_id) else None
+            names[actor] = f"边缘设备（{site.name}）" if site is not None else "边缘设备"
     return names

@@ -52,7 +52,8 @@ def complaint(uscc: str, no: str, **overrides: object) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def county_world(tmp: Path, *, with_work: bool = True) -> Iterator[CountyWorld]:
+def county_world(tmp: Path, *, with_work: bool = True, **cloud_settings: Any) -> Iterator[CountyWorld]:
+    """The demo county on a live cloud; ``cloud_settings`` override the cloud's settings (e.g. ingest from a broker)."""
     from cloud.workflow.config import workflow_rules
 
     with pytest.MonkeyPatch.context() as mp:
@@ -60,7 +61,7 @@ def county_world(tmp: Path, *, with_work: bool = True) -> Iterator[CountyWorld]:
         mp.setenv("SENTINEL_NOTIFY_MQTT_ENABLED", "false")
         workflow_rules.cache_clear()
         try:
-            with live_cloud(tmp) as cloud:
+            with live_cloud(tmp, **cloud_settings) as cloud:
                 api = Api(cloud.base)
                 api.login("admin", ADMIN_PASSWORD)
                 world = CountyWorld(cloud, county_seed.seed(api, county_seed.load(COUNTY_FILE), STAFF_PASSWORD))

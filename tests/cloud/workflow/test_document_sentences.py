@@ -88,7 +88,7 @@ def test_rectification_order_and_record_read_as_legal_documents(world: World) ->
 
     order = text_of("rectification_order")
     # issuer and number from the county's configuration
-    assert "苏州市姑苏区市场监督管理局" in order and "某某" not in order
+    assert "苏州市姑苏区市场监督管理局" in order and "某某" not in order and "执法人员：" in order
     assert f"姑苏市监责改〔{year}〕001号" in order
     # party and address from the registry
     assert "示例大药房有限公司：" in order
@@ -113,6 +113,8 @@ def test_rectification_order_and_record_read_as_legal_documents(world: World) ->
     for name, cert in (("李四", "32050001"), ("王五", "32050002"), ("赵六", "32050003")):
         if world.user_ids[f"insp{cert[-1]}"] in submitted.json()["assignees"]:  # type: ignore[attr-defined]
             assert name in record and cert in record
+            # the officers who hand the order over identify themselves on it (行政处罚法 第五十五条: 出示执法证件)
+            assert f"{name}（执法证号{cert}）" in order
     assert "待补录" not in record and "系统管理员" not in record
 
 

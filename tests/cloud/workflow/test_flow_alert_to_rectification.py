@@ -132,7 +132,9 @@ def test_alert_to_signed_rectification_order_closes_clue(world: World) -> None:
     act("head", "close")
     closed = c.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()
     assert closed["state"] == "closed" and closed["status"] == "closed"
-    assert "检查未发现问题" in closed["result"]
+    # the result keeps the inspection's order and says the 复查 confirmed it (not "检查未发现问题" alone)
+    assert "已责令限期改正（责令改正通知书" in closed["result"] and "经复查已按要求改正" in closed["result"]
+    assert "检查未发现问题" not in closed["result"]
 
     timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
     actions = [e["action"] for e in timeline]

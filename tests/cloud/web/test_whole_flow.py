@@ -14,7 +14,7 @@ from the registry, the issuer and the document number from the county's configur
   the cloud's MQTT ingest. Without mosquitto the test skips with the reason (fails under ``CI=true``).
 * After seeding, no API call is made by the test: every step is a click, a fill or a tap in a page; the only reads
   outside a page are the ingest's readiness flag and the downloaded PDF.
-* Every page visited passes the raw-code check of ``test_console_pages.py`` (no enum value, login name, site or
+* Every page visited passes the one raw-code check (``tests/utils/raw_codes.py``) (no enum value, login name, site or
   sensor id, dotted event code in what a person reads).
 """
 
@@ -37,9 +37,10 @@ from sentinel_cli.servers import Server
 from tests.cloud.web.conftest import poll, screenshot
 from tests.cloud.web.county_world import STAFF_PASSWORD, CountyWorld, county_world
 from tests.cloud.web.test_console import publish
-from tests.cloud.web.test_console_pages import raw_codes, visible_text
+from tests.utils.raw_codes import page_raw_codes
 
-# one live cloud, a broker and ~12 page loads in three browser contexts; ~40 s on this machine
+# one live cloud with its ingest on a broker, the demo county seeded through the API and ~15 page loads in four
+# browser contexts: ~2 min on this loaded machine (setup ~50 s of it)
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PC = {"width": 1440, "height": 900}
@@ -64,7 +65,7 @@ class Walk:
     def check(self, page: Any, what: str) -> None:
         page.wait_for_load_state("networkidle")
         self.visited.append(what)
-        codes = raw_codes(visible_text(page))
+        codes = page_raw_codes(page)
         if codes:
             self.problems[what] = codes
 

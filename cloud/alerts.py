@@ -234,7 +234,8 @@ def apply_signal(session: Session, signal: AlertSignal) -> AlertOutcome:
         from cloud.workflow.clues import collect_from_alert
 
         clue = collect_from_alert(session, alert)
-        _journal(session, "alert.raised", alert, clue_id=clue.id)  # followers: notifications, assessment
+        # followers: notifications (the clue's severity: the most severe of its sources), assessment
+        _journal(session, "alert.raised", alert, clue_id=clue.id, clue_severity=clue.severity)
         return AlertOutcome(alert, created=True, cleared=False)
 
     alert = _open_alert_for_change(session, signal)
@@ -268,7 +269,9 @@ def _merge_evidence(kept: list[dict[str, Any]], new: tuple[dict[str, Any], ...])
     return [*kept, *(ref for ref in new if ref.get("sha256") not in seen)][-MAX_EVIDENCE:]
 
 
-def _journal(session: Session, action: str, alert: Alert, *, clue_id: int | None = None) -> None:
+def _journal(
+    session: Session, action: str, alert: Alert, *, clue_id: int | None = None, clue_severity: str | None = None
+) -> None:
     """Append ``alert.raised`` / ``alert.cleared`` to the journal (the feed notifications and assessment follow)."""
     from cloud import journal
 
@@ -281,6 +284,7 @@ def _journal(session: Session, action: str, alert: Alert, *, clue_id: int | None
         payload={
             "alert_id": alert.id,
             "clue_id": clue_id,
+            "clue_severity": clue_severity,
             "site_id": alert.site_id,
             "device_id": alert.device_id,
             "sensor_id": alert.sensor_id,

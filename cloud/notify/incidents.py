@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cloud import journal
+from cloud.notify import message
 from cloud.notify.ack_rules import check_acknowledge
 from cloud.notify.config import CHANNELS, AckRules, NotifyRules, NotifySettings, Route
 from cloud.notify.links import issue
@@ -28,6 +29,7 @@ from cloud.notify.models import (
 )
 from cloud.notify.routing import Facts, contact_for, designated_count, people_of_rank
 from cloud.notify.storm import StormControl
+from cloud.workflow.clues import more_severe
 
 ACTOR = "system:notify"
 LEVEL_RANKS: dict[str, Rank] = {"supervisor": Rank.SUPERVISOR, "head": Rank.HEAD}
@@ -146,6 +148,8 @@ class Notifier:
             existing.count += 1
             existing.updated_at = now
             session.add(existing)
+            if more_severe(facts.severity, existing.severity) != existing.severity:
+                return self._upgrade(session, event, existing, facts, route, people, now)
             update = {"type": "update", "incident_id": existing.id, "count": existing.count, "title": existing.title}
             for person in self._recipients_of(session, existing):
                 effects.sse.append((person, update))
@@ -189,6 +193,7 @@ class Notifier:
             # the cloud learned of it
             started = min(_reported_at(event, "started_at"), event.ts)
             incident.sla_due_at = started + dt.timedelta(seconds=limit_s)
+        incident.body = self._body(incident, facts)
         session.add(incident)
         session.flush()
         summarised: list[str] = []
@@ -246,6 +251,75 @@ class Notifier:
                     f"（企业指定人员 {designated} 人）",
                 },
             )
+        return effects
+
+    def _body(self, incident: Incident, facts: Facts) -> str:
+        """The event's where/what, then by when (acknowledge before escalation, an SLA) and the link."""
+        levels = self.rules.policy(incident.policy).levels
+        return message.body_text(
+            facts.body,
+            message.deadline_lines(
+                incident.escalate_at, levels[incident.level].to if incident.level < len(levels) else None,
+                incident.sla_name, incident.sla_due_at,
+            ),
+            message.link_line(self.nsettings.public_base_url, facts.target_type, facts.target_id, facts.clue_id),
+        )  # fmt: skip
+
+    def _upgrade(
+        self,
+        session: Session,
+        event: journal.JournalEvent,
+        incident: Incident,
+        facts: Facts,
+        route: Route,
+        people: list[str],
+        now: dt.datetime,
+    ) -> Effects:
+        """A graver source joined the incident's clue (the 9.3 ℃ alarm after a minor rate-of-change alert): the
+        incident takes the new severity, title and body, is open again if it was acknowledged at the lower
+        severity, and everybody it reached (and whom the graver route names) is notified again."""
+        effects = Effects()
+        before = incident.severity
+        policy = self.rules.policy(route.escalation)
+        incident.severity, incident.title, incident.route_id, incident.policy = (
+            facts.severity, facts.title, route.id, route.escalation,
+        )  # fmt: skip
+        incident.alert_id = facts.alert_id or incident.alert_id
+        if incident.status == IncidentStatus.ACKED:
+            incident.status, incident.acked_at, incident.acked_by, incident.acked_via = (
+                IncidentStatus.OPEN,
+                None,
+                None,
+                None,
+            )
+        if incident.status == IncidentStatus.OPEN and incident.level == 0 and policy.levels:
+            incident.escalate_at = min(
+                incident.escalate_at or now + dt.timedelta(seconds=policy.levels[0].after_s),
+                now + dt.timedelta(seconds=policy.levels[0].after_s),
+            )
+        incident.body = self._body(incident, facts)
+        session.add(incident)
+        rows = session.exec(select(Notification).where(Notification.incident_id == incident.id)).all()
+        reached = {n.recipient: n for n in rows if n.summarised_into is None}
+        for person in dict.fromkeys([*reached, *people]):
+            level = reached[person].level if person in reached else 0
+            self.send_to(session, incident, person, level, list(route.channels), now, effects, reached.get(person))
+        journal.append(
+            session,
+            actor=ACTOR,
+            action="notification.upgraded",
+            target_type="incident",
+            target_id=incident.id or 0,
+            payload={
+                "from": before,
+                "to": incident.severity,
+                "source_event_id": event.id,
+                "source_action": event.action,
+                "route_id": route.id,
+                "recipients": list(dict.fromkeys([*reached, *people])),
+                "clue_id": incident.clue_id,
+            },
+        )
         return effects
 
     def _recipients_of(self, session: Session, incident: Incident) -> list[str]:

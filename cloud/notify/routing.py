@@ -37,6 +37,7 @@ class Facts:
     kind: str
     title: str
     body: str = ""
+    place: str | None = None  # the place as the clue names it (场所·设备), for the body
     severity: str = "minor"
     category: str | None = None
     rule_id: str | None = None
@@ -82,23 +83,22 @@ def facts_from_event(event: JournalEvent, session: Session | None = None) -> Fac
     severity = str(p.get("severity") or "minor")
     category = p.get("category")
     site_id = p.get("site_id")
-    sev = SEVERITY_LABELS.get(severity, severity)
     cat = CATEGORY_LABELS.get(str(category), str(category or ""))
     if action == "alert.raised":
         key = f"clue:{clue_id}" if clue_id else f"alert:{site_id}/{p.get('device_id')}/{p.get('rule_id')}"
-        from cloud.workflow.clues import place_label  # the clue's own wording of a place
+        from cloud.workflow.clues import more_severe, place_label  # the clue's own wording of a place
 
         device_id, sensor_id = p.get("device_id"), p.get("sensor_id")
         where = place_label(session, str(site_id), device_id, sensor_id) if site_id else f"{sensor_id or device_id}"
-        title = f"【{sev}】{cat}告警 {where}"
-        body = str(p.get("message") or "")
-        if p.get("value") is not None:
-            body += f"（当前值 {p.get('value')}{p.get('unit') or ''}，限值 {p.get('limit')}）"
+        # the clue's severity once a graver source joined it (the journal carries it: no lookup per event)
+        severity = more_severe(str(p.get("clue_severity") or severity), severity)
+        title = f"【{SEVERITY_LABELS.get(severity, severity)}】{cat}告警 {where}"
+        body = ""  # where/what/since when: message.describe, once a route wants it
         kind = "alert"
     elif action == "clue.created":
         key = f"clue:{clue_id or event.target_id}"
         title = f"【新线索】{p.get('title') or cat or event.target_id}"
-        body = str(p.get("summary") or p.get("title") or "")
+        body = ""
         kind = "clue"
     elif action.startswith("supervision."):
         key = f"{action}:{p.get('clock_id')}:{p.get('target_type')}:{p.get('target_id')}"
@@ -117,6 +117,7 @@ def facts_from_event(event: JournalEvent, session: Session | None = None) -> Fac
         kind=kind,
         title=title[:300],
         body=body[:2000],
+        place=where if action == "alert.raised" else None,
         severity=severity,
         category=str(category) if category else None,
         rule_id=str(p["rule_id"]) if p.get("rule_id") else None,

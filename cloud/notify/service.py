@@ -19,6 +19,7 @@ from sqlmodel import Session
 from cloud import journal
 from cloud.core.config import Settings
 from cloud.core.db import utcnow, writer
+from cloud.notify import message
 from cloud.notify.channels.base import Channel
 from cloud.notify.channels.email import EmailChannel
 from cloud.notify.channels.inapp_sse import InAppChannel, SseHub
@@ -127,6 +128,7 @@ class NotifyService:
         route = self.rules.routing.route_for(event.action, facts.as_match())
         if route is None:
             return Effects()
+        message.describe(session, event, facts)
         department = department_for(session, self.rules.routing, facts)
         people = resolve_recipients(session, route, facts, department, now)
         return self.notifier.handle(session, event, facts, route, people, department, now)

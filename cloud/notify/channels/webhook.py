@@ -26,9 +26,8 @@ from cloud.notify.channels.base import ChannelError, OutboundMessage
 
 
 def _markdown(message: OutboundMessage) -> str:
-    lines = [f"### {message.headline()}", "", message.body]
-    if message.site_id:
-        lines.append(f"> 场所：{message.site_id}")
+    # the body names the place (场所名称、地址) itself: the site id is for machines (the generic JSON's site_id)
+    lines = [f"### {message.headline()}", "", *[f"{line}  " for line in message.body.splitlines()]]
     lines.append(f"> 通知编号：{message.incident_id}")
     if message.ack_url:
         lines.append(f"\n[{message.ack_label()}]({message.ack_url})")

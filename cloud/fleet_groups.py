@@ -23,6 +23,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from cloud import journal
 from cloud.core.db import UTCDateTime, utcnow
 from cloud.fleet_commands import (
+    NAME_LABELS,
     OPEN_STATES,
     STATE_LABELS,
     CommandError,
@@ -30,6 +31,7 @@ from cloud.fleet_commands import (
     FleetCommandPublic,
     create_command,
 )
+from cloud.labels import DOMAIN_LABELS
 from cloud.presence import AgentPresence
 from cloud.registry.models import Department, Site
 from cloud.signing import SigningKey
@@ -53,14 +55,18 @@ class GroupTarget(SQLModel):
             raise ValueError("目标须且只须给出一种：agents、site_id、category 或 department_id")
         return self
 
-    def describe(self) -> str:
+    def describe(self, session: Session | None = None) -> str:
+        """The target in words (names, not codes, when ``session`` can look them up)."""
         if self.agents is not None:
             return f"指定 {len(self.agents)} 台代理"
         if self.site_id is not None:
-            return f"场所 {self.site_id} 的全部代理"
+            site = session.get(Site, self.site_id) if session is not None else None
+            return f"场所「{site.name}」的全部代理" if site is not None else f"场所 {self.site_id} 的全部代理"
         if self.category is not None:
-            return f"领域 {self.category} 的全部代理"
-        return f"部门 #{self.department_id} 及下级部门的全部代理"
+            return f"{DOMAIN_LABELS.get(self.category, self.category)}领域的全部代理"
+        dep = session.get(Department, self.department_id) if session is not None else None
+        name = f"「{dep.name}」" if dep is not None else f" #{self.department_id} "
+        return f"部门{name}及下级部门的全部代理"
 
 
 class FleetCommandGroup(SQLModel, table=True):
@@ -75,15 +81,23 @@ class FleetCommandGroup(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class StateCount(SQLModel):
+    state: str
+    label: str
+    count: int
+
+
 class GroupProgress(SQLModel):
     id: str
     name: str
+    name_label: str
     target_label: str
     created_by: str
     why: str
     created_at: datetime
     total: int
     counts: dict[str, int] = Field(description="state → number of agents")
+    state_counts: list[StateCount] = Field(description="the same, with the Chinese state labels, in state order")
     open: int
     rolled_back: int
     finished: bool
@@ -146,7 +160,7 @@ def create_group(
     """Resolve the target and create one command per agent (all or nothing; the caller commits)."""
     agents = resolve_targets(session, target)
     if not agents:
-        raise CommandError(f"{target.describe()}：没有已知的边缘代理")
+        raise CommandError(f"{target.describe(session)}：没有已知的边缘代理")
     if len(agents) > MAX_GROUP_AGENTS:
         raise CommandError(f"{len(agents)} 台代理超过一次下发的上限 {MAX_GROUP_AGENTS}")
     now = now or utcnow()
@@ -154,7 +168,7 @@ def create_group(
         id=uuid.uuid4().hex,
         name=name.value,
         target=target.model_dump(exclude_none=True),
-        target_label=target.describe(),
+        target_label=target.describe(session),
         created_by=actor,
         why=why,
         created_at=now,
@@ -204,12 +218,14 @@ def group_progress(session: Session, group: FleetCommandGroup) -> GroupProgress:
     return GroupProgress(
         id=group.id,
         name=group.name,
+        name_label=NAME_LABELS.get(group.name, group.name),
         target_label=group.target_label,
         created_by=group.created_by,
         why=group.why,
         created_at=group.created_at,
         total=len(rows),
         counts=dict(counts),
+        state_counts=[StateCount(state=s, label=STATE_LABELS[s], count=counts[s]) for s in STATE_LABELS if counts[s]],
         open=open_count,
         rolled_back=rolled_back,
         finished=open_count == 0,

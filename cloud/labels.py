@@ -15,6 +15,9 @@ from pydantic import Field
 
 from cloud.rules.loader import RuleModel, load_model, rules_path
 
+#: a site's domain (``Site.category``) as a person reads it
+DOMAIN_LABELS = {"food": "食品", "drug": "药品", "special_equipment": "特种设备"}
+
 
 class LabelFile(RuleModel):
     version: str = Field(min_length=1, max_length=40)
@@ -45,7 +48,7 @@ def vocabulary() -> dict[str, Any]:
 
     data = label_file()
     return {
-        "domains": {"food": "食品", "drug": "药品", "special_equipment": "特种设备"},
+        "domains": dict(DOMAIN_LABELS),
         "categories": dict(CATEGORY_LABELS),
         "severities": dict(SEVERITY_LABELS),
         "kinds": dict(KIND_LABELS),

@@ -1,6 +1,6 @@
 """Remote commands to edge agents (issue 15, remote configuration): stored, signed, journaled, delivered once.
 
-A command (``push_config`` / ``reload`` / ``ping``) is a row of ``fleet_command``: its target (site, agent), name,
+A command (any :class:`~protocols.messages.CommandName`) is a row of ``fleet_command``: its target (site, agent), name,
 payload, who created it, when and why (also journaled: ``fleet.command_created``), the cloud's Ed25519 signature
 over :func:`protocols.messages.command_signing_bytes`, and its state:
 
@@ -28,8 +28,11 @@ The signing key is ``SENTINEL_FLEET_COMMAND_KEY`` (a PKCS#8 PEM Ed25519 key, as 
 :func:`cloud.signing.generate_key_file`), else ``<data_dir>/fleet-command.key``, generated on first use; its raw
 public key (base64) is what an agent is provisioned with as ``[agent] command_key``.
 
-The desired config version of an agent is that of its last ``push_config`` (the same 12-hex SHA-256 prefix of
-the site file text the agent reports in its heartbeat).
+Desired versions (:func:`last_pushes`): per agent and per file — the site file, each rule pack and each register
+map by name — the version of its last push (cancelled ones aside); the agent reports the version in force of each
+in its heartbeat (:func:`protocols.messages.content_version`), and the fleet view pairs them (cloud/fleet.py).
+A ``snapshot`` / ``export_range`` result names its evidence (``evidence``): the agent uploads the bytes by hash and
+the command links the cloud's copy (``/api/v1/evidence/{sha256}``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Commands from the cloud: ping, reload, push_config, push_rule_pack, push_register_map, logs, snapshot.
+"""Commands from the cloud: ping, reload, push_config, push_rule_pack, push_register_map, logs, snapshot,
+export_range (the last two answer with the evidence they stored, uploaded by the evidence path).
 
 Pushes (``push_config`` carries the whole site file as TOML text in ``payload.config``; ``push_rule_pack`` /
 ``push_register_map`` carry ``{name, text}``, the file ``<name>.toml``):

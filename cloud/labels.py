@@ -28,6 +28,10 @@ class LabelFile(RuleModel):
     outcomes: dict[str, str]
     clock_status: dict[str, str]
     actors: dict[str, str]
+    approval_states: dict[str, str] = Field(default_factory=dict)
+    quarantine_reasons: dict[str, str] = Field(default_factory=dict)
+    quarantine_kinds: dict[str, str] = Field(default_factory=dict)
+    device_types: dict[str, str] = Field(default_factory=dict)
 
 
 @cache
@@ -66,6 +70,10 @@ def vocabulary() -> dict[str, Any]:
         "outcomes": dict(data.outcomes),
         "clock_status": dict(data.clock_status),
         "actors": dict(data.actors),
+        "approval_states": dict(data.approval_states),
+        "quarantine_reasons": dict(data.quarantine_reasons),
+        "quarantine_kinds": dict(data.quarantine_kinds),
+        "device_types": dict(data.device_types),
     }
 
 

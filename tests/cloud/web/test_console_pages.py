@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from cloud import journal
 from cloud.labels import vocabulary
+from cloud.registry.models import Site
 from tests.cloud.web.conftest import ADMIN_PASSWORD, live_cloud
 from tests.cloud.web.county_world import STAFF_PASSWORD, CountyWorld, county_world
+from tests.utils.quarantine_factories import held_device
 from tests.utils.raw_codes import raw_codes, visible_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # one seeded county served to Chromium: ~1 min for the module
@@ -50,6 +52,15 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountyWorld]:
     with county_world(tmp_path_factory.mktemp("raw-codes")) as world:
+        engine = world.cloud.app.state.engine
+        with Session(engine) as session:
+            site = session.exec(
+                select(Site).where(col(Site.department_id).is_not(None)).order_by(col(Site.site_id))
+            ).first()
+        assert site is not None
+        world.ids["pending_id"] = held_device(
+            engine, site_id=site.site_id, device_id="fridge-new", device_type="probe", sensors=["t9"], alert=True
+        )
         yield world
 
 
@@ -74,6 +85,8 @@ def console_pages(world: CountyWorld) -> list[tuple[str, str]]:
         (f"#/case/{ids['case_id']}", "#case-state"),
         ("#/subjects", "table tbody tr"),
         ("#/scores", "#score-table tbody tr"),
+        ("#/devices", "#pending-table tbody tr[data-pending]"),
+        (f"#/devices/{ids['pending_id']}", "#held-table tbody tr[data-held]"),
         *[(f"#/list/{k}", "#list-table tbody tr") for k in ("clues", "tasks", "cases", "complaints")],
         *[(f"#/stats/{k}", "#stat-total") for k in ("clues", "tasks", "cases", "complaints")],
     ]

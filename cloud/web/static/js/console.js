@@ -8,6 +8,7 @@ import { positionsCard } from "./coords.js";
 import { internetEvidence } from "./clue-internet.js";
 import { chartNotice, loadCharts } from "./charts.js";
 import { adminPage } from "./admin.js";
+import { devicesPage } from "./devices.js";
 import { listPage, statsPage } from "./lists.js";
 
 const root = document.getElementById("root");
@@ -17,6 +18,8 @@ let main = null;
 let liveDot = null;
 const liveAlerts = [];
 let onLive = null; // the current page's live handler
+let siteNames = {}; // site id → name, for the live alerts (a person reads the name, never the id)
+const siteLabel = (id) => siteNames[id] || "未登记的场所";
 
 // every label comes from the one vocabulary (GET /console/labels, cloud/rules/labels.toml + the enums' labels)
 const disposal = (code) => label(L.disposals, code);
@@ -33,6 +36,7 @@ function navItems() {
   if (me.role !== "inspector") items.push(["#/subjects", "市场主体与风险"]);
   if (isManager()) items.push(["#/scores", "考核评分"]);
   if (isManager()) items.push(["#/admin/staff", "系统管理"]);
+  items.push(["#/devices", "待审批设备"]);
   items.push(["/map/", "辖区一张图"]);
   if (me.role === "inspector") items.push(["/m/", "移动端（我的任务）"]);
   if (isManager()) items.push(["/screen/", "态势大屏"], ["/kiosk/", "自助投诉终端"]);
@@ -92,6 +96,7 @@ async function renderRoute() {
     else if (page === "list") await listPage(main, id);
     else if (page === "stats") await statsPage(main, id);
     else if (page === "admin") await adminPage(main, id, { L, me });
+    else if (page === "devices") await devicesPage(main, id, { L, me });
     else await clueBoard();
   } catch (ex) {
     clear(main, h("p", { class: "error", role: "alert" }, ex.message || String(ex)));
@@ -209,7 +214,7 @@ function renderLive() {
   clear(list, liveAlerts.length
     ? liveAlerts.slice(0, 5).map((a) => h("li", {},
       h("strong", {}, fmtTime(a.ts)), " ", severityBadge(a.payload.severity, L.severities), " ",
-      a.payload.clue_id ? h("a", { href: `#/clue/${a.payload.clue_id}` }, `${a.payload.site_id}：${a.payload.message}`) : a.payload.message))
+      a.payload.clue_id ? h("a", { href: `#/clue/${a.payload.clue_id}` }, `${siteLabel(a.payload.site_id)}：${a.payload.message}`) : a.payload.message))
     : h("li", { class: "muted" }, "页面打开以来暂无新告警（新告警将实时出现在这里，无需刷新）"));
 }
 
@@ -705,12 +710,13 @@ async function scoresPage() {
 async function start() {
   me = await session(root, { title: "市场监管数字化监管平台", hint: "监管控制台 · 请使用本人账号登录" });
   L = await labels();
+  siteNames = Object.fromEntries((await api("registry/sites").catch(() => [])).map((s) => [s.site_id, s.name]));
   shell();
   liveFeed((ev) => {
     if (ev.action === "alert.raised") {
       liveAlerts.unshift(ev);
       renderLive();
-      toast(`新告警：${ev.payload.site_id} ${ev.payload.message}`, "alert");
+      toast(`新告警：${siteLabel(ev.payload.site_id)} ${ev.payload.message}`, "alert");
     }
     if (onLive) onLive(ev);
   }, (on) => {

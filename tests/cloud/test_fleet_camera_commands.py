@@ -33,7 +33,7 @@ from tests.conftest import start_or_skip
 from tests.edge.harness import AgentProcess
 from tests.edge.vision.test_recording import record
 from tests.edge.vision.test_rough_edges import short_video
-from tests.sentinel_cli.test_fleet_cli import no_leaked_threads  # noqa: F401 (the module server's AnyIO threads)
+from tests.utils.threads import no_leaked_threads  # noqa: F401 (the module server's worker pool is not a leak)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]  # one agent start with a camera (~10 s) shared by the module
 WAIT_S = 120  # generous: a loaded machine is slow, a passing run never waits this long

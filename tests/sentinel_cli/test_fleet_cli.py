@@ -12,7 +12,6 @@ reason before anything is signed, and only an administrator may create or cancel
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from protocols.messages import CommandResult
 from sentinel_cli.fleet import app
 from tests.cloud.test_fleet_view import heartbeat
 from tests.cloud.web.conftest import ADMIN_PASSWORD, PASSWORD, LiveCloud, live_cloud
+from tests.utils.threads import no_leaked_threads  # noqa: F401 (the module server's worker pool is not a leak)
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = [("drug-a", "edge-1"), ("drug-a", "edge-2"), ("food-b", "edge-1"), ("drug-c", "edge-1")]
@@ -67,16 +67,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveCloud,
         finally:
             store.close()
             engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads(world: object) -> Iterator[None]:
-    """As tests/conftest.py, except the worker threads of the module's server (it stops them when it stops)."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
-    owned = [t.name for t in leaked if t.name != "AnyIO worker thread"]
-    assert not owned, f"test leaked threads: {owned}"
 
 
 def run(cloud: LiveCloud, *args: str, user: str = "admin", password: str = ADMIN_PASSWORD) -> Any:

@@ -32,7 +32,7 @@ from protocols.messages import CommandResult, EvidenceRef
 from tests.cloud.conftest import ADMIN_PASSWORD
 from tests.cloud.test_fleet_view import heartbeat, raised
 from tests.cloud.web.conftest import PASSWORD, LiveCloud, live_cloud, screenshot
-from tests.sentinel_cli.test_fleet_cli import no_leaked_threads  # noqa: F401 (the module server's AnyIO threads)
+from tests.utils.threads import no_leaked_threads  # noqa: F401 (the module server's worker pool is not a leak)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 GROUP_AGENTS = [("drug-x", "edge-1"), ("drug-x", "edge-2"), ("food-y", "edge-1")]

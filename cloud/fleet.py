@@ -26,6 +26,7 @@ from cloud.fleet_commands import (
     last_pushes,
 )
 from cloud.presence import AgentPresence
+from cloud.registry.models import Site
 
 #: alert state shown in the fleet view
 ALERT_OPEN, ALERT_UNKNOWN = "open", "state_unknown"
@@ -112,6 +113,7 @@ def artifact_versions(presence: AgentPresence, pushes: dict[ArtifactKey, FleetCo
 
 class FleetAgent(SQLModel):
     site_id: str
+    site_name: str | None = Field(default=None, description="the site's registered name (None: not registered)")
     agent_id: str
     online: bool
     online_label: str
@@ -144,6 +146,7 @@ def fleet_view(session: Session, settings: Settings, now: datetime | None = None
         if alert.agent_id:
             by_agent.setdefault((alert.site_id, alert.agent_id), []).append(alert)
     pushes = last_pushes(session)
+    names = {s.site_id: s.name for s in session.exec(select(Site))}
     out: list[FleetAgent] = []
     for a in agents:
         limit = timedelta(seconds=a.offline_after_s or settings.site_offline_after_s)
@@ -169,6 +172,7 @@ def fleet_view(session: Session, settings: Settings, now: datetime | None = None
         out.append(
             FleetAgent(
                 site_id=a.site_id,
+                site_name=names.get(a.site_id),
                 agent_id=a.agent_id,
                 online=online,
                 online_label="在线" if online else "离线",

@@ -43,6 +43,7 @@ import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import JSON, Connection, Text
@@ -64,6 +65,7 @@ from protocols.messages import (
 )
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class CommandState(StrEnum):
@@ -257,8 +259,16 @@ def _summary(row: FleetCommand) -> str:
     if row.name == CommandName.SNAPSHOT.value:
         return f"摄像头 {payload.get('camera')}"
     if row.name == CommandName.EXPORT_RANGE.value:
-        return f"摄像头 {payload.get('camera')} {payload.get('start')} 至 {payload.get('end')}"
+        return f"摄像头 {payload.get('camera')} {_beijing(payload.get('start'))} 至 {_beijing(payload.get('end'))}"
     return ""
+
+
+def _beijing(value: Any) -> str:
+    """An ISO time of a payload as a person reads it (Asia/Shanghai)."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S（北京时间）")
+    except ValueError:
+        return str(value)
 
 
 def config_version_of(text: str) -> str:

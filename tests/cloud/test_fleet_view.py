@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from cloud.app import create_app
 from cloud.core.config import Settings
+from cloud.fleet_commands import FleetCommand, FleetCommandPublic
 from cloud.ingest.writer import IngestWriter, RawMessage
 from cloud.telemetry.store import TelemetryStore
 from protocols import AlertEvent, AlertPhase, Channel, Heartbeat, Severity, encode, topic_for
@@ -159,3 +160,21 @@ def test_desired_vs_reported_for_the_site_file_every_rule_pack_and_register_map(
         "已同步",
         "",
     )
+
+
+def test_an_export_range_is_summarised_in_beijing_time() -> None:
+    row = FleetCommand(
+        id="c1",
+        site_id="site-v",
+        agent_id="edge-1",
+        name="export_range",
+        payload={"camera": "cam1", "start": "2026-12-01T01:00:00+00:00", "end": "2026-12-01T09:10:00+08:00"},
+        issued_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC),
+        signature="",
+        key_id="k",
+        created_by="admin",
+        why="调取录像",
+    )
+    summary = FleetCommandPublic.of(row).payload_summary
+    assert summary == "摄像头 cam1 2026-12-01 09:00:00（北京时间） 至 2026-12-01 09:10:00（北京时间）", summary

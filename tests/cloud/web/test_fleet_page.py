@@ -126,6 +126,7 @@ def test_fleet_page_shows_online_offline_and_unknown_alerts(browser: Any, world:
         b = page.locator('tr[data-agent="site-b/edge-1"]').inner_text()
         assert "在线" in a and "告警中" in a and "+0.4 秒" in a and "3.5%" in a, a
         assert "离线" in b and "状态未知（代理离线）" in b and "小时前" in b, b
+        assert "康宁大药房" in page.locator('tr[data-agent="drug-x/edge-2"]').inner_text(), "a registered site by name"
     finally:
         page.close()
 
@@ -220,6 +221,7 @@ def test_group_commands_to_each_target_kind_with_progress_cancel_and_an_export(b
         card.locator('li[data-state="done"]', has_text="已执行 1").wait_for()
         card.locator('li[data-state="failed"]', has_text="失败 1").wait_for()
         assert "待发送 1" in card.locator("ul.chips").inner_text()
+        assert "康宁大药房 · edge-1" in card.locator('tr[data-agent="drug-x/edge-1"]').inner_text()
         assert "pong 1.0" in card.locator('tr[data-agent="drug-x/edge-1"]').inner_text()
         assert "签名无效" in card.locator('tr[data-agent="drug-x/edge-2"]').inner_text()
         card.locator(".group-cancel-why").fill("巡检改期")
@@ -241,7 +243,7 @@ def test_group_commands_to_each_target_kind_with_progress_cancel_and_an_export(b
         page.check('[data-tick="drug-x/edge-1"]')
         page.check('[data-tick="food-y/edge-1"]')
         page.select_option("#cmd-target-kind", "agents")
-        assert "已选 2 台：drug-x/edge-1、food-y/edge-1" in page.inner_text("#cmd-ticked")
+        assert "已选 2 台：康宁大药房 · edge-1、城关菜市场 · edge-1" in page.inner_text("#cmd-ticked")
         page.select_option("#cmd-name", "export_range")
         assert page.is_visible("#cmd-start") and page.is_visible("#cmd-camera") and not page.is_visible("#cmd-text")
         page.fill("#cmd-camera", "cam1")

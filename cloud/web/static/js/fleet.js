@@ -97,7 +97,7 @@ function render(agents) {
         const key = `${a.site_id}/${a.agent_id}`;
         return h("tr", { dataset: { agent: key }, class: key === selected ? "selected" : "" },
           isAdmin() ? h("td", {}, tickBox(key)) : null,
-          h("td", {}, a.site_id),
+          h("td", { title: `场所 ID ${a.site_id}` }, a.site_name || a.site_id),
           h("td", { title: a.incarnation ? `实例 ${a.incarnation}` : "" }, a.agent_id),
           h("td", { class: a.online ? "ok" : "error" }, a.online_label),
           h("td", { title: fmtTime(a.last_seen_at) }, silentText(a.silent_s)),
@@ -121,13 +121,20 @@ function render(agents) {
   }
 }
 
+// an agent as a person names it: its site's registered name and the agent's id on that site
+function agentName(siteId, agentId) {
+  const a = agentsNow.find((x) => x.site_id === siteId && x.agent_id === agentId);
+  return a && a.site_name ? `${a.site_name} · ${agentId}` : `${siteId}/${agentId}`;
+}
+
 function agentOptions() {
-  return agentsNow.map((a) => h("option", { value: `${a.site_id}/${a.agent_id}` }, `${a.site_id}/${a.agent_id}（${a.online_label}）`));
+  return agentsNow.map((a) => h("option", { value: `${a.site_id}/${a.agent_id}` }, `${agentName(a.site_id, a.agent_id)}（${a.online_label}）`));
 }
 
 function showTicked() {
   const box = document.getElementById("cmd-ticked");
-  if (box) box.textContent = ticked.size ? `已选 ${ticked.size} 台：${[...ticked].sort().join("、")}` : "尚未勾选代理";
+  const names = [...ticked].sort().map((key) => agentName(...key.split("/")));
+  if (box) box.textContent = ticked.size ? `已选 ${ticked.size} 台：${names.join("、")}` : "尚未勾选代理";
 }
 
 function select(key) {
@@ -354,7 +361,7 @@ function groupCard(g) {
     h("table", { class: "table", "aria-label": "各代理结果" },
       h("thead", {}, h("tr", {}, ["代理", "状态", "结果"].map((t) => h("th", {}, t)))),
       h("tbody", {}, g.commands.map((c) => h("tr", { dataset: { agent: `${c.site_id}/${c.agent_id}`, state: c.state } },
-        h("td", {}, `${c.site_id}/${c.agent_id}`), stateCell(c), resultCell(c))))),
+        h("td", { title: `${c.site_id}/${c.agent_id}` }, agentName(c.site_id, c.agent_id)), stateCell(c), resultCell(c))))),
     g.finished ? null : h("div", { class: "row" }, why, h("button", { type: "button", onclick: cancel }, "取消未执行的命令")));
 }
 

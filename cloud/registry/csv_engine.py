@@ -20,19 +20,39 @@ from pydantic import Field, ValidationError
 from sqlmodel import Session
 
 from cloud.core.csvtext import CsvFormatError, records
-from cloud.registry.csv_import import ImportFormatError, decode
 from cloud.rules.loader import RuleModel, load_model, rules_path
 
 __all__ = [
     "CellError",
     "CsvKind",
+    "ImportFormatError",
     "ImportOutcome",
     "Row",
     "RowRefused",
+    "decode",
     "import_kinds",
     "read_table",
     "run_import",
 ]
+
+
+class ImportFormatError(ValueError):
+    """The file as a whole cannot be imported (encoding, malformed CSV, missing or unknown columns)."""
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else GB18030/GBK (Excel's Chinese default)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(f"无法识别文件编码（支持 UTF-8 与 GB18030/GBK）：{exc}") from None
+
 
 #: separators of a list cell (业务职责: 检查人员、执法办案人员)
 LIST_SEPARATORS = ("、", "；", ";", "|", "，", "/")
@@ -55,6 +75,9 @@ class CsvKind(RuleModel):
     title: str
     key: str
     columns: list[CsvColumn] = Field(min_length=1)
+    unknown_columns: Literal["refuse", "ignore"] = Field(
+        default="refuse", description="ignore: extra columns of a government export are skipped"
+    )
 
     def column(self, key: str) -> CsvColumn:
         return next(c for c in self.columns if c.key == key)
@@ -156,19 +179,21 @@ def read_table(kind: CsvKind, data: bytes | str) -> Table:
                 unknown.append(raw.strip())
             continue
         if column.key in index:
+            if kind.unknown_columns == "ignore":
+                continue  # the first of two spellings wins
             raise ImportFormatError(f"列“{raw.strip()}”与“{spelled[column.key]}”重复")
         index[column.key], spelled[column.key] = i, raw.strip()
     missing = [c.zh for c in kind.columns if c.required and c.key not in index]
     if missing:
         raise ImportFormatError(f"缺少必需的列：{'、'.join(missing)}（表头：{', '.join(header)}）")
-    if unknown:
+    if unknown and kind.unknown_columns == "refuse":
         known = "、".join(c.zh for c in kind.columns)
         raise ImportFormatError(f"无法识别的列：{'、'.join(unknown)}（可用的列：{known}）")
     table = Table(kind, spelled)
     for line, cells in parsed[1:]:
         if not any(c.strip() for c in cells):
             continue
-        if len(cells) > len(header):
+        if len(cells) > len(header) and kind.unknown_columns == "refuse":
             table.errors.append(CellError(line, None, f"有 {len(cells)} 列，多于表头的 {len(header)} 列"))
             continue
         values: dict[str, Any] = {}
@@ -177,7 +202,7 @@ def read_table(kind: CsvKind, data: bytes | str) -> Table:
             raw = cells[at].replace("\u3000", " ").strip() if at is not None and at < len(cells) else ""
             if not raw:
                 if column.required:
-                    table.errors.append(CellError(line, spelled.get(column.key, column.zh), "不能为空"))
+                    table.errors.append(CellError(line, spelled.get(column.key, column.zh), f"{column.zh}为空"))
                 values[column.key] = [] if column.type == "list" else None
                 continue
             try:

@@ -6,7 +6,9 @@ headers ``name, uscc, legal_representative, address, business_scope, licence_no,
 (``license_no`` also accepted). Encodings: UTF-8 (with or without BOM) and GB18030/GBK.
 
 Good rows are imported (a subject is matched by its USCC and updated; a licence by its number); every bad
-row is reported with its line number and the reason, and imports nothing.
+row is reported with its line number and the reason, and imports nothing. The file is read by the one CSV engine
+(:mod:`cloud.registry.csv_engine`) with the column spec ``kinds.subjects`` of ``cloud/rules/csv_imports.toml``;
+columns it does not know (a government export has many) are skipped.
 """
 
 from __future__ import annotations
@@ -18,32 +20,16 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from cloud.core.csvtext import CsvFormatError, records
 from cloud.registry import uscc as uscc_mod
+from cloud.registry.csv_engine import ImportFormatError, decode, import_kinds, read_table
 from cloud.registry.models import Licence, MarketSubject, RiskGrade, utcnow
 
-#: canonical field → accepted header spellings (compared after stripping blanks and lower-casing)
-HEADERS: dict[str, tuple[str, ...]] = {
-    "name": ("企业名称", "名称", "主体名称", "name", "company_name", "enterprise_name"),
-    "uscc": ("统一社会信用代码", "信用代码", "uscc", "unified_social_credit_code", "credit_code"),
-    "legal_representative": ("法定代表人", "负责人", "法定代表人/负责人", "legal_representative", "legal_rep"),
-    "address": ("住所", "地址", "经营场所", "address"),
-    "business_scope": ("经营范围", "business_scope", "scope"),
-    "licence_no": ("许可证编号", "许可证号", "licence_no", "license_no", "licence_number", "license_number"),
-    "licence_kind": ("许可证种类", "许可证名称", "licence_kind", "license_kind"),
-    "valid_from": ("有效期自", "有效期起", "valid_from"),
-    "valid_to": ("有效期至", "有效期止", "valid_to", "valid_until"),
-    "risk_grade": ("风险等级", "信用风险分类", "risk_grade"),
-}
-REQUIRED = ("name", "uscc")
+__all__ = ["ImportFormatError", "ImportReport", "RowError", "decode", "import_csv", "parse", "parse_date"]
+
 #: values of 有效期至 meaning "no end date"
 OPEN_ENDED = {"长期", "长期有效", "永久", "无固定期限", "permanent", "indefinite"}
 _DATE_RE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*$")
 _COMPACT_DATE_RE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
-
-
-class ImportFormatError(ValueError):
-    """The file as a whole cannot be imported (encoding, missing columns)."""
 
 
 @dataclass(frozen=True)
@@ -82,19 +68,6 @@ class ParsedRow:
     risk_grade: RiskGrade | None
 
 
-def decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(f"无法识别文件编码（支持 UTF-8 与 GB18030/GBK）：{exc}") from None
-
-
 def parse_date(text: str) -> date:
     m = _DATE_RE.match(text) or _COMPACT_DATE_RE.match(text)
     if not m:
@@ -106,50 +79,19 @@ def parse_date(text: str) -> date:
         raise ValueError(f"日期不存在：{text!r}") from None
 
 
-def _map_headers(header: list[str]) -> dict[str, int]:
-    lookup = {alias.replace(" ", "").lower(): key for key, aliases in HEADERS.items() for alias in aliases}
-    mapping: dict[str, int] = {}
-    for idx, raw in enumerate(header):
-        key = lookup.get(raw.replace(" ", "").replace("\u3000", "").strip().lower())
-        if key and key not in mapping:
-            mapping[key] = idx
-    missing = [HEADERS[k][0] for k in REQUIRED if k not in mapping]
-    if missing:
-        raise ImportFormatError(f"缺少必需的列：{'、'.join(missing)}（表头：{', '.join(header)}）")
-    return mapping
-
-
 def parse(text: str) -> tuple[list[ParsedRow], list[RowError], int]:
     """Parse CSV text into valid rows and row errors; returns (rows, errors, data-row count)."""
-    reader = records(text)
-    try:
-        _, header = next(reader)
-    except StopIteration:
-        raise ImportFormatError("文件为空") from None
-    except CsvFormatError as exc:
-        raise ImportFormatError(str(exc)) from None
-    mapping = _map_headers(header)
+    table = read_table(import_kinds()["subjects"], text)
+    errors = [RowError(e.line, e.reason) for e in table.errors]
+    bad = {e.line for e in table.errors}
     rows: list[ParsedRow] = []
-    errors: list[RowError] = []
-    count = 0
     seen_uscc: dict[str, tuple[int, str]] = {}
     seen_licence: dict[str, int] = {}
-    try:
-        parsed = list(reader)  # (line where the record starts, cells); a quoted field may span lines
-    except CsvFormatError as exc:
-        raise ImportFormatError(str(exc)) from None
-    for line, cells in parsed:
-        if not any(c.strip() for c in cells):
+    for record in table.rows:
+        if record.line in bad:
             continue
-        count += 1
-
-        def get(key: str, cells: list[str] = cells) -> str | None:
-            idx = mapping.get(key)
-            if idx is None or idx >= len(cells):
-                return None
-            value = cells[idx].replace("\u3000", " ").strip()
-            return value or None
-
+        line = record.line
+        get = record.get
         try:
             row = _parse_row(line, get)
         except ValueError as exc:
@@ -169,7 +111,8 @@ def parse(text: str) -> tuple[list[ParsedRow], list[RowError], int]:
         if row.licence_no:
             seen_licence[row.licence_no] = line
         rows.append(row)
-    return rows, errors, count
+    errors.sort(key=lambda e: e.line)
+    return rows, errors, len(table.rows)
 
 
 def _parse_row(line: int, get: Callable[[str], str | None]) -> ParsedRow:

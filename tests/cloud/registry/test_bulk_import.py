@@ -112,7 +112,7 @@ def test_a_staff_file_with_bad_rows_is_refused_whole(admin: httpx.Client) -> Non
     assert "部门编码 nowhere 不存在" in errors[(4, "部门编码")]
     assert "未知的业务职责“飞行员”" in errors[(5, "业务职责")]
     assert duty_rules().grant_rule.zh in errors[(6, "业务职责")]
-    assert errors[(7, "登录名")] == "不能为空"
+    assert errors[(7, "登录名")] == "登录名为空"
     assert "安全管理员" in errors[(8, "账号角色")]
     assert sorted(line for line, _ in errors) == [3, 4, 5, 6, 7, 8]
     assert "goodone" not in {s["username"] for s in admin.get("/staff").json()}  # all or nothing

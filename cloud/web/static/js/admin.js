@@ -1,5 +1,8 @@
 // Administration pages of the PC console (系统管理): staff (accounts, duties, 执法证号, department), departments,
-// market subjects (with CSV import and an empty state that says what to do), sites with their devices.
+// market subjects (with CSV import and an empty state that says what to do), sites with their devices. Each page is
+// shown only to the account roles that [administration] of cloud/rules/duties.toml names (GET registry/admin-areas);
+// staff and sites import a CSV all or nothing (preview first; every refused cell shown with line and column);
+// subjects and sites are deactivated (注销/停用) and reactivated with a reason.
 // Every write goes through the resource API; its Chinese validation errors are shown beside the form.
 import { api, clear, h, label, toast } from "./api.js";
 
@@ -36,14 +39,24 @@ function table(aria, headings, rows, empty) {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: String(headings.length), class: "muted" }, empty))));
 }
 
-/** #/admin/<tab> */
+/** #/admin/<tab>: only the pages the caller's account role may use; any other is refused in the page. */
 export async function adminPage(main, tab, ctx) {
-  const current = TABS.some(([k]) => k === tab) ? tab : "staff";
+  const areas = await api("registry/admin-areas");
+  const allowed = areas.filter((a) => a.allowed);
+  const known = TABS.some(([k]) => k === tab);
+  const current = known ? tab : (allowed[0]?.area || "staff");
   const body = h("div", { id: "admin-body" });
   clear(main, h("h1", {}, "系统管理"),
-    h("nav", { class: "subtabs row", "aria-label": "管理分类" }, TABS.map(([k, t]) =>
-      h("a", { href: `#/admin/${k}`, ...(k === current ? { "aria-current": "page" } : {}) }, t))),
+    allowed.length ? h("nav", { class: "subtabs row", "aria-label": "管理分类" }, TABS.filter(([k]) => allowed.some((a) => a.area === k))
+      .map(([k, t]) => h("a", { href: `#/admin/${k}`, ...(k === current ? { "aria-current": "page" } : {}) }, t))) : null,
     body);
+  const area = areas.find((a) => a.area === current);
+  if (!area?.allowed) {
+    clear(body, h("section", { class: "notice", id: "admin-refused", role: "alert" },
+      h("strong", {}, `无权使用“${area?.zh || "系统管理"}”页面。`),
+      h("p", {}, "该页面及其操作只对职责规则（administration）指定的账号角色开放；如需办理，请联系系统管理员。")));
+    return;
+  }
   const pages = { staff: staffPage, departments: departmentsPage, subjects: subjectsAdmin, sites: sitesPage };
   await pages[current](body, ctx);
 }
@@ -130,10 +143,15 @@ async function staffPage(body, { L, me }) {
     await staffPage(body, { L, me });
   });
   create.id = "staff-create";
+  const importCard = bulkImportCard({
+    id: "staff-import", title: "批量导入人员（CSV）", path: "registry/staff/import", L,
+    hint: "列名：登录名、姓名（必填），账号角色（执法检查人员或监管负责人，默认执法检查人员）、部门编码、执法证号、业务职责（多个用顿号分隔，例如 检查人员、执法办案人员）。整个文件全部通过才导入；再次导入同一文件不会重复新增。新账号的初始密码只在导入结果中显示一次。",
+    after: () => staffPage(body, { L, me }),
+  });
   clear(body,
     h("p", { class: "muted" }, "账号角色决定能登录哪些页面；业务职责决定能办理哪些环节（受理、研判、派发、检查、执法、审核、审批）。系统管理员不担任业务职责，也不参与派发。"),
-    table("人员", ["姓名", "账号角色", "部门", "业务职责", "执法证号", "状态", ""], rows, "暂无人员：请在下方新增"),
-    editor, create);
+    table("人员", ["姓名", "账号角色", "部门", "业务职责", "执法证号", "状态", ""], rows, "暂无人员：请在下方新增或批量导入"),
+    editor, create, importCard);
 }
 
 // ---------------------------------------------------------------- departments
@@ -162,7 +180,10 @@ async function departmentsPage(body, ctx) {
 // ---------------------------------------------------------------- subjects
 async function subjectsAdmin(body, ctx) {
   const { L } = ctx;
-  const [subjects, departments] = await Promise.all([api("registry/subjects?limit=1000"), api("registry/departments")]);
+  const showAll = Boolean(ctx.showDeactivated);
+  const [subjects, departments] = await Promise.all([
+    api(`registry/subjects?limit=1000${showAll ? "&include_deactivated=true" : ""}`), api("registry/departments"),
+  ]);
   const depName = Object.fromEntries(departments.map((d) => [d.id, d.name]));
   const depSelect = (value = "") => h("select", {}, h("option", { value: "" }, "（未分配）"),
     departments.map((d) => h("option", { value: String(d.id), ...(String(value) === String(d.id) ? { selected: "" } : {}) }, d.name)));
@@ -211,10 +232,15 @@ async function subjectsAdmin(body, ctx) {
     departments, after: () => subjectsAdmin(body, ctx),
     summary: (r) => `共 ${r.rows} 行，导入 ${r.accepted} 行（新增主体 ${r.subjects_created}，更新 ${r.subjects_updated}；新增许可证 ${r.licences_created}，更新 ${r.licences_updated}）`,
   });
-  const list = subjects.length
-    ? table("市场主体", ["企业名称", "统一社会信用代码", "法定代表人", "风险等级", "属地部门", ""], subjects.map((s) => h("tr", {},
+  const toggleAll = h("label", { class: "person" }, h("input", { type: "checkbox", id: "subjects-show-deactivated",
+    ...(showAll ? { checked: "" } : {}), onchange: (e) => subjectsAdmin(body, { ...ctx, showDeactivated: e.target.checked }) }), " 显示已注销的主体");
+  const list = subjects.length || showAll
+    ? h("div", {}, toggleAll, table("市场主体", ["企业名称", "统一社会信用代码", "法定代表人", "风险等级", "属地部门", "状态", ""], subjects.map((s) => h("tr", { class: s.deactivated_at ? "muted" : null },
       h("td", {}, s.name), h("td", {}, s.uscc), h("td", {}, s.legal_representative || "—"), h("td", {}, label(L.grades, s.risk_grade)),
-      h("td", {}, depName[s.department_id] || "—"), h("td", {}, h("button", { type: "button", onclick: () => edit(s) }, "编辑")))), "")
+      h("td", {}, depName[s.department_id] || "—"), h("td", {}, s.deactivated_at ? `已注销（${s.deactivation_reason}）` : "在册"),
+      h("td", {}, h("button", { type: "button", onclick: () => edit(s) }, "编辑"), " ",
+        h("button", { type: "button", onclick: () => statusEditor(editor, { what: "subject", item: s, name: s.name,
+          path: `registry/subjects/${s.id}`, after: () => subjectsAdmin(body, ctx) }) }, s.deactivated_at ? "恢复" : "注销")))), "暂无主体"))
     : h("section", { class: "notice", id: "subjects-empty", role: "status" },
       h("strong", {}, "还没有登记任何市场主体。"),
       h("p", {}, "线索、检查任务和文书都要用到主体的名称、统一社会信用代码和住所。请先 ",
@@ -255,10 +281,81 @@ function csvImportCard({ id, title, path, hint, departments, after, summary }) {
   return card;
 }
 
+const ENTITIES = { user: "账号", staff: "人员档案", site: "场所", device: "设备", sensor: "传感器", point: "测点" };
+
+/** An all-or-nothing CSV import (staff, sites): 预览 runs it as a dry run, 导入 writes it; a refused file shows every
+ * refused cell (line, column, reason) and nothing is written. */
+function bulkImportCard({ id, title, path, hint, after }) {
+  const file = h("input", { type: "file", accept: ".csv,text/csv", id: `${id}-file` });
+  const out = h("div", { id: `${id}-result`, role: "status" });
+  const counts = (r) => Object.entries(r.counts).map(([k, c]) =>
+    `${ENTITIES[k] || "记录"}：新增 ${c.created}，更新 ${c.updated}，未变 ${c.unchanged}`).join("；");
+  async function send(dryRun) {
+    clear(out);
+    if (!file.files.length) {
+      clear(out, h("p", { class: "error", id: `${id}-error` }, "请选择要导入的 CSV 文件"));
+      return;
+    }
+    const data = new FormData();
+    data.append("file", file.files[0]);
+    try {
+      const r = await api(`${path}${dryRun ? "?dry_run=true" : ""}`, { method: "POST", form: data });
+      const head = dryRun ? `预览（未写入）：共 ${r.rows} 行，全部可以导入。` : `已导入 ${r.rows} 行。`;
+      clear(out, h("p", { class: "ok", id: `${id}-summary` }, head, counts(r)),
+        r.initial_passwords?.length ? h("section", { class: "notice" },
+          h("p", {}, h("strong", {}, "新账号的初始密码只显示这一次，请当面或通过安全渠道交给本人，并提醒其登录后修改。")),
+          table("初始密码", ["姓名", "登录名", "初始密码"], r.initial_passwords.map((p) => h("tr", {},
+            h("td", {}, p.full_name), h("td", {}, p.username), h("td", {}, h("code", {}, p.password)))), "")) : null);
+      if (!dryRun) {
+        toast("导入完成");
+        if (!r.initial_passwords?.length) setTimeout(after, 1500);
+      }
+    } catch (ex) {
+      const errors = ex.body?.errors || [];
+      clear(out, h("p", { class: "error", id: `${id}-error` }, ex.message),
+        errors.length ? table("导入错误", ["行号", "列", "原因"], errors.map((x) => h("tr", {},
+          h("td", {}, `第 ${x.line} 行`), h("td", {}, x.column || "整行"), h("td", {}, x.reason))), "") : null);
+    }
+  }
+  return h("section", { class: "card", id, "aria-label": title }, h("h2", {}, title), h("p", { class: "muted" }, hint),
+    h("div", { class: "row" }, h("div", {}, h("label", { for: `${id}-file` }, "CSV 文件"), file)),
+    h("div", { class: "actions", style: "margin-top:.6rem" },
+      h("button", { type: "button", id: `${id}-preview`, onclick: () => send(true) }, "预览"),
+      h("button", { type: "button", class: "primary", id: `${id}-run`, onclick: () => send(false) }, "导入")),
+    out);
+}
+
+/** 注销/停用 or 恢复 with a reason (journaled by the API). */
+function statusEditor(editor, { what, item, name, path, after }) {
+  const off = Boolean(item.deactivated_at);
+  const reason = h("input", { placeholder: off ? "例如 已恢复营业" : "例如 营业执照已注销、门店已停业" });
+  const verb = off ? (what === "subject" ? "恢复" : "恢复启用") : (what === "subject" ? "注销" : "停用");
+  const msg = h("p", { class: "error", role: "alert", id: `${what}-status-error` });
+  clear(editor, h("section", { class: "card", "aria-label": `${verb}：${name}`, id: `${what}-status` },
+    h("h2", {}, `${verb}：${name}`),
+    h("p", { class: "muted" }, off ? `已于 ${fmtTime(item.deactivated_at)} ${what === "subject" ? "注销" : "停用"}（${item.deactivation_reason}）。`
+      : "历史记录保留；之后不能再派发新任务或关联新线索，默认列表中不再显示（可勾选“显示已注销/停用”查看）。"),
+    field(`${what}-status-reason`, "理由", reason),
+    h("div", { class: "actions", style: "margin-top:.6rem" }, h("button", { type: "button", class: "primary", id: `${what}-status-submit`,
+      onclick: async () => {
+        msg.textContent = "";
+        try {
+          await api(`${path}/${off ? "reactivate" : "deactivate"}`, { method: "POST", json: { reason: reason.value.trim() } });
+          toast(`已${verb} ${name}`);
+          await after();
+        } catch (ex) { msg.textContent = ex.message; }
+      } }, `确认${verb}`)), msg));
+  editor.scrollIntoView?.();
+}
+
+const fmtTime = (iso) => new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" });
+
 // ---------------------------------------------------------------- sites and devices
 async function sitesPage(body, ctx) {
+  const showAll = Boolean(ctx.showDeactivated);
   const [sites, subjects, departments] = await Promise.all([
-    api("registry/sites"), api("registry/subjects?limit=1000"), api("registry/departments"),
+    api(`registry/sites${showAll ? "?include_deactivated=true" : ""}`), api("registry/subjects?limit=1000&include_deactivated=true"),
+    api("registry/departments"),
   ]);
   const subjectName = Object.fromEntries(subjects.map((s) => [s.id, s.name]));
   const depName = Object.fromEntries(departments.map((d) => [d.id, d.name]));
@@ -294,10 +391,22 @@ async function sitesPage(body, ctx) {
     toast(`已登记场所 ${json.name}`);
     await sitesPage(body, ctx);
   });
-  clear(body,
-    table("场所", ["场所名称", "地址", "监管领域", "市场主体", "属地部门", ""], sites.map((s) => h("tr", {},
+  const status = h("div", { id: "site-status-editor" });
+  const importCard = bulkImportCard({
+    id: "site-import", title: "批量导入场所与设备（CSV）", path: "registry/sites/import",
+    hint: "每行一个传感器（尚无传感器时每行一个场所或设备）。列名：场所编号（必填）、场所名称、地址、监管领域（药品/食品/特种设备）、市场主体统一社会信用代码、属地部门编码、经度、纬度、设备编号、设备类型、设备名称、传感器编号、测量量（温度/湿度/其他）、单位、上报间隔秒、测点位置、库区、GSP配置档、温度下限、温度上限。同一场所的后续行可留空场所各列。整个文件全部通过才导入；再次导入同一文件不会重复新增。",
+    after: () => sitesPage(body, ctx),
+  });
+  const toggleAll = h("label", { class: "person" }, h("input", { type: "checkbox", id: "sites-show-deactivated",
+    ...(showAll ? { checked: "" } : {}), onchange: (e) => sitesPage(body, { ...ctx, showDeactivated: e.target.checked }) }), " 显示已停用的场所");
+  clear(body, toggleAll,
+    table("场所", ["场所名称", "地址", "监管领域", "市场主体", "属地部门", "状态", ""], sites.map((s) => h("tr", { class: s.deactivated_at ? "muted" : null },
       h("td", {}, s.name), h("td", {}, s.address || "—"), h("td", {}, SITE_CATEGORIES[s.category] || "其他"),
       h("td", {}, subjectName[s.subject_id] || "—"), h("td", {}, depName[s.department_id] || "—"),
-      h("td", {}, h("button", { type: "button", onclick: () => showDevices(s) }, "设备")))), "暂无场所：请在下方登记"),
-    devices, create);
+      h("td", {}, s.deactivated_at ? `已停用（${s.deactivation_reason}）` : "在用"),
+      h("td", {}, h("button", { type: "button", onclick: () => showDevices(s) }, "设备"), " ",
+        h("button", { type: "button", onclick: () => statusEditor(status, { what: "site", item: s, name: s.name,
+          path: `registry/sites/${encodeURIComponent(s.site_id)}`, after: () => sitesPage(body, ctx) }) }, s.deactivated_at ? "恢复启用" : "停用")))),
+    "暂无场所：请在下方登记或批量导入"),
+    status, devices, create, importCard);
 }

@@ -35,7 +35,7 @@ function navItems() {
   if (me.role !== "inspector") items.push(["#/stats/clues", "统计分析"]);
   if (me.role !== "inspector") items.push(["#/subjects", "市场主体与风险"]);
   if (isManager()) items.push(["#/scores", "考核评分"]);
-  if (isManager()) items.push(["#/admin/staff", "系统管理"]);
+  if (me.adminAreas.length) items.push([`#/admin/${me.adminAreas[0]}`, "系统管理"]);
   items.push(["#/devices", "待审批设备"]);
   items.push(["/map/", "辖区一张图"]);
   if (me.role === "inspector") items.push(["/m/", "移动端（我的任务）"]);
@@ -710,7 +710,9 @@ async function scoresPage() {
 async function start() {
   me = await session(root, { title: "市场监管数字化监管平台", hint: "监管控制台 · 请使用本人账号登录" });
   L = await labels();
-  siteNames = Object.fromEntries((await api("registry/sites").catch(() => [])).map((s) => [s.site_id, s.name]));
+  siteNames = Object.fromEntries((await api("registry/sites?include_deactivated=true").catch(() => [])).map((s) => [s.site_id, s.name]));
+  // the 系统管理 pages this account role may use ([administration] of cloud/rules/duties.toml)
+  me.adminAreas = (await api("registry/admin-areas").catch(() => [])).filter((a) => a.allowed).map((a) => a.area);
   shell();
   liveFeed((ev) => {
     if (ev.action === "alert.raised") {

@@ -1,10 +1,11 @@
-"""Lists that scale (列表、检索、导出、统计): one engine over the clue, task, case and complaint lists.
+"""Lists that scale (列表、检索、导出、统计): one engine over the clue, task, case, complaint and subject lists.
 
 Each list is described as data (:data:`LISTS`): the table, the columns a person reads (heading, kind of cell), the
 fields a keyword searches, the state, date and department columns, and when a row is overdue. The one engine
 answers a search (text, status, domain, department, date range) with Chinese display values, writes the same rows
 as an XLSX workbook (numbers and dates as real cells, Chinese headings; like the GSP export) and counts the rows by
-status, domain, department and month with the overdue ones. Jurisdiction: the caller's scope limits every query.
+status, domain, department, category and month with the overdue ones. Jurisdiction: the caller's scope limits every
+query.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cloud.security.scoping import Scope
 
 TZ = ZoneInfo("Asia/Shanghai")
 CellType = Literal["text", "int", "date", "datetime"]
-ListKind = Literal["clues", "tasks", "cases", "complaints"]
+ListKind = Literal["clues", "tasks", "cases", "complaints", "subjects"]
 DOMAINS = {"food": "食品", "drug": "药品", "special_equipment": "特种设备"}
 
 
@@ -49,7 +50,9 @@ class Context:
     today: dt.date
     departments: dict[int, str]
     site_categories: dict[str, str | None]
+    subject_sites: dict[int, list[str]] = field(default_factory=dict)
     clues: dict[int, Any] = field(default_factory=dict)
+    _licences: dict[int, list[Any]] | None = None
 
     def clue(self, clue_id: int | None) -> Any:
         from cloud.workflow.clues import Clue
@@ -59,6 +62,16 @@ class Context:
         if clue_id not in self.clues:
             self.clues[clue_id] = self.session.get(Clue, clue_id)
         return self.clues[clue_id]
+
+    def licences(self, subject_id: int | None) -> list[Any]:
+        """The subject's licences (one query for the whole answer, on first use)."""
+        if self._licences is None:
+            from cloud.registry.models import Licence
+
+            self._licences = {}
+            for licence in self.session.exec(select(Licence)):
+                self._licences.setdefault(licence.subject_id, []).append(licence)
+        return self._licences.get(subject_id or -1, [])
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ class ListSpec:
     text_fields: tuple[str, ...]
     date_field: str
     state_field: str | None
-    state_machine: str | None  # labels of the state column (the workflow machine's name)
+    state_machine: str | None  # labels of the state column: a workflow machine's name, or a label map (``grades``)
     department: Callable[[Any, Context], int | None]
     category: Callable[[Any, Context], tuple[str | None, str | None]]  # (category, site id)
     overdue: Callable[[Any, Context], bool]
@@ -116,6 +129,12 @@ def _order_model() -> type[SQLModel]:
     from cloud.workflow.models import WorkOrder
 
     return WorkOrder
+
+
+def _subject_model() -> type[SQLModel]:
+    from cloud.registry.models import MarketSubject
+
+    return MarketSubject
 
 
 def _clue_values(c: Any, ctx: Context) -> dict[str, Any]:
@@ -193,11 +212,50 @@ def _order_values(o: Any, ctx: Context) -> dict[str, Any]:
     }
 
 
-def term_state(machine: str, state: Any) -> str:
+def state_labels(machine: str) -> dict[str, str]:
+    """code → 中文 of a list's state column: a workflow machine's states, or a label map such as ``grades``."""
     from cloud.labels import vocabulary
 
-    value = str(state)
-    return str(vocabulary()["states"].get(machine, {}).get(value, value))
+    words = vocabulary()
+    found = words["states"].get(machine)
+    if found is None:
+        found = {k: v for k, v in words.get(machine, {}).items() if k != "unknown"}
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def term_state(machine: str, state: Any) -> str:
+    value = str(getattr(state, "value", state))
+    return state_labels(machine).get(value, value)
+
+
+def _subject_values(s: Any, ctx: Context) -> dict[str, Any]:
+    licences = ctx.licences(s.id)
+    ends = sorted(lic.valid_to for lic in licences if lic.valid_to is not None)
+    return {
+        "id": s.id,
+        "name": s.name,
+        "uscc": s.uscc,
+        "legal_representative": s.legal_representative or "",
+        "address": s.address or "",
+        "state": term_state("grades", s.risk_grade),
+        "department": ctx.departments.get(s.department_id or -1, ""),
+        "sites": len(ctx.subject_sites.get(s.id or -1, [])),
+        "licences": len(licences),
+        "licence_ends": ends[0] if ends else None,
+        "created": _local(s.created_at),
+        "in_use": "已注销/停用" if getattr(s, "deactivated_at", None) is not None else "在用",
+        "overdue": "是" if _licence_expired(s, ctx) else "否",
+    }
+
+
+def _licence_expired(s: Any, ctx: Context) -> bool:
+    """许可证过期: a licence of the subject ended before today (the subject list's "overdue")."""
+    return any(lic.valid_to is not None and lic.valid_to < ctx.today for lic in ctx.licences(s.id))
+
+
+def _subject_category(s: Any, ctx: Context) -> tuple[str | None, str | None]:
+    sites = ctx.subject_sites.get(s.id or -1, [])
+    return None, (sites[0] if sites else None)  # the domain comes from its (first) site
 
 
 def _task_overdue(t: Any, ctx: Context) -> bool:
@@ -341,6 +399,33 @@ LISTS: dict[str, ListSpec] = {
         values=_order_values,
         department_column=None,
     ),
+    "subjects": ListSpec(
+        kind="subjects",
+        title="市场主体",
+        model=_subject_model,
+        columns=(
+            Column("name", "市场主体", width=32),
+            Column("uscc", "统一社会信用代码", width=20),
+            Column("legal_representative", "法定代表人", width=10),
+            Column("address", "住所", width=36),
+            Column("state", "信用风险分类", width=14),
+            Column("department", "管辖部门", width=24),
+            Column("sites", "场所数", "int", 8),
+            Column("licences", "许可证数", "int", 8),
+            Column("licence_ends", "最近许可到期", "date", 12),
+            Column("created", "登记时间", "datetime", 18),
+            Column("in_use", "使用状态", width=12),
+            Column("overdue", "许可证过期", width=10),
+        ),
+        text_fields=("name", "uscc", "legal_representative", "address", "business_scope"),
+        date_field="created_at",
+        state_field="risk_grade",
+        state_machine="grades",
+        department=lambda s, _: s.department_id,
+        category=_subject_category,
+        overdue=_licence_expired,
+        values=_subject_values,
+    ),
 }
 
 
@@ -373,11 +458,17 @@ def spec_of(kind: str) -> ListSpec:
 def _context(session: Session) -> Context:
     from cloud.registry.models import Department, Site
 
+    sites = list(session.exec(select(Site).order_by(col(Site.site_id))))
+    subject_sites: dict[int, list[str]] = {}
+    for site in sites:
+        if site.subject_id is not None:
+            subject_sites.setdefault(site.subject_id, []).append(site.site_id)
     return Context(
         session=session,
         today=dt.datetime.now(TZ).date(),
         departments={d.id: d.name for d in session.exec(select(Department)) if d.id is not None},
-        site_categories={s.site_id: s.category for s in session.exec(select(Site))},
+        site_categories={s.site_id: s.category for s in sites},
+        subject_sites=subject_sites,
     )
 
 
@@ -514,6 +605,7 @@ class Statistics:
     by_status: list[tuple[str, int]]
     by_domain: list[tuple[str, int]]
     by_department: list[tuple[str, int]]
+    by_category: list[tuple[str, int]]
     by_month: list[tuple[str, int]]
 
 
@@ -532,6 +624,7 @@ def statistics(session: Session, kind: str, filters: Filters, scope: Scope) -> S
     status: Counter[str] = Counter()
     domains: Counter[str] = Counter()
     departments: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
     months: Counter[str] = Counter()
     overdue = 0
     for r in rows:
@@ -539,6 +632,9 @@ def statistics(session: Session, kind: str, filters: Filters, scope: Scope) -> S
         status[str(v.get("acceptance") if spec.state_field is None else v["state"])] += 1
         domains[DOMAINS.get(_domain(spec, r, ctx) or "", "其他")] += 1
         departments[v.get("department") or "未分配部门"] += 1
+        category, _ = spec.category(r, ctx)
+        if category:  # lists without a category (subjects) count none
+            categories[term("categories", category)] += 1
         when = _local(getattr(r, spec.date_field))
         if when is not None:
             months[f"{when.year}年{when.month:02d}月"] += 1
@@ -551,13 +647,12 @@ def statistics(session: Session, kind: str, filters: Filters, scope: Scope) -> S
         by_status=_counted(status),
         by_domain=_counted(domains, [*DOMAINS.values(), "其他"]),
         by_department=_counted(departments),
+        by_category=_counted(categories),
         by_month=sorted(months.items()),
     )
 
 
 def status_options(kind: str) -> dict[str, str]:
     """The statuses a list can be filtered by (code → 中文)."""
-    from cloud.labels import vocabulary
-
     spec = spec_of(kind)
-    return dict(vocabulary()["states"].get(spec.state_machine or "", {}))
+    return state_labels(spec.state_machine or "")

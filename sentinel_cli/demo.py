@@ -159,6 +159,12 @@ def staff_lines(staff: list[dict[str, Any]], duty_labels: dict[str, str]) -> lis
 
 
 class Api:
+    """The demo's HTTP client of its own cloud on loopback. The timeouts only guard against a hang: a busy machine
+    (a 2-core box running the whole demo, or the test suite beside it) answers a seeding call in seconds, not
+    milliseconds, and a seed that gives up halfway leaves a county nobody can walk."""
+
+    TIMEOUT_S = 60.0
+
     def __init__(self, base: str) -> None:
         self.base = base
         self.token: str | None = None
@@ -167,7 +173,7 @@ class Api:
         self._credentials = (username, password)  # access tokens live 15 minutes: log in again on 401
         body = urllib.parse.urlencode({"username": username, "password": password}).encode()
         request = urllib.request.Request(f"{self.base}/api/v1/auth/token", data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=self.TIMEOUT_S) as response:
             self.token = json.load(response)["access_token"]
 
     def call(self, method: str, path: str, body: Any = None, *, retry: bool = True) -> Any:
@@ -178,7 +184,7 @@ class Api:
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:
+            with urllib.request.urlopen(request, timeout=self.TIMEOUT_S) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             credentials = getattr(self, "_credentials", None)

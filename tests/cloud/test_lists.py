@@ -1,6 +1,7 @@
-"""Lists that scale (issue #19 item 8): keyword search and filters on clues, tasks, cases and complaints, the XLSX
-export (Chinese headings, numbers and dates as real cells) and the statistics (by status, domain, department and
-month; overdue), against the workflow world on a real SQLite database through the HTTP API."""
+"""Lists that scale (issue #19 item 8): keyword search and filters on clues, tasks, cases, complaints and market
+subjects, the XLSX export (Chinese headings, numbers and dates as real cells) and the statistics (by status, domain,
+department, category and month; overdue), against the workflow world on a real SQLite database through the HTTP
+API."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cloud.lists import LISTS
 from tests.utils.workflow_factories import World, make_world, work_order
 
 API = "/api/v1"
@@ -132,7 +134,7 @@ def test_xlsx_export_survives_control_characters_in_the_filters(world: World) ->
     """Fuzzing found a 500: openpyxl refuses control characters, and the search text goes into the notes sheet."""
     from openpyxl import load_workbook
 
-    for kind in ("clues", "tasks", "cases", "complaints"):
+    for kind in LISTS:  # every list, including one added later
         r = get(world, f"/lists/{kind}/export.xlsx", q="冷\x01库\x1f", status="\x00")
         assert r.status_code in (200, 422), r.text
         if r.status_code == 200:
@@ -140,3 +142,60 @@ def test_xlsx_export_survives_control_characters_in_the_filters(world: World) ->
                 (row[0].value, row[1].value) for row in load_workbook(io.BytesIO(r.content))["导出说明"].iter_rows()
             )
             assert notes["关键词"] == "冷库"
+
+
+def test_subject_list_searches_filters_exports_and_counts(world: World) -> None:
+    """市场主体 is a list like the others: search by name/USCC/representative, filter by credit-risk class and
+    domain (from its sites), an expired licence counts as overdue, export with the USCC as text."""
+    from openpyxl import load_workbook
+    from sqlmodel import Session
+
+    from cloud.registry.models import Licence
+    from cloud.registry.uscc import make
+
+    other = world.add_subject("老街小吃店", "92320508MA1WF0002", grade="A")
+    with Session(world.engine) as session:
+        session.add(
+            Licence(
+                licence_no="JY13205080000001", kind="食品经营许可证", subject_id=other, valid_to=dt.date(2021, 5, 31)
+            )
+        )
+        session.add(
+            Licence(
+                licence_no="药经营苏2026001",
+                kind="药品经营许可证",
+                subject_id=world.subject_id,
+                valid_to=dt.date(2030, 1, 1),
+            )
+        )
+        session.commit()
+    every = get(world, "/lists/subjects").json()
+    assert every["title"] == "市场主体" and every["count"] == 2
+    assert every["statuses"] == {
+        "A": "A 级（低风险）",
+        "B": "B 级（较低风险）",
+        "C": "C 级（较高风险）",
+        "D": "D 级（高风险）",
+    }
+    pharmacy = get(world, "/lists/subjects", q="张三").json()  # the legal representative
+    assert pharmacy["count"] == 1
+    row = pharmacy["rows"][0]
+    assert row["name"] == "示例大药房有限公司" and row["state"] == "C 级（较高风险）" and row["sites"] == 1
+    assert row["licence_ends"] == "2030-01-01" and row["overdue"] == "否" and row["in_use"] == "在用"
+    assert get(world, "/lists/subjects", q="MA1WF0002").json()["count"] == 1  # by USCC
+    assert [r["name"] for r in get(world, "/lists/subjects", status="A").json()["rows"]] == ["老街小吃店"]
+    assert [r["name"] for r in get(world, "/lists/subjects", domain="drug").json()["rows"]] == ["示例大药房有限公司"]
+    stats = get(world, "/lists/subjects/statistics").json()
+    assert stats["total"] == 2 and stats["overdue"] == 1  # 老街小吃店's licence ended on 2021-05-31
+    assert dict(stats["by_status"]) == {"C 级（较高风险）": 1, "A 级（低风险）": 1} and stats["by_category"] == []
+    wb = load_workbook(io.BytesIO(get(world, "/lists/subjects/export.xlsx", q="小吃").content))
+    ws = wb["市场主体"]
+    headings = [c.value for c in ws[1]]
+    assert headings[:2] == ["市场主体", "统一社会信用代码"] and ws.max_row == 2
+    assert ws.cell(row=2, column=2).value == make("92320508MA1WF0002")  # the 18-character code, as text
+    assert ws.cell(row=2, column=headings.index("许可证过期") + 1).value == "是"
+
+
+def test_statistics_count_by_category(world: World) -> None:
+    stats = get(world, "/lists/clues/statistics").json()
+    assert dict(stats["by_category"]) == {"药品储存": 1, "食品安全": 1}  # CATEGORY_LABELS, never the code

@@ -3,7 +3,7 @@
 * ``GET /lists/{kind}`` keyword search (``q``), ``status``, ``domain``, ``department_id``, ``since``/``until``
   (Beijing dates, inclusive): Chinese display values, the total and the overdue count.
 * ``GET /lists/{kind}/export.xlsx`` the same rows as an XLSX workbook (real number and date cells, Chinese headings).
-* ``GET /lists/{kind}/statistics`` counts by status, domain, department and month, and the overdue count.
+* ``GET /lists/{kind}/statistics`` counts by status, domain, department, category and month, and the overdue count.
 
 Every query is limited to the caller's jurisdiction (scope). The lists themselves are data (:mod:`cloud.lists`).
 """
@@ -112,7 +112,7 @@ def _routes(kind: str) -> None:
         f"/{kind}/statistics",
         get_statistics,
         methods=["GET"],
-        summary=f"{title}统计：按状态、领域、部门、月份计数，超期数",
+        summary=f"{title}统计：按状态、领域、部门、类别、月份计数，超期数",
     )
 
 

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from cloud import journal
 from cloud.labels import vocabulary
+from cloud.lists import LISTS
 from cloud.registry.models import Site
 from tests.cloud.web.conftest import ADMIN_PASSWORD, live_cloud
 from tests.cloud.web.county_world import STAFF_PASSWORD, CountyWorld, county_world
@@ -87,8 +88,8 @@ def console_pages(world: CountyWorld) -> list[tuple[str, str]]:
         ("#/scores", "#score-table tbody tr"),
         ("#/devices", "#pending-table tbody tr[data-pending]"),
         (f"#/devices/{ids['pending_id']}", "#held-table tbody tr[data-held]"),
-        *[(f"#/list/{k}", "#list-table tbody tr") for k in ("clues", "tasks", "cases", "complaints")],
-        *[(f"#/stats/{k}", "#stat-total") for k in ("clues", "tasks", "cases", "complaints")],
+        *[(f"#/list/{k}", "#list-table tbody tr") for k in LISTS],
+        *[(f"#/stats/{k}", "#stat-total") for k in LISTS],
     ]
 
 

@@ -1,8 +1,10 @@
-// Lists with search, Excel export and statistics (列表检索、导出、统计) for clues, tasks, cases and complaints.
+// Lists with search, Excel export and statistics (列表检索、导出、统计) for clues, tasks, cases, complaints and
+// market subjects.
 // The columns, headings and status options come from the API (cloud/lists.py: the lists as data).
 import { api, clear, fmtDate, fmtTime, h, toast, token } from "./api.js";
 
-export const LISTS = [["clues", "线索"], ["tasks", "检查任务"], ["cases", "案件"], ["complaints", "投诉举报"]];
+export const LISTS = [["clues", "线索"], ["tasks", "检查任务"], ["cases", "案件"], ["complaints", "投诉举报"], ["subjects", "市场主体"]];
+const STATUS_HEADING = { complaints: "线索处理状态", subjects: "信用风险分类" };
 const DOMAINS = { food: "食品", drug: "药品", special_equipment: "特种设备" };
 const state = {};
 
@@ -42,9 +44,9 @@ function filterForm(kind, f, statuses, departments, onchange) {
   const form = h("form", { class: "filters", role: "search", "aria-label": "检索条件" },
     h("div", { class: "row" },
       input("l-q", "关键词", "q", { type: "search", placeholder: "编号、标题、主体、当事人、诉求…" }),
-      select("l-status", kind === "complaints" ? "线索处理状态" : "状态", "status", statuses),
+      select("l-status", STATUS_HEADING[kind] || "状态", "status", statuses),
       select("l-domain", "领域", "domain", DOMAINS),
-      select("l-department", "承办部门", "department_id", Object.fromEntries(departments.map((d) => [d.id, d.name]))),
+      select("l-department", kind === "subjects" ? "管辖部门" : "承办部门", "department_id", Object.fromEntries(departments.map((d) => [d.id, d.name]))),
       input("l-since", "起始日期", "since", { type: "date" }),
       input("l-until", "截止日期", "until", { type: "date" }),
       h("div", {}, h("button", { type: "submit", class: "primary", id: "l-search" }, "查询"))));
@@ -139,8 +141,10 @@ export async function statsPage(main, kind) {
           h("section", { class: "card", id: "stat-total" }, h("h2", {}, "合计"), h("p", { class: "big" }, `${s.total} 条`)),
           h("section", { class: "card", id: "stat-overdue" }, h("h2", {}, "超期"), h("p", { class: `big ${s.overdue ? "error" : ""}` }, `${s.overdue} 条`))),
         h("div", { class: "grid2" },
-          bars("按状态", "stat-status", s.by_status), bars("按领域", "stat-domain", s.by_domain),
-          bars("按承办部门", "stat-department", s.by_department), bars("按月份", "stat-month", s.by_month)));
+          bars(kind === "subjects" ? "按信用风险分类" : "按状态", "stat-status", s.by_status), bars("按领域", "stat-domain", s.by_domain),
+          bars(kind === "subjects" ? "按管辖部门" : "按承办部门", "stat-department", s.by_department),
+          s.by_category.length ? bars("按类别", "stat-category", s.by_category) : null,
+          bars(kind === "subjects" ? "按登记月份" : "按月份", "stat-month", s.by_month)));
     } catch (ex) {
       clear(out, h("p", { class: "error", role: "alert" }, ex.message));
     }

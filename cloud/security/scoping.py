@@ -4,7 +4,8 @@
   an inspector sees their department and its sub-departments (registry ``department.parent_id``). The
   department comes from the staff profile (``StaffProfile.department_id``), else from ``User.department``
   matched against a registry department code or name. An inspector without a department sees the county when
-  ``SENTINEL_SCOPE_UNASSIGNED_INSPECTORS`` is true (small bureaus, the default) and nothing otherwise.
+  ``SENTINEL_SCOPE_UNASSIGNED_INSPECTORS`` is true (small bureaus, the default) and nothing otherwise; a device
+  account (or any other role) without a department sees nothing.
 * **By construction**: :func:`scope_guard` is a dependency of *every* router the app mounts
   (``cloud.app.create_app``). For each identifier named in the path or the query string that
   :data:`RESOLVERS` knows (``clue_id``, ``site_id``, ``document_id``, ``sha256``, …) it finds the object's
@@ -127,7 +128,10 @@ def scope_for(session: Session, user: User, sec: SecuritySettings | None = None)
         return Scope(user.username, None)
     home = _home_department(session, user)
     if home is None:
-        return Scope(user.username, None if sec.scope_unassigned_inspectors else frozenset())
+        # the small-bureau fallback is for inspectors; a device account (an edge box's token) or any other role
+        # without a department sees no department's objects
+        county = sec.scope_unassigned_inspectors and Role(user.role) is Role.INSPECTOR
+        return Scope(user.username, None if county else frozenset())
     return Scope(user.username, _with_children(session, home))
 
 

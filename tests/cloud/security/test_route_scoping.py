@@ -31,6 +31,7 @@ from tests.utils.jurisdiction import (
     dynamic_problems,
     seed_two_departments,
     static_problems,
+    visits,
 )
 
 
@@ -56,6 +57,26 @@ def test_no_route_leaks_another_departments_data(world: tuple[TestClient, Seeded
     client, seeded, h = world
     problems = dynamic_problems(client, client.app, seeded, h["insp-a"], h["insp-b"], h["sup"])  # type: ignore[arg-type]
     assert problems == []
+    assert device_reaches(client, seeded) == []
+
+
+def device_reaches(client: TestClient, seeded: Seeded) -> list[str]:
+    """Session 4 (stranger walk): a device account (an edge box's evidence token, valid for days, stored on a box
+    in a pharmacy) has no department, and the scope fell back to "unassigned inspector" = the whole county: with
+    it, ``POST /notifications/incidents/{id}/on-site`` acknowledged any department's alarm and every workflow
+    write reached its handler. The fallback is for inspectors only; any other non-county role without a
+    department sees nothing. (In the same world as the walk above: one seeded world per test is the cost.)"""
+    add_user(client, "box-1", Role.DEVICE)
+    device = bearer(login(client, "box-1")["access_token"])
+    reached = []
+    for visit in visits(client.app, seeded.ids["b"]):  # type: ignore[arg-type]
+        if not visit.identifiers or access_of(visit.route)[0] != "scoped":
+            continue
+        body = {"json": {}} if visit.method in ("POST", "PUT", "PATCH") else {}
+        answer = client.request(visit.method, visit.path, params=visit.query, headers=device, **body)
+        if answer.status_code not in (401, 403, 404):
+            reached.append(f"{visit.method} {visit.template}: {answer.status_code}")
+    return reached
 
 
 def test_declared_routes_say_why(cloud_settings: Settings) -> None:

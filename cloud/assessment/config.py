@@ -94,8 +94,11 @@ class Indicator(RuleModel):
             raise ValueError(f"indicator {self.id!r}: lower_is_better needs zero_at > target")
         if not self.lower_is_better and self.kind != "manual" and self.target <= 0:
             raise ValueError(f"indicator {self.id!r}: target must be > 0")
-        if not (self.credit == "actor" or self.credit.startswith("payload.")):
-            raise ValueError(f"indicator {self.id!r}: credit is 'actor' or 'payload.<field>'")
+        for part in [*self.credit.split("+"), *(self.numerator_credit or "actor").split("+")]:
+            if not (part == "actor" or (part.startswith("payload.") and len(part) > len("payload."))):
+                raise ValueError(
+                    f"indicator {self.id!r}: credit is 'actor' or 'payload.<field>', or several joined by '+'"
+                )
         return self
 
 

@@ -81,14 +81,21 @@ def _matches(where: dict[str, Any], payload: dict[str, Any]) -> bool:
 
 
 def _credited(session: Session, credit: str, event: journal.JournalEvent, cache: dict[Any, list[str]]) -> list[str]:
-    if credit == "actor":
-        return [event.actor]
-    name = credit.split(".", 1)[1]
-    raw = (event.payload or {}).get(name)
-    key = (name, str(raw))
-    if key not in cache:
-        cache[key] = usernames(session, raw)
-    return cache[key]
+    """Who ``event`` counts for; ``a+b`` credits each person named by either source once (``actor+payload.assignees``:
+    every officer of a task, and its actor in events written before they carried the assignees)."""
+    out: list[str] = []
+    for part in credit.split("+"):
+        if part == "actor":
+            found = [event.actor]
+        else:
+            name = part.split(".", 1)[1]
+            raw = (event.payload or {}).get(name)
+            key = (name, str(raw))
+            if key not in cache:
+                cache[key] = usernames(session, raw)
+            found = cache[key]
+        out += [u for u in found if u not in out]
+    return out
 
 
 def score(ind: Indicator, value: float | None) -> float:

@@ -31,8 +31,8 @@ CONCLUSION_LABELS = {
     "rectify": "发现问题，已责令限期改正",
     "case": "发现涉嫌违法行为，已移送立案",
 }
-#: a 复查 (follow_up.FOLLOW_UP_METHOD) that finds nothing wrong confirms the rectification ordered before
-FOLLOW_UP_CONCLUSIONS = {"method": "复查", "compliant": "经复查已按要求改正"}
+#: a 复查 that finds nothing wrong confirms the rectification ordered before
+FOLLOW_UP_CONCLUSIONS = {"compliant": "经复查已按要求改正"}
 _RANK = {
     GradeDisposal.NONE: 0,
     GradeDisposal.ON_SITE_CORRECTION: 1,
@@ -263,12 +263,22 @@ def _reassigned(session: Session, task: InspectionTask, explicit: list[int] | No
     return [*keep, *fill]
 
 
+def conclusion_label(task: InspectionTask) -> str | None:
+    """The conclusion in words; a 复查 says whether the order it checks was complied with."""
+    from cloud.workflow.follow_up import FOLLOW_UP_METHOD
+
+    if not task.conclusion:
+        return None
+    if task.method == FOLLOW_UP_METHOD and task.conclusion in FOLLOW_UP_CONCLUSIONS:
+        return FOLLOW_UP_CONCLUSIONS[task.conclusion]
+    return CONCLUSION_LABELS.get(task.conclusion)
+
+
 def task_outcome(session: Session, task: InspectionTask) -> str:
-    if task.method == FOLLOW_UP_CONCLUSIONS["method"]:  # a 复查 says whether the order was complied with
-        conclusion = FOLLOW_UP_CONCLUSIONS.get(task.conclusion or "") or CONCLUSION_LABELS.get(task.conclusion or "")
-        text = f"复查任务 {task.task_no}：{conclusion or '已完成'}"
-    else:
-        text = f"检查任务 {task.task_no}：{CONCLUSION_LABELS.get(task.conclusion or '', '已完成')}"
+    from cloud.workflow.follow_up import FOLLOW_UP_METHOD
+
+    kind = "复查任务" if task.method == FOLLOW_UP_METHOD else "检查任务"
+    text = f"{kind} {task.task_no}：{conclusion_label(task) or '已完成'}"
     docs = session.exec(
         select(DocumentRecord).where(DocumentRecord.task_id == task.id, DocumentRecord.kind == "rectification_order")
     ).all()
@@ -474,7 +484,12 @@ def submit(
             "findings_summary": findings[:4000],
             "party_opinion": party_opinion[:2000],
         },
-        payload={"task_no": task.task_no, "clue_id": task.clue_id, "conclusion": assessment.conclusion},
+        payload={
+            "task_no": task.task_no,
+            "clue_id": task.clue_id,
+            "conclusion": assessment.conclusion,
+            "assignees": staffing.assignees(session, "task", task.id or 0),  # credited in the scorecards
+        },
     )
     record(
         session,

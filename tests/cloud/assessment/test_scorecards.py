@@ -108,6 +108,28 @@ def test_scorecards_for_a_seeded_month_match_hand_computed_values(cloud_engine: 
     assert values["ack_response_s"] == pytest.approx(300)
 
 
+def test_a_task_submitted_by_one_officer_counts_for_both(cloud_engine: Engine) -> None:
+    """Two officers inspect together and one presses 提交: ``actor+payload.assignees`` credits each once; a submit
+    journaled before events carried the assignees still counts for its actor."""
+    with Session(writer(cloud_engine)) as session:
+        ids = {}
+        for name in ("lead", "second", "old"):
+            user = create_user(
+                session,
+                user_create=UserCreate(username=name, password="Passw0rd-xyz!", role=Role.INSPECTOR, department="SC01"),
+            )
+            ids[name] = user.id or 0
+        journal.append(session, actor="lead", action="task.transition", target_type="task", target_id="1",
+                       payload={"action": "submit", "assignees": [ids["lead"], ids["second"]]}, ts=at(3))  # fmt: skip
+        journal.append(session, actor="old", action="task.transition", target_type="task", target_id="2",
+                       payload={"action": "submit"}, ts=at(4))  # fmt: skip
+        session.commit()
+    with Session(cloud_engine) as session:
+        persons, _ = evaluate(session, *NOV)
+    done = {c.key: next(r.value for r in c.indicators if r.id == "tasks_completed") for c in persons}
+    assert done == {"lead": 1, "second": 1, "old": 1}
+
+
 def test_a_different_period_gives_different_scores(cloud_engine: Engine) -> None:
     seed_month(cloud_engine)
     with Session(cloud_engine) as session:

@@ -37,7 +37,7 @@ from sentinel_cli.servers import Server
 from tests.cloud.web.conftest import poll, screenshot
 from tests.cloud.web.county_world import STAFF_PASSWORD, CountyWorld, county_world
 from tests.cloud.web.test_console import publish
-from tests.utils.raw_codes import page_raw_codes
+from tests.utils.raw_codes import page_raw_codes, raw_codes
 
 # one live cloud with its ingest on a broker, the demo county seeded through the API and ~15 page loads in four
 # browser contexts: ~2 min on this loaded machine (setup ~50 s of it)
@@ -131,9 +131,14 @@ def phone(browser: Any, lat: float, lon: float) -> Any:
 
 
 def pdf_text(data: bytes) -> str:
+    """The document's text as extracted (a line wrap may fall anywhere: compare with :func:`bare`)."""
     from pypdf import PdfReader
 
-    return re.sub(r"\s+", "", "".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(data)).pages))
+    return "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(data)).pages)
+
+
+def bare(text: str) -> str:
+    return re.sub(r"\s+", "", text)
 
 
 def test_alert_to_closed_clue_through_the_pages(
@@ -243,12 +248,14 @@ def test_alert_to_closed_clue_through_the_pages(
             order.get_by_role("button").tap()
             with li.expect_download() as download:
                 order.get_by_role("link", name="下载 PDF").tap()
-            text = pdf_text(Path(download.value.path()).read_bytes())
+            extracted = pdf_text(Path(download.value.path()).read_bytes())
         finally:
             lihua_ctx.close()
             zhangmin_ctx.close()
 
-        # ---- the 责令改正通知书 reads as a legal office would sign it
+        # ---- the 责令改正通知书 reads as a legal office would sign it, with no raw code either
+        assert not raw_codes(extracted), raw_codes(extracted)
+        text = bare(extracted)
         violation = "药品储存温度不符合药品包装标示的贮藏要求"  # DR-STO-01's violation statement
         assert violation in text, text
         assert "药品储存温湿度符合要求" not in text, text  # not the checklist item's title
@@ -293,6 +300,8 @@ def test_alert_to_closed_clue_through_the_pages(
         try:
             ph = ctx.new_page()
             login(ph, f"{base}/m/#/tasks", "lihua")
+            ph.locator(f"a[href='#/task/{follow_id}']").wait_for()
+            walk.check(ph, "移动端我的任务")
             ph.locator(f"a[href='#/task/{follow_id}']").tap()
             ph.get_by_role("button", name="接收任务").tap()
             ph.get_by_role("button", name="现场签到").tap()
@@ -318,7 +327,8 @@ def test_alert_to_closed_clue_through_the_pages(
         pc.locator("dd", has_text="已完结").first.wait_for()
         pc.goto(f"{base}/#/clue/{clue_id}")
         pc.locator("#clue-state").filter(has_text="已办结").wait_for()
-        assert "复查完成" in pc.locator("section[aria-labelledby=h-work]").inner_text()
+        work = pc.locator("section[aria-labelledby=h-work]").inner_text()
+        assert "复查完成" in work and "复查任务" in work, work
         result = pc.locator("dl.kv", has_text="办理结果").inner_text()
         assert "责令限期改正" in result and "经复查已按要求改正" in result, result
         assert "检查未发现问题" not in result, result
@@ -330,8 +340,11 @@ def test_alert_to_closed_clue_through_the_pages(
         table = pc.locator("#score-table")
         table.locator("tbody tr").first.wait_for()
         walk.check(pc, "考核评分")
-        lihua_row = table.locator("tbody tr", has_text=staff["lihua"]["full_name"]).inner_text()
-        assert "无数据" not in lihua_row, lihua_row
+        # both officers of the inspection (one of them pressed 提交) and the dispatcher are scored, by name
+        for who in ("lihua", "zhangmin", "chenli"):
+            row_text = table.locator("tbody tr", has_text=staff[who]["full_name"]).inner_text()
+            assert "无数据" not in row_text, row_text
+        assert "无数据" in table.locator("tbody tr", has_text=staff["qianfeng"]["full_name"]).inner_text()
     finally:
         pc_context.close()
 

@@ -261,7 +261,7 @@ async function clueDetail(id) {
       h("button", { type: "button", onclick: () => openPdf(d.id) }, "查看 PDF")))) : h("p", { class: "muted" }, "暂无文书"));
   const work = h("section", { class: "card", "aria-labelledby": "h-work" }, h("h2", { id: "h-work" }, "检查任务与案件"),
     clue.tasks.length || clue.cases.length
-      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `检查任务 ${t.task_no}`), `　${t.state_label}　期限 ${fmtDue(t.due_date, t.due_certainty)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
+      ? h("ul", {}, clue.tasks.map((t) => h("li", {}, h("a", { href: `#/task/${t.id}` }, `${taskKind(t)} ${t.task_no}`), `　${t.state_label}　期限 ${fmtDue(t.due_date, t.due_certainty)}　检查人员：${(t.assignee_names || []).join("、") || "—"}`)),
         clue.cases.map((c) => h("li", {}, h("a", { href: `#/case/${c.id}` }, `案件 ${c.case_no}`), `　${c.state_label}`)),
         (clue.follow_ups || []).map((f) => followUpItem(clue, f)))
       : h("p", { class: "muted" }, "尚未派发"));
@@ -559,12 +559,15 @@ async function deadlinesPage() {
         : h("tr", {}, h("td", { colspan: "7", class: "muted" }, "暂无在办任务或案件")))));
 }
 
+// a 复查 (follow-up inspection of a rectification order) is named as such
+const taskKind = (t) => (t.method === "复查" ? "复查任务" : "检查任务");
+
 async function taskDetail(id) {
   const t = await api(`tasks/${id}`);
   const titles = Object.fromEntries(L.checklist.map((i) => [i.code, i.title]));
   const results = Object.fromEntries(t.results.map((r) => [r.item_code, r]));
   clear(main, h("p", {}, t.clue_id ? h("a", { href: `#/clue/${t.clue_id}` }, "← 返回线索") : h("a", { href: "#/deadlines" }, "← 返回")),
-    h("h1", {}, `检查任务 ${t.task_no}`),
+    h("h1", {}, `${taskKind(t)} ${t.task_no}`),
     h("dl", { class: "kv card" }, h("dt", {}, "状态"), h("dd", {}, t.state_label), h("dt", {}, "检查方式"), h("dd", {}, t.method),
       h("dt", {}, "检查人员"), h("dd", { id: "task-assignees" }, (t.assignee_names || []).join("、") || "—"),
       h("dt", {}, "办理期限"), h("dd", {}, fmtDue(t.due_date, t.due_certainty)),

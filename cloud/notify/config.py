@@ -232,6 +232,12 @@ class DeliveryRules(RuleModel):
     max_attempts: int = Field(default=8, ge=1, le=100)
     timeout_s: float = Field(default=5.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=256)
+    claim_expiry_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a send claimed by a lease holder that has since died is sent again (same Idempotency-Key) once "
+        "its claim is this old; never less than the send's own bound (2 × timeout_s) plus one second",
+    )
 
 
 class EscalationRules(RuleModel):

@@ -163,6 +163,7 @@ class NotificationPublic(SQLModel):
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # claimed by one lease holder (claimed_by/claimed_at) before its send: never sent twice
     SENT = "sent"
     FAILED = "failed"  # will retry
     DEAD = "dead"  # gave up after max_attempts
@@ -182,6 +183,10 @@ class DeliveryBase(SQLModel):
     error: str | None = Field(default=None, max_length=500)
     count: int = Field(default=1, description="incident counter at send time")
     link_jti: str | None = Field(default=None, max_length=32, description="one-time ack link of this delivery")
+    claimed_by: str | None = Field(
+        default=None, max_length=160, description="holder#token of the lease holder that claimed the (last) send"
+    )
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, description="when that send was claimed")
 
 
 class Delivery(DeliveryBase, table=True):

@@ -13,13 +13,16 @@ from typing import Any
 
 @dataclass
 class Receivers:
-    """Loopback HTTP receivers: ``/ok/<name>`` answers like a robot ({"errcode":0}), ``/fail/<name>`` 500.
+    """Loopback HTTP receivers: ``/ok/<name>`` answers like a robot ({"errcode":0}), ``/fail/<name>`` 500,
+    ``/hold/<name>`` records the request at once but answers 200 only when ``release`` is set (a slow receiver:
+    a send in flight for as long as a test needs).
 
     ``received[name]``: the JSON bodies, in arrival order; ``headers[name]``: their request headers."""
 
     base: str
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     headers: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def url(self, name: str, mode: str = "ok") -> str:
         return f"{self.base}/{mode}/{name}"
@@ -37,7 +40,9 @@ def webhook_receivers() -> Iterator[Receivers]:
             with lock:
                 receivers.received.setdefault(name, []).append(json.loads(body))
                 receivers.headers.setdefault(name, []).append(dict(self.headers.items()))
-            status = 200 if mode == "ok" else 500
+            if mode == "hold":
+                receivers.release.wait(60)
+            status = 500 if mode == "fail" else 200
             reply = json.dumps({"errcode": 0, "errmsg": "ok"} if status == 200 else {"error": "down"}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -56,6 +61,7 @@ def webhook_receivers() -> Iterator[Receivers]:
     try:
         yield receivers
     finally:
+        receivers.release.set()
         server.shutdown()
         server.server_close()
         thread.join(5)

@@ -23,6 +23,8 @@ from cloud.notify.channels.base import OutboundMessage
 from cloud.notify.models import Delivery, DeliveryStatus, Incident, Notification
 
 BATCH = 200
+#: deliveries still to be sent (claimed ones included): a stream waits for them, in order
+UNSENT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED)
 UPDATE = "inapp-update"
 
 
@@ -77,9 +79,7 @@ class SseHub:
                 .where(Delivery.channel == InAppChannel.name, Notification.recipient == user)
             )
             last = session.exec(mine).one()[0] or 0
-            pending = session.exec(
-                mine.where(col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.FAILED]))
-            ).one()[1]
+            pending = session.exec(mine.where(col(Delivery.status).in_(UNSENT))).one()[1]
             return int(last if pending is None else pending - 1)
 
     def events_after(self, user: str, after: int) -> tuple[list[dict[str, Any]], int]:
@@ -96,7 +96,7 @@ class SseHub:
                         session, delivery, notification, incident, secret=self.secret, ack_base_url=self.ack_base_url
                     )
                     out.append(message.as_json())
-                elif delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+                elif delivery.status in UNSENT:
                     break  # comes next, in order
                 after = delivery.id or after  # dead / skipped: nothing to show, move on
         return out, after

@@ -244,8 +244,8 @@ async def test_dead_webhook_does_not_delay_email(
         raise_alert(cloud_engine)
         await wait_until(lambda: len(smtp_server.handler.messages) == 3, 15, "three e-mails")
         hooks = [d for _, c, d in deliveries(cloud_engine) if c == "webhook"]
-        # every e-mail is out while every webhook attempt is still hanging on the dead receiver
-        assert len(hooks) == 3 and all(d.attempts == 0 and d.status == DeliveryStatus.PENDING for d in hooks)
+        # every e-mail is out while every webhook attempt is still hanging on the dead receiver (claimed: sending)
+        assert len(hooks) == 3 and all(d.attempts == 0 and d.status == DeliveryStatus.SENDING for d in hooks)
         await wait_until(
             lambda: all(d.status == DeliveryStatus.FAILED for _, c, d in deliveries(cloud_engine) if c == "webhook"),
             20,

@@ -5,7 +5,8 @@ tests/faults/test_soak.py): real mosquitto, the cloud ingest and an API instance
 on a real Modbus TCP simulator, a TCP proxy between edges and broker, a real webhook receiver. Faults: broker
 restart, ``kill -9`` ingest, ``kill -9`` API instance, a network cut (``--cut-s``, the issue's 5 minutes = 300),
 the edge outbox quota reached. Prints a JSON line per fault and a summary (``--report FILE``); exits non-zero on
-a loss, a duplicate, a notification not delivered, or a repeat a receiver could not drop by its Idempotency-Key.
+a loss, a duplicate, a notification not delivered, or a notification delivered twice (each fault's row also says
+how many outbox entries the edges' quota thinned from its start to its recovery: 0 for a loss-free cut).
 
 Usage: .venv/bin/python benchmarks/fault_soak.py [--minutes 20] [--cut-s 300] [--quota 3000] [--report soak.json]
 (the quota must hold the cut's backlog — ≈ 6 entries/s per edge here — or the cut itself thins: counted, not lost
@@ -49,7 +50,7 @@ def main() -> None:
         and summary["missing_in_cloud"] <= summary["thinned_by_quota"]
         and summary["accounted"]
         and summary["notifications_delivered"] == summary["notifications_expected"]
-        and summary["notifications_repeated_with_another_key"] == summary["notifications_unknown"] == 0
+        and summary["notifications_repeated"] == summary["notifications_unknown"] == 0
     )
     sys.exit(0 if ok else 1)
 

@@ -45,7 +45,9 @@ class ApiInstance(SentinelProcess):
         self.port = servers.free_port()
         env = {
             "SENTINEL_DATA_DIR": str(data_dir),
-            "SENTINEL_LEASE_TTL_S": "3",
+            # the production default: a lease must outlast the longest the ingest's commits hold SQLite's write lock
+            # while the edges replay a backlog (with 3 s, renewals ran late and the session-3 run repeated a send)
+            "SENTINEL_LEASE_TTL_S": "15",
             "SENTINEL_PRESENCE_ENABLED": "false",
             "SENTINEL_NOTIFY_ENABLED": "true",
             "SENTINEL_NOTIFY_MQTT_ENABLED": "false",
@@ -131,6 +133,10 @@ def notification_counts(db: Path, receivers: Receivers) -> dict[str, int]:
     }
 
 
+def thinned(county: County) -> int:
+    return sum(e.meta("thinned_batches") for e in county.edges)
+
+
 Recovered = Callable[[], bool]
 Fault = Callable[[County, ApiInstance], Awaitable[tuple[dict[str, int], Recovered]]]
 
@@ -166,9 +172,9 @@ def faults(hold_s: float, cut_s: float) -> list[tuple[str, Fault]]:
         return marks, lambda: True
 
     async def quota(c: County, _api: ApiInstance) -> tuple[dict[str, int], Recovered]:
-        before = sum(e.meta("thinned_batches") for e in c.edges)
+        before = thinned(c)
         c.cloud.stop()
-        await await_for(lambda: sum(e.meta("thinned_batches") for e in c.edges) > before, 900, "the quota reached")
+        await await_for(lambda: thinned(c) > before, 900, "the quota reached")
         marks = c.marks()
         c.cloud.start()
         return marks, lambda: True
@@ -205,6 +211,7 @@ async def soak(
                 await await_for(lambda: county.readings() > 50, 90, "first readings stored")
                 for name, fault in schedule:
                     await asyncio.sleep(gap_s)
+                    thinned_before = thinned(county)
                     t0 = time.monotonic()
                     marks, recovered = await fault(county, api)
                     lifted = time.monotonic()
@@ -218,6 +225,8 @@ async def soak(
                             "fault": name,
                             "held_s": round(lifted - t0, 1),
                             "recovery_s": round(time.monotonic() - lifted, 1),
+                            # outbox entries the edges' quota thinned from the fault's start to its recovery
+                            "thinned": thinned(county) - thinned_before,
                         }
                     )
                     print(json.dumps(rows[-1], ensure_ascii=False), flush=True)

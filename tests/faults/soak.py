@@ -202,8 +202,12 @@ async def soak(
         try:
             county.cloud.start()
             await county.proxy.start()
+            # the API starts on the schema the ingest created: two processes creating the tables of a fresh SQLite
+            # file at once made the second fail with "database is locked" on a loaded machine (load ≈ 30)
+            schema = "SELECT name FROM sqlite_master WHERE name = 'notify_delivery'"
+            await await_for(lambda: bool(_query(county.cloud.db, schema)), 120, "the cloud schema")
             api.start()
-            await await_for(api.healthy, 90, "the API instance")
+            await await_for(api.healthy, 180, "the API instance")
             seed_sites(county.cloud.db, receivers)
             async with SiteServer(load_scenario(SCENARIO), county.modbus_port, clock=ScenarioClock(10)):  # type: ignore[attr-defined]
                 for edge in county.edges:

@@ -227,6 +227,9 @@ async def hold(
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():  # hold itself was cancelled meanwhile: not swallowed above
+                    raise asyncio.CancelledError
             if task.done() and not task.cancelled() and task.exception() is not None:
                 log.error("lease %s: work failed: %s", name, task.exception())
             await asyncio.sleep(lease.renew_s)

@@ -236,6 +236,9 @@ class Uplink:
 
     def _log_once(self, last: str, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
+        hint = refusal_hint(exc)
+        if hint:
+            text = f"{text}；{hint}"
         if text != last:
             log.warning(
                 "MQTT connection to %s:%s lost or refused: %s (retrying)", self.config.host, self.config.port, text
@@ -374,6 +377,30 @@ class Uplink:
         while True:
             await client.publish(self.topic(Channel.HEARTBEAT), encode(self.heartbeat()), qos=0)
             await asyncio.sleep(self.heartbeat_interval_s)
+
+
+#: CONNACK refusals a person can fix, by reason code (MQTT 5 and, below 128, MQTT 3.1.1), and what to check
+_CREDENTIALS = (
+    "broker 拒绝了账号（用户名或密码错误，或账号已轮换、吊销）：检查站点文件 [mqtt] username 与环境变量 "
+    "SENTINEL_MQTT_PASSWORD（sentinel device provision 签发，密码只显示一次；轮换后旧密码失效）"
+)
+REFUSALS: dict[int, str] = {
+    4: _CREDENTIALS,
+    5: _CREDENTIALS,
+    134: _CREDENTIALS,
+    135: _CREDENTIALS,
+    2: "broker 拒绝了 client id：检查 [mqtt] client_id",
+    133: "broker 拒绝了 client id：检查 [mqtt] client_id",
+    138: "broker 已封禁此账号：请联系管理员",
+}
+
+
+def refusal_hint(exc: BaseException) -> str | None:
+    """What a person should check when the broker refused the connection (None for other errors)."""
+    if not isinstance(exc, aiomqtt.MqttCodeError):
+        return None
+    rc = getattr(exc.rc, "value", exc.rc)
+    return REFUSALS.get(rc) if isinstance(rc, int) else None
 
 
 def _is_connect_timeout(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,3 +161,44 @@ async def test_silent_mqtt5_broker_falls_back_once_and_keeps_3_1_1(amqtt: Server
     finally:
         cloud.stop()
         box.close()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_a_refused_login_says_what_to_check(
+    protocol: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Session 4 (stranger walk): after `sentinel device provision` rotated a box's password the agent logged only
+    "[code:135] Not authorized (retrying)" (MQTT 3.1.1: code 5). The installer reading journalctl is told in
+    Chinese what was refused and what to check."""
+    from cloud.security.mqtt_auth import hash_password
+    from sentinel_cli.servers import start_mosquitto
+    from tests.conftest import start_or_skip
+
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"box:{hash_password('right-password')}\n", encoding="utf-8")
+    as_root = "user root\n" if os.geteuid() == 0 else ""  # pytest's temp dirs are 0700: keep the broker's uid
+    broker = start_or_skip(lambda d: start_mosquitto(d, password_file=passwd, extra_conf=as_root), tmp_path / "mq")
+    try:
+        config = MqttConfig(
+            port=broker.port, protocol=protocol, username="box", password="old-password", reconnect_max_s=0.5
+        )
+        uplink = Uplink(
+            config,
+            SITE,
+            AGENT,
+            Outbox(tmp_path / "edge.db"),
+            on_command=None,  # type: ignore[arg-type]
+            heartbeat=lambda: Heartbeat(site_id=SITE, agent_id=AGENT, ts=T0, uptime_s=0, outbox_depth=0),
+            announce=lambda: Announce(site_id=SITE, agent_id=AGENT, ts=T0, devices=[]),
+        )
+        with caplog.at_level("WARNING", logger="edge.uplink"):
+            task = asyncio.create_task(uplink.run())
+            try:
+                await wait_for(lambda: "lost or refused" in caplog.text, 20, "the refusal logged")
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        assert "broker 拒绝了账号" in caplog.text and "SENTINEL_MQTT_PASSWORD" in caplog.text, caplog.text
+    finally:
+        broker.stop()

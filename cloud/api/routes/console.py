@@ -456,6 +456,7 @@ def _events_after(engine: Engine, after: int, scope: Scope | None = None) -> lis
                     "action": ev.action,
                     "ts": ev.ts.isoformat(),
                     "target_id": ev.target_id,
+                    "actor": ev.actor,  # the page tells one's own actions from others' (not shown)
                     "payload": payload,
                 }
             )

@@ -142,6 +142,7 @@ async function clueBoard() {
   const table = h("table", { id: "clue-table", "aria-label": "线索列表" });
   clear(main, h("h1", {}, "线索看板"), live, filters, count, table);
   renderLive();
+  loadOpenAlerts();
   let clues = [];
   let fresh = new Set();
 
@@ -208,14 +209,32 @@ async function clueBoard() {
   await load();
 }
 
+// an alert of the live feed (or of the overview's open alerts) as a person reads it: the place label (场所·设备),
+// never the site id
+function alertText(p) {
+  return `${p.place || siteLabel(p.site_id)}：${p.message || ""}`;
+}
+
 function renderLive() {
   const list = document.getElementById("live-list");
   if (!list) return;
   clear(list, liveAlerts.length
-    ? liveAlerts.slice(0, 5).map((a) => h("li", {},
+    ? liveAlerts.slice(0, 5).map((a) => h("li", { dataset: { alertId: a.payload.alert_id || "" } },
       h("strong", {}, fmtTime(a.ts)), " ", severityBadge(a.payload.severity, L.severities), " ",
-      a.payload.clue_id ? h("a", { href: `#/clue/${a.payload.clue_id}` }, `${siteLabel(a.payload.site_id)}：${a.payload.message}`) : a.payload.message))
-    : h("li", { class: "muted" }, "页面打开以来暂无新告警（新告警将实时出现在这里，无需刷新）"));
+      a.payload.clue_id ? h("a", { href: `#/clue/${a.payload.clue_id}` }, alertText(a.payload)) : alertText(a.payload)))
+    : h("li", { class: "muted" }, "暂无未解除的告警（新告警将实时出现在这里，无需刷新）"));
+}
+
+// the open alerts when the board opens (the live feed only brings what happens afterwards)
+async function loadOpenAlerts() {
+  try {
+    const o = await api("console/overview");
+    const known = new Set(liveAlerts.map((a) => a.payload.alert_id));
+    for (const a of o.recent_alerts.filter((x) => x.status === "open" && !known.has(x.id))) {
+      liveAlerts.push({ ts: a.started_at, payload: { ...a, alert_id: a.id } });
+    }
+    renderLive();
+  } catch { /* the card keeps the live feed only */ }
 }
 
 // ------------------------------------------------------------------ clue detail
@@ -278,7 +297,8 @@ async function clueDetail(id) {
       h("figure", {}, h("img", { src: url, alt: e.label }), h("figcaption", { class: "muted" }, e.label)))).catch(() => {});
   }
   onLive = async (ev) => {
-    if (ev.payload && ev.payload.clue_id === id) toast("该线索有新动态，刷新查看", "info");
+    // someone else's action on this clue; one's own action has re-rendered the page already
+    if (ev.payload && ev.payload.clue_id === id && ev.actor !== me.username) toast("该线索有新动态，刷新查看", "info");
   };
 }
 
@@ -718,10 +738,15 @@ async function start() {
   me.adminAreas = (await api("registry/admin-areas").catch(() => [])).filter((a) => a.allowed).map((a) => a.area);
   shell();
   liveFeed((ev) => {
+    document.body.dataset.liveEvent = String(ev.id); // the last journal event handled (tests wait for it)
+    if (ev.action === "alert.cleared") {
+      const at = liveAlerts.findIndex((a) => a.payload.alert_id === ev.payload.alert_id);
+      if (at >= 0) { liveAlerts.splice(at, 1); renderLive(); }
+    }
     if (ev.action === "alert.raised") {
       liveAlerts.unshift(ev);
       renderLive();
-      toast(`新告警：${siteLabel(ev.payload.site_id)} ${ev.payload.message}`, "alert");
+      toast(`新告警：${alertText(ev.payload)}`, "alert");
     }
     if (onLive) onLive(ev);
   }, (on) => {

@@ -18,6 +18,14 @@ function noticeTitle(inc) {
     .replace(/\btask (\d+)$/, "检查任务 #$1");
 }
 
+// the body's lines (where, what, by when); a "查看…：<url>" line is a link, not a URL to read
+function noticeBody(text) {
+  return h("div", { class: "notice-body" }, text.split("\n").map((line) => {
+    const link = line.match(/^(查看[^：]*)：(https?:\/\/\S+)$/);
+    return h("p", { style: "margin:.2em 0" }, link ? h("a", { href: link[2] }, `${link[1]} →`) : line);
+  }));
+}
+
 function shell() {
   body = h("div", { id: "view" });
   clear(root,
@@ -56,7 +64,7 @@ async function noticesPage() {
       return h("article", { class: `item${open ? " unacked" : ""}`, "aria-label": title, dataset: { incident: inc.id } },
         h("div", {}, severityBadge(inc.severity, L.severities), " ", h("strong", {}, title)),
         inc.target_type === "task" && inc.target_id ? h("p", {}, h("a", { href: `#/task/${inc.target_id}` }, "打开任务 →")) : null,
-        inc.body ? h("p", {}, inc.body) : null,
+        inc.body ? noticeBody(inc.body) : null,
         h("p", { class: "muted" }, fmtTime(n.created_at), inc.count > 1 ? `　共 ${inc.count} 次` : ""),
         open
           ? h("button", { type: "button", class: "primary wide", onclick: async (e) => {

@@ -197,6 +197,7 @@ from cloud.security import cli as _security_cli  # noqa: E402 - audit, device, p
 
 app.add_typer(_security_cli.audit_app, name="audit")
 app.add_typer(_security_cli.device_app, name="device")
+app.add_typer(_security_cli.kiosk_app, name="kiosk")
 app.add_typer(_security_cli.pki_app, name="pki")
 app.add_typer(_security_cli.backup_app, name="backup")
 app.add_typer(_security_cli.restore_app, name="restore")

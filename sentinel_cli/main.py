@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "audit": ("cloud.security.cli:audit_app", "cloud", "审计日志：校验、导出 (audit journal: verify, export)"),
     "device": ("cloud.security.cli:device_app", "cloud", "设备 MQTT 账号与 ACL (device credentials, broker ACL)"),
+    "kiosk": ("cloud.security.cli:kiosk_app", "cloud", "自助终端：登记、列表、停用 (self-service kiosk terminals)"),
     "pki": ("cloud.security.cli:pki_app", "cloud", "证书：CA、服务器与代理证书 (TLS certificates)"),
     "backup": ("cloud.security.cli:backup_app", "cloud", "在线一致性备份 (online consistent backup)"),
     "restore": ("cloud.security.cli:restore_app", "cloud", "从备份恢复 (restore a backup)"),

@@ -16,6 +16,7 @@ import typer
 
 audit_app = typer.Typer(help="审计日志：校验、导出 (audit journal: verify, export)", no_args_is_help=True)
 device_app = typer.Typer(help="设备 MQTT 账号与 broker ACL (device credentials, broker ACL)", no_args_is_help=True)
+kiosk_app = typer.Typer(help="自助终端：登记、列表、停用 (self-service kiosk terminals)", no_args_is_help=True)
 pki_app = typer.Typer(help="证书：CA、服务器与代理证书 (TLS certificates)", no_args_is_help=True)
 backup_app = typer.Typer(help="在线一致性备份 (online consistent backup)")
 restore_app = typer.Typer(help="从备份恢复 (restore a backup)")
@@ -115,6 +116,54 @@ def audit_export(
             fh.write(line)
             count += 1
     typer.echo(f"已导出 {count - (1 if fmt == 'csv' else 0)} 条 → {out}")
+
+
+# ---------------------------------------------------------------- kiosk terminals
+@kiosk_app.command("add")
+def kiosk_add(
+    name: str,
+    location: Annotated[str, typer.Option(help="安放位置，如 政务服务中心一楼")],
+) -> None:
+    """登记一台自助终端；凭据只显示一次（在终端浏览器中打开一次 /kiosk/#terminal=<凭据>）。"""
+    from pydantic import ValidationError
+
+    from cloud.core.db import session_scope
+    from cloud.security import kiosks
+
+    try:
+        data = kiosks.KioskCreate(name=name, location=location)
+        with session_scope(_engine(), write=True) as session:
+            issued = kiosks.register(session, data, actor=_actor())
+    except (ValidationError, kiosks.KioskError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"终端 {issued.id}：{issued.name}（{issued.location}）\ncredential: {issued.credential}")
+    typer.echo(f"provision: {issued.provision_path}")
+
+
+@kiosk_app.command("list")
+def kiosk_list() -> None:
+    from sqlmodel import Session
+
+    from cloud.security import kiosks
+
+    with Session(_engine()) as session:
+        for row in kiosks.listing(session):
+            state = "已停用" if row.revoked_at else "启用"
+            typer.echo(f"{row.id}\t{row.name}\t{row.location}\t{state}\t{row.created_at.isoformat()}")
+
+
+@kiosk_app.command("revoke")
+def kiosk_revoke(kiosk_id: int) -> None:
+    """停用一台终端的凭据（其请求此后按匿名来源地址从严限流）。"""
+    from cloud.core.db import session_scope
+    from cloud.security import kiosks
+
+    try:
+        with session_scope(_engine(), write=True) as session:
+            kiosks.revoke(session, kiosk_id, actor=_actor())
+    except kiosks.KioskError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo("已停用")
 
 
 # ---------------------------------------------------------------- devices

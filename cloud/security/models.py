@@ -74,3 +74,18 @@ class DeviceCredential(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(default="system", max_length=64)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class KioskTerminal(SQLModel, table=True):
+    """A registered self-service terminal (自助终端): its credential is issued once; only its SHA-256 is kept (a
+    32-byte random secret needs no slow hash)."""
+
+    __tablename__ = "kiosk_terminal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    location: str = Field(max_length=200)
+    secret_sha256: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(default="system", max_length=64)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -122,6 +122,11 @@ def _with_children(session: Session, root: int) -> frozenset[int]:
     return frozenset(seen)
 
 
+def home_department(session: Session, user: User) -> int | None:
+    """The department a user belongs to (staff profile, else ``User.department`` by code or name)."""
+    return _home_department(session, user)
+
+
 def scope_for(session: Session, user: User, sec: SecuritySettings | None = None) -> Scope:
     sec = sec or get_security_settings()
     if Role(user.role) in COUNTY_ROLES:

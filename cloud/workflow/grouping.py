@@ -64,6 +64,7 @@ class Incoming:
     respondent_address: str | None = None
     parent_clue_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fold: bool = True  # False: always a new clue (a referral from another department, cloud/workflow/referral.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +207,7 @@ def collect(
         device_id=incoming.device_id,
         rule_id=incoming.rule_id,
     )
-    clue = _find_open(session, key, incoming.at, rules)
+    clue = _find_open(session, key, incoming.at, rules) if incoming.fold else None
     created = clue is None
     reanalyse: str | None = None
     if clue is None:

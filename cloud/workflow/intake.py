@@ -28,7 +28,7 @@ from cloud.workflow.clues import CATEGORY_LABELS, KIND_LABELS, Clue
 from cloud.workflow.config import workflow_rules
 from cloud.workflow.deadlines import compute_deadline
 from cloud.workflow.grouping import Incoming, collect
-from cloud.workflow.models import WorkOrder
+from cloud.workflow.models import ClueReferral, WorkOrder
 from cloud.workflow.money import Yuan
 from cloud.workflow.service import Actor, Conflict, Invalid, record
 
@@ -179,6 +179,7 @@ class IntakeResult:
     order: WorkOrder
     clue: Clue
     created: bool
+    referral: ClueReferral | None = None  # 移送 to the subject's department (cloud/workflow/referral.py)
 
 
 def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResult:
@@ -246,6 +247,17 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
     what = (order.request or order.facts).replace("\n", " ")[:80]
     title = f"【{kind_label}·{CHANNEL_LABELS[order.channel]}】{CATEGORY_LABELS.get(category, category)} {who}：{what}"
     clue_kind = "referral" if order.kind == "referral" else ("walk_in" if order.kind == "walk_in" else order.kind)
+    from cloud.workflow.grouping import resolve_subject
+    from cloud.workflow.referral import refer, referral_target
+
+    resolution = resolve_subject(
+        session,
+        uscc=order.respondent_uscc,
+        name=order.respondent_name,
+        address=order.respondent_address,
+        site_id=order.site_id,
+    )
+    refer_to = referral_target(session, actor, resolution.department_id)
     result = collect(
         session,
         Incoming(
@@ -263,19 +275,11 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
             respondent_uscc=order.respondent_uscc,
             respondent_name=order.respondent_name,
             respondent_address=order.respondent_address,
+            fold=refer_to is None,  # 移送: a new clue of the competent department, never folded invisibly
         ),
         actor=actor,
     )
-    from cloud.workflow.grouping import resolve_subject
-
-    match = resolve_subject(
-        session,
-        uscc=order.respondent_uscc,
-        name=order.respondent_name,
-        address=order.respondent_address,
-        site_id=order.site_id,
-    ).match
-    order.subject_match = match
+    order.subject_match = resolution.match
     res = session.get(Clue, result.clue.id)
     assert res is not None
     order.clue_id = res.id
@@ -283,7 +287,10 @@ def intake(session: Session, order_in: WorkOrderIn, actor: Actor) -> IntakeResul
     order.site_id = order.site_id or res.site_id
     session.add(order)
     session.flush()
-    return IntakeResult(order, res, result.created)
+    referral = None
+    if refer_to is not None:
+        referral = refer(session, order, res, actor=actor, from_department_id=refer_to[0], to_department_id=refer_to[1])
+    return IntakeResult(order, res, result.created, referral)
 
 
 def due_certainty(warnings: tuple[str, ...] | list[str]) -> str:
@@ -374,6 +381,7 @@ class ImportReport:
     accepted: int = 0
     created_clues: int = 0
     folded: int = 0
+    referred: int = 0  # 移送 to another department as its new clue (cloud/workflow/referral.py)
     duplicates: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     work_order_ids: list[int] = field(default_factory=list)
@@ -445,7 +453,9 @@ def import_orders(
             continue
         report.accepted += 1
         report.work_order_ids.append(result.order.id or 0)
-        if result.created:
+        if result.referral is not None:
+            report.referred += 1
+        elif result.created:
             report.created_clues += 1
         else:
             report.folded += 1

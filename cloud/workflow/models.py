@@ -389,3 +389,21 @@ def upgrade_schema(engine: Engine) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
             conn.exec_driver_sql(f"UPDATE {table} SET {column} = CAST(ROUND({old} * 100) AS INTEGER)")
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {old}")
+
+
+class ClueReferral(SQLModel, table=True):
+    """移送: a complaint/report received by one department about a subject under another department's territorial
+    jurisdiction, sent there as a new clue of that department (cloud/workflow/referral.py). The receiving
+    department keeps this row as its read-only receipt; the clue itself is the other department's."""
+
+    __tablename__ = "clue_referral"
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_order_id: int = Field(index=True)
+    clue_id: int = Field(index=True)
+    from_department_id: int = Field(index=True)
+    to_department_id: int = Field(index=True)
+    referred_by: str = Field(max_length=64)
+    referred_at: datetime = Field(sa_type=UTCDateTime)
+    respondent: str | None = Field(default=None, max_length=200)
+    kind: str = Field(max_length=16)

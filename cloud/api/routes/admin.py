@@ -4,6 +4,8 @@
 * ``GET /admin/devices``, ``POST /admin/devices/{site_id}/{agent_id}/credentials`` (security admin): per-agent
   MQTT credentials; the password is in the answer once. The broker files are rendered by
   ``sentinel device render`` on the broker host.
+* ``GET /admin/kiosks``, ``POST /admin/kiosks``, ``POST /admin/kiosks/{kiosk_id}/revoke`` (security admin):
+  registered self-service terminals (:mod:`cloud.security.kiosks`); the credential is in the answer once.
 * ``GET /pii/work-orders/{order_id}?reason=…`` the complainant's clear name, phone and ID for roles and duties
   allowed to see them (:data:`cloud.security.masking.REVEAL_ROLES`/``REVEAL_DUTIES``), within the caller's
   jurisdiction; every view journaled as ``pii.revealed`` with the reason. Everywhere else they are masked.
@@ -17,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from cloud.api.deps import CurrentUser, SessionDep, get_engine, require_roles
 from cloud.core.users import Role, User
-from cloud.security import masking, provisioning
+from cloud.security import kiosks, masking, provisioning
 from cloud.security.config import SecuritySettings, get_security_settings
 from cloud.security.events import record_now
 from cloud.security.scoping import ScopeDep, county_wide
@@ -71,6 +73,39 @@ def post_device_credentials(session: SessionDep, user: SecurityAdmin, site_id: s
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     session.commit()
     return {"username": issued.username, "password": issued.password, "edge_config": issued.edge_snippet()}
+
+
+KIOSKS = county_wide("kiosk terminal credentials: security admin only")
+
+
+@router.get("/admin/kiosks", summary="已登记的自助终端（安全管理员）", dependencies=[KIOSKS])
+def get_kiosks(session: SessionDep, _: SecurityAdmin) -> list[kiosks.KioskPublic]:
+    return [kiosks.public(row) for row in kiosks.listing(session)]
+
+
+@router.post(
+    "/admin/kiosks",
+    status_code=status.HTTP_201_CREATED,
+    summary="登记自助终端（凭据只显示一次；终端按台限流，未登记的按来源地址从严限流）",
+    dependencies=[KIOSKS],
+)
+def post_kiosk(session: SessionDep, user: SecurityAdmin, body: kiosks.KioskCreate) -> kiosks.KioskIssued:
+    try:
+        issued = kiosks.register(session, body, actor=user.username)
+    except kiosks.KioskError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    return issued
+
+
+@router.post("/admin/kiosks/{kiosk_id}/revoke", summary="停用自助终端凭据", dependencies=[KIOSKS])
+def revoke_kiosk(session: SessionDep, user: SecurityAdmin, kiosk_id: int) -> kiosks.KioskPublic:
+    try:
+        row = kiosks.revoke(session, kiosk_id, actor=user.username)
+    except kiosks.KioskError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    session.commit()
+    return kiosks.public(row)
 
 
 def _may_reveal(session: Any, user: User) -> bool:

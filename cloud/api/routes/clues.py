@@ -28,6 +28,7 @@ from cloud.security.scoping import ScopeDep, scope_guard
 from cloud.workflow import decisions, follow_up
 from cloud.workflow.analysis import Disposal
 from cloud.workflow.clues import (
+    KIND_LABELS,
     TERMINAL_STATES,
     Clue,
     CluePublic,
@@ -40,7 +41,8 @@ from cloud.workflow.clues import (
 from cloud.workflow.complaint_view import similar_open_clues, work_orders_of
 from cloud.workflow.dispatch import DispatchRequest, dispatch_clue
 from cloud.workflow.intake import ClueIn, WorkOrderIn, accept_due_view, create_manual_clue, import_orders, intake
-from cloud.workflow.models import AnalysisDecision, EnforcementCase, InspectionTask, WorkOrder
+from cloud.workflow.models import AnalysisDecision, ClueReferral, EnforcementCase, InspectionTask, WorkOrder
+from cloud.workflow.referral import department_name
 from cloud.workflow.service import Conflict, NotFound, apply_transition, clue_timeline, record
 from cloud.workflow.states import CLUE_MACHINE, ClueState
 from cloud.workflow.states import Role as Duty
@@ -109,6 +111,15 @@ def post_intake(session: SessionDep, actor: ActorDep, body: WorkOrderIn) -> dict
     require(actor, Duty.INTAKE_CLERK, Duty.DISPATCHER, Duty.ANALYST, what="受理工单")
     result = intake(session, body, actor)
     session.commit()
+    if result.referral is not None:  # 移送: the receipt only; the clue is the competent department's
+        return {
+            "work_order_id": result.order.id,
+            **accept_due_view(result.order),
+            "created": True,
+            "folded": False,
+            "clue": None,
+            "referral": referral_view(session, result.referral),
+        }
     return {
         "work_order_id": result.order.id,
         **accept_due_view(result.order),
@@ -116,6 +127,56 @@ def post_intake(session: SessionDep, actor: ActorDep, body: WorkOrderIn) -> dict
         "folded": not result.created,
         "clue": CluePublic.model_validate(result.clue).model_dump(mode="json"),
     }
+
+
+class ReferralPublic(BaseModel):
+    """A referral (移送) as both sides see it: the receipt of the department that received the work order, the
+    notice of the department that got the clue (``clue_id`` only for the latter)."""
+
+    id: int
+    direction: Literal["out", "in"]
+    direction_label: str
+    work_order_id: int
+    kind_label: str
+    respondent: str | None
+    from_department: str | None
+    to_department: str | None
+    referred_by: str
+    referred_at: datetime
+    clue_id: int | None = Field(default=None, description="仅接收移送的部门可见")
+    message: str
+
+
+def referral_view(session: Session, row: ClueReferral, scope: Any = None) -> ReferralPublic:
+    outgoing = scope is None or not scope.allows(row.to_department_id)
+    source = department_name(session, row.from_department_id)
+    target = department_name(session, row.to_department_id)
+    return ReferralPublic(
+        id=row.id or 0,
+        direction="out" if outgoing else "in",
+        direction_label="移出（回执）" if outgoing else "移入",
+        work_order_id=row.work_order_id,
+        kind_label=KIND_LABELS.get(row.kind, row.kind),
+        respondent=row.respondent,
+        from_department=source,
+        to_department=target,
+        referred_by=row.referred_by,
+        referred_at=row.referred_at,
+        clue_id=None if outgoing else row.clue_id,
+        message=f"被投诉（举报）主体属{target}管辖（属地管辖），已移送{target}作为新线索办理"
+        if outgoing
+        else f"由{source}移送（属地管辖）",
+    )
+
+
+@router.get("/referrals", summary="移送记录：本部门移出的回执与移入的线索（属地管辖）")
+def get_referrals(session: SessionDep, _: StaffUser, scope: ScopeDep) -> list[ReferralPublic]:
+    rows = session.exec(select(ClueReferral).order_by(col(ClueReferral.id).desc())).all()
+    return [
+        referral_view(session, r, scope)
+        for r in rows
+        if scope.county or scope.allows(r.from_department_id) or scope.allows(r.to_department_id)
+    ]
 
 
 @router.post("/intake/import", summary="批量导入工单（CSV / JSON）")

@@ -11,7 +11,8 @@ alert feed for the big screen and the public self-service kiosk intake.
   evidence (snapshots, inspection photos) to show on the clue page.
 * ``GET /console/live`` Server-Sent Events: ``alert`` (raised/cleared), ``clue`` (created) and ``task`` events
   following the journal; token as bearer header or ``?access_token=`` (EventSource cannot set headers).
-* ``POST /console/kiosk/complaints`` (public, rate-limited per client, size-limited) a 12315-style complaint or
+* ``POST /console/kiosk/complaints`` (public, rate-limited per registered terminal -- ``X-Kiosk-Token``,
+  :mod:`cloud.security.kiosks` -- else, stricter, per client address; size-limited) a 12315-style complaint or
   report from the self-service terminal; answers a receipt number. It calls the workflow intake as the
   ``kiosk`` actor (duty 受理), so validation and clue collection are the same as for any work order.
 """
@@ -40,6 +41,9 @@ from cloud import journal
 from cloud.alerts import Alert, AlertStatus
 from cloud.api.deps import SessionDep, StaffUser, StreamUser
 from cloud.core.db import utcnow, writer
+from cloud.security.kiosks import HEADER as KIOSK_HEADER
+from cloud.security.kiosks import Caller
+from cloud.security.kiosks import caller as kiosk_caller
 from cloud.security.scoping import Scope, ScopeDep, StreamScopeDep, departments_of, public, visible_sites
 from cloud.workflow.clues import place_label
 from protocols.messages import SEVERITY_RANK
@@ -531,29 +535,35 @@ async def live(
 
 # ---------------------------------------------------------------- self-service kiosk (public)
 KIOSK_MAX_BODY = 16 * 1024
-KIOSK_LIMIT = 5  # submissions per client per window
+KIOSK_LIMIT = 5  # submissions per client address per window (anonymous: no registered terminal credential)
+KIOSK_TERMINAL_LIMIT = 60  # submissions per registered terminal per window (a hall's terminal serves many people)
 KIOSK_WINDOW_S = 600.0
 KIOSK_GLOBAL_LIMIT = 120  # all clients per window (a flood from many addresses)
 
 
 class RateLimiter:
-    """Sliding-window counter per key, plus a global bound; in memory (one terminal hall per process)."""
+    """Sliding-window counter per key, plus a global bound; in memory (one terminal hall per process).
 
-    def __init__(self, per_key: int, total: int, window_s: float) -> None:
+    ``per_terminal``: the per-key limit of a registered terminal (:mod:`cloud.security.kiosks`); other keys (an
+    anonymous client address) get ``per_key``."""
+
+    def __init__(self, per_key: int, total: int, window_s: float, per_terminal: int | None = None) -> None:
         self.per_key, self.total, self.window_s = per_key, total, window_s
+        self.per_terminal = per_key if per_terminal is None else per_terminal
         self._hits: dict[str, deque[float]] = {}
         self._all: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def allow(self, key: str, now: float | None = None) -> float:
+    def allow(self, key: str, now: float | None = None, *, terminal: bool = False) -> float:
         """0 when allowed (and counted), else seconds until the next submission is allowed."""
         now = time.monotonic() if now is None else now
+        limit = self.per_terminal if terminal else self.per_key
         with self._lock:
             for q in (self._all, self._hits.setdefault(key, deque())):
                 while q and now - q[0] > self.window_s:
                     q.popleft()
             mine = self._hits[key]
-            if len(mine) >= self.per_key:
+            if len(mine) >= limit:
                 return self.window_s - (now - mine[0])
             if len(self._all) >= self.total:
                 return self.window_s - (now - self._all[0])
@@ -565,9 +575,15 @@ class RateLimiter:
 def _limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter | None = getattr(request.app.state, "kiosk_limiter", None)
     if limiter is None:
-        limiter = RateLimiter(KIOSK_LIMIT, KIOSK_GLOBAL_LIMIT, KIOSK_WINDOW_S)
+        limiter = RateLimiter(KIOSK_LIMIT, KIOSK_GLOBAL_LIMIT, KIOSK_WINDOW_S, KIOSK_TERMINAL_LIMIT)
         request.app.state.kiosk_limiter = limiter
     return limiter
+
+
+def _kiosk_caller(request: Request) -> Caller:
+    """A registered terminal (its ``X-Kiosk-Token`` credential) or the anonymous client address."""
+    with Session(request.app.state.engine) as session:
+        return kiosk_caller(session, request.headers.get(KIOSK_HEADER), request.client.host if request.client else None)
 
 
 class KioskComplaintIn(BaseModel):
@@ -614,8 +630,8 @@ async def post_kiosk_complaint(request: Request) -> JSONResponse:
     body = await request.body()
     if len(body) > KIOSK_MAX_BODY:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "内容过长，请精简后再提交")
-    client = request.headers.get("x-kiosk-id") or (request.client.host if request.client else "unknown")
-    wait = _limiter(request).allow(client[:64])
+    who = await asyncio.to_thread(_kiosk_caller, request)
+    wait = _limiter(request).allow(who.key, terminal=who.registered)
     if wait > 0:
         return JSONResponse(
             {"detail": f"提交过于频繁，请 {int(wait // 60) + 1} 分钟后再试", "code": "rate_limited"},
@@ -632,7 +648,8 @@ async def post_kiosk_complaint(request: Request) -> JSONResponse:
         )
     now = utcnow()
     receipt = receipt_number(now)
-    kiosk = Actor("kiosk", None, "自助终端", frozenset({Duty.INTAKE_CLERK}))
+    terminal = f"自助终端（{who.terminal.name}）" if who.terminal else "自助终端"
+    kiosk = Actor("kiosk", None, terminal, frozenset({Duty.INTAKE_CLERK}))
 
     def store() -> dict[str, Any]:
         order = WorkOrderIn(channel="walk_in", external_no=receipt, received_at=now, **form.model_dump())
@@ -673,7 +690,8 @@ class KioskProgressIn(BaseModel):
     code: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
 
 
-KIOSK_LOOKUPS = 20  # lookups per client per window (the code is 6 digits: with 5 failures per receipt, locked)
+KIOSK_LOOKUPS = 20  # lookups per client address per window (the code is 6 digits: 5 failures lock a receipt)
+KIOSK_TERMINAL_LOOKUPS = 200  # lookups per registered terminal per window
 
 
 @router.post(
@@ -686,10 +704,10 @@ def post_kiosk_progress(request: Request, body: KioskProgressIn) -> JSONResponse
 
     limiter: RateLimiter | None = getattr(request.app.state, "kiosk_lookup_limiter", None)
     if limiter is None:
-        limiter = RateLimiter(KIOSK_LOOKUPS, KIOSK_GLOBAL_LIMIT * 5, KIOSK_WINDOW_S)
+        limiter = RateLimiter(KIOSK_LOOKUPS, KIOSK_GLOBAL_LIMIT * 5, KIOSK_WINDOW_S, KIOSK_TERMINAL_LOOKUPS)
         request.app.state.kiosk_lookup_limiter = limiter
-    client = request.headers.get("x-kiosk-id") or (request.client.host if request.client else "unknown")
-    wait = limiter.allow(client[:64])
+    who = _kiosk_caller(request)
+    wait = limiter.allow(who.key, terminal=who.registered)
     if wait > 0:
         return JSONResponse(
             {"detail": f"查询过于频繁，请 {int(wait // 60) + 1} 分钟后再试", "code": "rate_limited"},

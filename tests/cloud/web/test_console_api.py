@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from cloud.api.routes.console import RateLimiter, domain_of, receipt_number
 from cloud.web import mount_console, vendor_status
+from tests.utils.kiosk_terminals import terminal_headers
 from tests.utils.workflow_factories import World
 
 API = "/api/v1"
@@ -77,7 +78,7 @@ def test_kiosk_intake_validates_and_limits(world: World) -> None:
             "request": "退款",
             "facts": "菜品变质有异味",
         },
-        headers={"X-Kiosk-Id": "hall-1"},
+        headers=terminal_headers(world.engine, "大厅 1 号机"),
     )
     assert ok.status_code == 201, ok.text
     body = ok.json()
@@ -93,7 +94,9 @@ def test_the_kiosk_answer_names_no_internal_record(world: World) -> None:
     reporter learnt that somebody had already reported it (and how many clues the bureau holds)."""
     url = f"{API}/console/kiosk/complaints"
     report = {"kind": "report", "anonymous": True, "respondent_name": "同一家药店", "facts": "冷藏药品放在常温货架上"}
-    answers = [world.client.post(url, json=report, headers={"X-Kiosk-Id": f"hall-{n}"}) for n in (7, 8)]
+    answers = [
+        world.client.post(url, json=report, headers=terminal_headers(world.engine, f"大厅 {n} 号机")) for n in (7, 8)
+    ]
     assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
     for answer in answers:
         body = answer.json()

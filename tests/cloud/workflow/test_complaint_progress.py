@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from cloud.core.db import utcnow
 from cloud.workflow.models import WorkOrder
 from cloud.workflow.progress import MAX_FAILURES, ReceiptLookupGuard
+from tests.utils.kiosk_terminals import terminal_headers
 from tests.utils.workflow_factories import World
 
 API = "/api/v1"
@@ -36,14 +37,16 @@ def world(module_world: World) -> World:
 
 
 def _submit(world: World, terminal: str) -> dict[str, object]:
-    r = world.client.post(f"{KIOSK}/complaints", json=COMPLAINT, headers={"X-Kiosk-Id": terminal})
+    r = world.client.post(f"{KIOSK}/complaints", json=COMPLAINT, headers=terminal_headers(world.engine, terminal))
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 def _lookup(world: World, receipt: object, code: object, terminal: str = "hall-9") -> object:
     return world.client.post(
-        f"{KIOSK}/progress", json={"receipt_no": receipt, "code": code}, headers={"X-Kiosk-Id": terminal}
+        f"{KIOSK}/progress",
+        json={"receipt_no": receipt, "code": code},
+        headers=terminal_headers(world.engine, terminal),
     )
 
 

@@ -3,6 +3,18 @@
 import { API, clear, h, labels } from "./api.js";
 
 const root = document.getElementById("root");
+// A registered terminal is provisioned once with /kiosk/#terminal=<credential> (a fragment: never sent to a server
+// nor logged); the page keeps it and presents it with every submission and lookup, so the server limits it per
+// terminal. Without one, the server limits per client address (stricter).
+const TERMINAL_KEY = "ms.kiosk.terminal";
+if (location.hash.startsWith("#terminal=")) {
+  localStorage.setItem(TERMINAL_KEY, decodeURIComponent(location.hash.slice("#terminal=".length)));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+function kioskHeaders() {
+  const credential = localStorage.getItem(TERMINAL_KEY);
+  return credential ? { "Content-Type": "application/json", "X-Kiosk-Token": credential } : { "Content-Type": "application/json" };
+}
 const PHONE = /^\+?[0-9][0-9 \-]{4,19}$/;
 const CATEGORIES = ["consumer_dispute", "food", "drug_storage", "special_equipment", "elevator"];
 
@@ -104,7 +116,7 @@ async function form() {
     if (!anonymous.checked) Object.assign(body, { complainant_name: name.value.trim() || null, complainant_phone: phone.value.trim() || null, complainant_address: address.value.trim() || null });
     submit.disabled = true;
     try {
-      const r = await fetch(`${API}/console/kiosk/complaints`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const r = await fetch(`${API}/console/kiosk/complaints`, { method: "POST", headers: kioskHeaders(), body: JSON.stringify(body) });
       const data = await r.json().catch(() => ({}));
       if (r.status === 201) return receipt(data);
       status.textContent = typeof data.detail === "string" ? data.detail : `提交失败（${r.status}），请稍后再试`;
@@ -146,7 +158,7 @@ function progress(receiptNo = "") {
     clear(out);
     if (!no.value.trim() || !/^[0-9]{6}$/.test(code.value.trim())) { status.textContent = "请填写回执号和 6 位数字查询码"; return; }
     try {
-      const r = await fetch(`${API}/console/kiosk/progress`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ receipt_no: no.value.trim(), code: code.value.trim() }) });
+      const r = await fetch(`${API}/console/kiosk/progress`, { method: "POST", headers: kioskHeaders(), body: JSON.stringify({ receipt_no: no.value.trim(), code: code.value.trim() }) });
       const data = await r.json().catch(() => ({}));
       if (!r.ok) { status.textContent = typeof data.detail === "string" ? data.detail.split(" / ")[0] : `查询失败（${r.status}）`; return; }
       clear(out, h("dl", { class: "kv" },

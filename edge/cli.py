@@ -38,22 +38,28 @@ def validate(config: Path = typer.Argument(..., help="站点配置文件 site TO
         f"OK {config}: site {c.agent.site_id} agent {c.agent.agent_id}, {len(c.buses)} buses, "
         f"{len(c.devices)} devices, {len(c.rules)} rule bindings, {len(c.cameras)} cameras"
     )
-    for line in source_notes(c, config.parent):
+    for line in source_notes(c, config.parent, str(config)):
         typer.echo(line)
 
 
-def source_notes(c: SiteConfig, base_dir: Path) -> list[str]:
-    """Warnings about sources that do not exist here, and how probe register numbers are read."""
+def source_notes(c: SiteConfig, base_dir: Path, source: str = "") -> list[str]:
+    """Warnings about sources that do not exist here (naming file and key, like the errors), and how probe
+    register numbers are read."""
     notes: list[str] = []
-    for bus in c.buses:
+    where = f"{source}: " if source else ""
+    for index, bus in enumerate(c.buses):
         if isinstance(bus, SerialBusConfig) and not Path(bus.port).exists():
-            notes.append(f"警告 warning: 总线 {bus.id} 的串口 {bus.port} 不存在 (serial port does not exist here)")
-    for camera in c.cameras:
+            notes.append(
+                f"警告 warning: {where}buses[{index}].port: 串口 {bus.port} 不存在（总线 {bus.id}；"
+                "serial port does not exist here）"
+            )
+    for index, camera in enumerate(c.cameras):
         if camera.resolved_kind == "file":
             path = Path(camera.source)
             if not (path.exists() or (base_dir / path).exists()):
                 notes.append(
-                    f"警告 warning: 摄像头 {camera.camera_id} 的视频文件 {camera.source} 不存在 (video file not found)"
+                    f"警告 warning: {where}cameras[{index}].source: 摄像头 {camera.camera_id} 的视频文件 "
+                    f"{camera.source} 不存在（video file not found）"
                 )
     for device in c.devices:
         if isinstance(device, ModbusProbeConfig):

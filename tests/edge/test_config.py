@@ -142,6 +142,8 @@ def test_validate_warns_about_missing_sources_and_says_how_registers_count(tmp_p
     assert out.exit_code == 0, out.output
     assert f"串口 {tmp_path}/ttyUSB9 不存在" in out.output
     assert "视频文件 no-such-video.mp4 不存在" in out.output
+    # session 4 (stranger walk): the warnings name the file and the key to change, like the errors do
+    assert f"{site}: buses[0].port: 串口" in out.output and f"{site}: cameras[0].source: 摄像头" in out.output
     assert "fridge1 寄存器编号从 0 起" in out.output and "registers.base = 1" in out.output
     assert "store1 寄存器编号从 1 起" in out.output
     loaded = load_site(site).config.devices[1]

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from cloud.core.db import UTCDateTime, utcnow
+from cloud.documents.render import cn_date
 from cloud.workflow import staffing
 from cloud.workflow.config import workflow_rules
 from cloud.workflow.deadlines import compute_deadline
@@ -141,7 +142,7 @@ def schedule(session: Session, row: FollowUp, actor: Actor = SYSTEM, *, why: str
         site_id=task.site_id,
         department_id=task.department_id,
         method=FOLLOW_UP_METHOD,
-        instructions=f"复查 {row.doc_no}（限 {row.deadline.isoformat()} 前改正）的整改情况",
+        instructions=f"复查 {row.doc_no}（限 {cn_date(row.deadline)}前改正）的整改情况",  # as a person writes dates
     )
     moved = session.execute(
         update(FollowUp)

@@ -304,6 +304,8 @@ def test_alert_to_closed_clue_through_the_pages(
             walk.check(ph, "移动端我的任务")
             ph.locator(f"a[href='#/task/{follow_id}']").tap()
             ph.get_by_role("button", name="接收任务").tap()
+            head = ph.locator("section.item").first.inner_text()
+            assert "前改正" in head and not re.search(r"\d{4}-\d\d-\d\d", head), head  # dates as people write them
             ph.get_by_role("button", name="现场签到").tap()
             ph.locator("#check-in-gps").wait_for()
             for section in ph.locator("[data-item]").all():

@@ -281,7 +281,7 @@ def test_an_empty_county_subjects_page_says_what_to_do(browser: Any, tmp_path: P
             page.goto(f"{cloud.base}/#/admin/subjects")
             empty = page.locator("#subjects-empty")
             empty.wait_for()
-            assert "还没有登记任何市场主体" in empty.inner_text()
+            assert "还没有在册的市场主体" in empty.inner_text()
             assert empty.get_by_role("link", name="批量导入 CSV").get_attribute("href") == "#subject-import"
         finally:
             context.close()

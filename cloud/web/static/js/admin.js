@@ -242,9 +242,10 @@ async function subjectsAdmin(body, ctx) {
         h("button", { type: "button", onclick: () => statusEditor(editor, { what: "subject", item: s, name: s.name,
           path: `registry/subjects/${s.id}`, after: () => subjectsAdmin(body, ctx) }) }, s.deactivated_at ? "恢复" : "注销")))), "暂无主体"))
     : h("section", { class: "notice", id: "subjects-empty", role: "status" },
-      h("strong", {}, "还没有登记任何市场主体。"),
+      h("strong", {}, "还没有在册的市场主体。"),
       h("p", {}, "线索、检查任务和文书都要用到主体的名称、统一社会信用代码和住所。请先 ",
-        h("a", { href: "#subject-import" }, "批量导入 CSV"), "（企业信用信息公示系统导出的文件即可），或在下方逐个登记。"));
+        h("a", { href: "#subject-import" }, "批量导入 CSV"), "（企业信用信息公示系统导出的文件即可），或在下方逐个登记；已注销的主体可勾选下方“显示已注销的主体”查看。"),
+      toggleAll);
   clear(body, list, editor, importCard, create);
 }
 

@@ -165,7 +165,16 @@ def clue_title(alert: Alert, session: Session | None = None) -> str:
     severity = SEVERITY_LABELS.get(alert.severity, alert.severity)
     category = CATEGORY_LABELS.get(alert.category, alert.category)
     where = place_label(session, alert.site_id, alert.device_id, alert.sensor_id)
-    return f"【{severity}】{category}告警 {where}：{alert.message}"[:300]
+    return f"【{severity}】{category}告警 {where}：{_without_place(alert.message, where)}"[:300]
+
+
+def _without_place(message: str, where: str) -> str:
+    """The agent's message without the measuring point the title already names (an edge rule's message starts with
+    the point's name: 药品冷藏柜 1 号温度 9.3°C … would read twice after 场所·药品冷藏柜 1 号温度)."""
+    point = where.split("·", 1)[1] if "·" in where else ""
+    if point and message.startswith(point) and message[len(point) :].strip(" ：:"):
+        return message[len(point) :].lstrip(" ：:")
+    return message
 
 
 def more_severe(a: str, b: str) -> str:

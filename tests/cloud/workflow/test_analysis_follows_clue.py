@@ -69,3 +69,20 @@ def test_a_new_kind_of_source_reanalyses(world: World) -> None:
     timeline = c.get(f"{API}/clues/{clue_id}/timeline", headers=world.h("head")).json()
     triggers = [e["payload"]["trigger"] for e in timeline if e["action"] == "clue.analysed"]
     assert triggers == ["created", "new_kind"]
+
+
+def test_the_title_names_the_measuring_point_once(world: World) -> None:
+    """An edge rule's message starts with the point's name (药品冷藏柜 2 号温度 9.3 ℃ …); the title already names it
+    after the site, so it is not repeated (the whole-flow walk read …冷藏柜 2 号温度：药品冷藏柜 2 号温度 9.3 ℃)."""
+    with session_scope(world.engine, write=True) as session:
+        session.add(Device(site_id=world.site_id, device_id="fridge2", name="药品冷藏柜 2 号"))
+    clue_id = world.alert(
+        device_id="fridge2",
+        sensor_id="fridge2.temperature",
+        rule_id="fridge2_temp_high",
+        severity="critical",
+        value=9.3,
+        message="药品冷藏柜 2 号温度 9.3 ℃ 超出 2–8 ℃",
+    )
+    title = world.client.get(f"{API}/clues/{clue_id}", headers=world.h("head")).json()["title"]
+    assert title == "【紧急】药品储存告警 示例大药房人民路店·药品冷藏柜 2 号温度：9.3 ℃ 超出 2–8 ℃"

@@ -178,6 +178,30 @@ class AckListener:
 DB_URL: str | None = None  # PostgreSQL URL when --backend postgres
 
 
+#: how many simulated sites the run publishes from (set by main); registered before an ingest starts
+FLEET_SITES = 40
+
+
+def register_fleet(workdir: Path, db_url: str | None, sites: int) -> None:
+    """Register the simulated sites and their sensors, as an installation does: the ingest quarantines data of
+    sites the registry does not know (#13)."""
+    from sqlmodel import Session
+
+    from cloud.core.config import Settings
+    from cloud.core.db import init_db, make_engine
+    from cloud.registry.service import register_installation
+
+    settings = Settings(data_dir=workdir / "data", jwt_secret="x" * 40, database_url=db_url)  # type: ignore[arg-type]
+    engine = make_engine(settings)
+    init_db(engine)
+    sensors = [f"t{i:03d}" for i in range(READINGS_PER_BATCH)]
+    with Session(engine) as session:
+        for i in range(sites):
+            register_installation(session, site_id=f"bench{i:03d}", devices={"probe": sensors}, category="drug")
+        session.commit()
+    engine.dispose()
+
+
 def start_ingest(
     workdir: Path,
     port: int,
@@ -201,6 +225,7 @@ def start_ingest(
         SENTINEL_INGEST_MAX_BATCH=os.environ.get("SENTINEL_INGEST_MAX_BATCH", "500"),
     )
     env.update(extra_env or {})
+    register_fleet(workdir, db_url, FLEET_SITES)
     fh = open(log, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentinel_cli.main", "cloud", "ingest"], env=env, stdout=fh, stderr=subprocess.STDOUT
@@ -549,7 +574,7 @@ def pipeline_mode(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    global DB_URL
+    global DB_URL, FLEET_SITES
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=0, help="compare 1 vs N ingest workers on PostgreSQL and stop")
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -560,6 +585,7 @@ def main() -> None:
     ap.add_argument("--append-docs", action="store_true")
     ap.add_argument("--pipeline", action="store_true", help="one worker unpipelined vs pipelined, then stop")
     args = ap.parse_args()
+    FLEET_SITES = args.sites
     if args.workers:
         workers_mode(args)
         return

@@ -93,7 +93,7 @@ class SimulatedSite:
         self.site_id = site_id
         self.agent_id = f"{site_id}-agent"
         self.host, self.port = host, port
-        self.sensor_ids = [f"t{i:03d}" for i in range(sensors)]
+        self.sensor_ids = sensor_ids(sensors)
         self.batch = batch
         self.interval = interval
         self.window = window
@@ -266,6 +266,17 @@ class SimulatedSite:
         )
 
 
+def sensor_ids(n: int) -> list[str]:
+    """The sensor ids of a simulated site with ``n`` sensors."""
+    return [f"t{i:03d}" for i in range(n)]
+
+
+def fleet_world(sites: int, sensors_per_site: int, prefix: str = "sim") -> dict[str, list[str]]:
+    """site id → sensor ids of the fleet :func:`run_fleet` simulates: what an installer registers in the cloud
+    before the boxes report (the cloud quarantines data of unregistered sites)."""
+    return {f"{prefix}{i:04d}": sensor_ids(sensors_per_site) for i in range(sites)}
+
+
 async def run_fleet(
     *,
     host: str = "127.0.0.1",
@@ -283,10 +294,8 @@ async def run_fleet(
     if count is None and duration is None:
         duration = math.inf
     fleet = [
-        SimulatedSite(
-            f"{prefix}{i:04d}", host=host, port=port, sensors=sensors_per_site, batch=batch, interval=interval
-        )
-        for i in range(sites)
+        SimulatedSite(site_id, host=host, port=port, sensors=sensors_per_site, batch=batch, interval=interval)
+        for site_id in fleet_world(sites, sensors_per_site, prefix)
     ]
     stop = asyncio.Event()
     started = time.monotonic()

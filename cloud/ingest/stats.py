@@ -25,6 +25,8 @@ class IngestStats:
     announces: int = 0
     ignored: int = 0
     quarantined: int = 0  # readings/alerts of devices waiting for approval, held apart
+    #: the same by reason: device_pending (announced), site_unregistered, device_unannounced
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
     clears_without_open_alert: int = 0  # a clear event whose alert is not open (cleared before, or never raised)
     dead_letters: Counter[str] = field(default_factory=Counter)
     acks_published: int = 0
@@ -51,6 +53,7 @@ class IngestStats:
                 "announces": self.announces,
                 "ignored": self.ignored,
                 "quarantined": self.quarantined,
+                "quarantined_by_reason": dict(self.quarantined_by_reason),
                 "clears_without_open_alert": self.clears_without_open_alert,
                 "dead_letters": dict(self.dead_letters),
                 "dead_letters_total": sum(self.dead_letters.values()),

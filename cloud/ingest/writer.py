@@ -26,7 +26,7 @@ import importlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -95,6 +95,8 @@ class CommitResult:
     #: readings/alerts of unapproved devices held in the quarantine (or dead-lettered: device rejected)
     quarantined: int = 0
     rejected_device: int = 0
+    #: reason (device_pending / site_unregistered / device_unannounced) → held
+    quarantined_by_reason: Mapping[str, int] = field(default_factory=dict)
     #: agents came online or command results arrived: the ingest looks for commands to deliver
     commands_due: bool = False
 
@@ -148,8 +150,10 @@ def _optional_hook(module_name: str, attribute: str) -> Any | None:
 
 
 def _load_quarantine() -> Any | None:
-    """:func:`cloud.registry.quarantine.hold`: data of devices waiting for approval is held apart."""
-    return _optional_hook("cloud.registry.quarantine", "hold")
+    """:meth:`cloud.registry.quarantine.Gate.hold` (one gate per writer: it caches the registry): data of sites
+    and devices nobody registered or approved is held apart."""
+    gate = _optional_hook("cloud.registry.quarantine", "Gate")
+    return None if gate is None else gate().hold
 
 
 def _load_announce_hook() -> AnnounceHook | None:
@@ -359,6 +363,7 @@ class IngestWriter:
             if self._quarantine is not None:  # data of devices waiting for approval is held apart
                 new_tel, new_ev, held = self._quarantine(conn, new_tel, new_ev, by_message, now)
                 result.quarantined, result.rejected_device = held.quarantined, held.dead
+                result.quarantined_by_reason = held.by_reason
             dead = [*dead, *conflicts]
             touched = self._touched
             for batch in new_tel:
@@ -440,6 +445,7 @@ class IngestWriter:
             for d in dead:
                 s.dead_letters[d.reason] += 1
             s.quarantined += result.quarantined
+            s.quarantined_by_reason.update(result.quarantined_by_reason)
             s.clears_without_open_alert += stray_clears
             if result.rejected_device:
                 s.dead_letters["device_rejected"] += result.rejected_device

@@ -16,7 +16,7 @@ from cloud.rules.loader import RuleModel, load_model, rules_path
 
 ChannelName = Literal["inapp", "mqtt", "webhook", "email"]
 CHANNELS: tuple[ChannelName, ...] = ("inapp", "mqtt", "webhook", "email")
-RecipientKind = Literal["on_duty", "site_contacts", "assignee", "supervisors"]
+RecipientKind = Literal["on_duty", "site_contacts", "assignee", "supervisors", "admins"]
 Level = Literal["supervisor", "head"]
 AckRank = Literal["inspector", "supervisor", "head"]
 SEVERITY_RANK = {"critical": 0, "major": 1, "minor": 2, "warning": 3, "indeterminate": 4}

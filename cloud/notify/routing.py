@@ -232,7 +232,17 @@ def resolve_recipients(
             people += _usernames(session, facts.assignees)
         elif kind == "supervisors":
             people += people_of_rank(session, department, Rank.SUPERVISOR)
+        elif kind == "admins":
+            people += system_admins(session)
     return list(dict.fromkeys(people))
+
+
+def system_admins(session: Session) -> list[str]:
+    """The active system administrators' usernames (e.g. data of an unregistered site waits for them)."""
+    from cloud.core.users import Role, User
+
+    rows = session.exec(select(User.username).where(User.role == Role.ADMIN, User.is_active)).all()
+    return sorted(rows)
 
 
 def _usernames(session: Session, values: list[str]) -> list[str]:

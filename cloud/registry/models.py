@@ -363,6 +363,9 @@ class PendingDevice(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=64)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str | None = Field(default=None, max_length=500)
+    #: why it waits: None = announced by its agent; site_unregistered / device_unannounced = opened by the ingest
+    #: for data nobody announced (cloud.registry.quarantine)
+    reason: str | None = Field(default=None, max_length=32)
 
 
 class PendingDevicePublic(SQLModel):
@@ -381,6 +384,11 @@ class PendingDevicePublic(SQLModel):
     decided_at: datetime | None
     note: str | None
     quarantined: int = Field(default=0, description="隔离区中等待批准的数据条数（读数批次与告警）")
+    reason: str = Field(
+        default="announced", description="announced 边缘申报 | site_unregistered 场所未登记 | device_unannounced 未申报"
+    )
+    reason_label: str = Field(default="", description="待审批原因（中文）")
+    site_registered: bool = Field(default=True, description="场所是否已登记（未登记的须先登记场所才能批准）")
 
 
 class Decision(SQLModel):

@@ -5,7 +5,7 @@ The caller owns the transaction: functions ``flush`` so that ids are assigned bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
 
@@ -486,3 +486,47 @@ def reject_pending(session: Session, *, pending_id: int, by: str, note: str | No
 
 def is_sensor_registered(session: Session, *, site_id: str, sensor_id: str) -> bool:
     return session.get(Sensor, (site_id, sensor_id)) is not None
+
+
+# ---------------------------------------------------------------- installation
+def register_installation(
+    session: Session,
+    *,
+    site_id: str,
+    devices: Mapping[str, Iterable[str]],
+    name: str | None = None,
+    category: str | None = None,
+    department_id: int | None = None,
+    device_type: str = "probe",
+) -> Site:
+    """What an installer registers for a box before it reports (as the registry API does, in one go): the site,
+    its devices (``device id → sensor ids``) and their sensors. Idempotent: what is registered already is kept
+    as it is; only what is missing is added. The caller commits.
+
+    Data of a site, device or sensor not registered (nor approved after an announcement) is held in the quarantine
+    (:mod:`cloud.registry.quarantine`)."""
+    site = session.get(Site, site_id)
+    if site is None:
+        site = create_site(
+            session,
+            data=SiteCreate(site_id=site_id, name=name or site_id, category=category, department_id=department_id),
+        )
+    for device_id, sensors in devices.items():
+        if session.get(Device, (site_id, device_id)) is None:
+            create_device(session, data=Device(site_id=site_id, device_id=device_id, device_type=device_type))
+        for sensor_id in sensors:
+            if session.get(Sensor, (site_id, sensor_id)) is None:
+                create_sensor(session, data=SensorCreate(site_id=site_id, sensor_id=sensor_id, device_id=device_id))
+    session.flush()
+    return site
+
+
+def devices_of(sensor_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Sensor ids grouped by their device by the edge agent's naming (``<device>.<point>``; see
+    :func:`cloud.registry.quarantine.device_of`)."""
+    from cloud.registry.quarantine import device_of
+
+    out: dict[str, list[str]] = {}
+    for sensor_id in sensor_ids:
+        out.setdefault(device_of(sensor_id), []).append(sensor_id)
+    return out

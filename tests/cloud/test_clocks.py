@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
@@ -18,6 +19,7 @@ from cloud.ingest.writer import IngestWriter, RawMessage
 from cloud.presence import AgentPresence
 from cloud.telemetry.store import TelemetryStore
 from protocols import Channel, Heartbeat, Reading, TelemetryBatch, encode, topic_for
+from tests.utils.registration import register
 
 SITE, AGENT = "pharmacy-01", "edge-1"
 
@@ -36,6 +38,11 @@ def batch(seq: int, ts: datetime, value: float) -> RawMessage:
 def heartbeat(ts: datetime, offset: float | None) -> RawMessage:
     msg = Heartbeat(site_id=SITE, agent_id=AGENT, ts=ts, uptime_s=5, outbox_depth=0, clock_offset_s=offset)
     return RawMessage(topic_for(SITE, AGENT, Channel.HEARTBEAT), encode(msg))
+
+
+@pytest.fixture(autouse=True)
+def installed(cloud_engine: Engine) -> None:
+    register(cloud_engine, SITE, sensors=["fridge1.temperature"])  # as installed (unregistered: quarantined, #13)
 
 
 def skew_alert(engine: Engine) -> Alert | None:

@@ -10,8 +10,9 @@ from sqlalchemy import Engine
 from cloud.core.config import Settings
 from cloud.telemetry.store import TelemetryStore
 from sentinel_cli.servers import Server
-from simulators.fleet import run_fleet
+from simulators.fleet import fleet_world, run_fleet
 from tests.cloud.conftest import running_ingest
+from tests.utils.registration import register_many
 
 pytestmark = pytest.mark.broker
 
@@ -20,6 +21,7 @@ async def test_fleet_batches_are_all_acked_and_stored_once(
     mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
 ) -> None:
     cloud_settings.mqtt_port = mosquitto.port
+    register_many(cloud_engine, fleet_world(sites=3, sensors_per_site=60))
     async with running_ingest(cloud_settings, cloud_engine, cloud_store) as service:
         report = await run_fleet(port=mosquitto.port, sites=3, sensors_per_site=60, interval=0, batch=50, count=5)
     assert report.total("batches") == 3 * 5 * 2  # 60 sensors → batches of 50 + 10
@@ -32,6 +34,7 @@ async def test_fleet_keeps_batches_while_the_cloud_is_down_and_resends(
     mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
 ) -> None:
     cloud_settings.mqtt_port = mosquitto.port
+    register_many(cloud_engine, fleet_world(sites=2, sensors_per_site=10))
     # create the ingest's persistent session, then take the cloud away
     async with running_ingest(cloud_settings, cloud_engine, cloud_store):
         pass

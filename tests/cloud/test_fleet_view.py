@@ -19,6 +19,7 @@ from protocols import AlertEvent, AlertPhase, Channel, Heartbeat, Severity, enco
 from protocols.messages import CommandResult, content_version
 from tests.cloud.conftest import ADMIN_PASSWORD
 from tests.cloud.test_api_auth import login
+from tests.utils.registration import register_many
 
 
 def heartbeat(site: str, agent: str) -> RawMessage:
@@ -67,6 +68,7 @@ def test_fleet_view_shows_every_agent_and_unknown_alerts_of_offline_ones(
     client: TestClient, cloud_engine: Engine, cloud_store: TelemetryStore
 ) -> None:
     writer = IngestWriter(cloud_engine, cloud_store)
+    register_many(cloud_engine, {"site-a": [], "site-b": []}, devices={"fridge1": []})
     writer.commit([heartbeat("site-a", "edge-1"), raised("site-a", "edge-1", 1)])
     writer.commit([heartbeat("site-b", "edge-1"), raised("site-b", "edge-1", 1)])
     with cloud_engine.begin() as conn:  # site-b's box stopped an hour ago

@@ -28,10 +28,24 @@ from protocols import (
 from sentinel_cli import servers
 from sentinel_cli.servers import Server
 from tests.cloud.conftest import running_ingest, wait_until
+from tests.utils.registration import register, register_many
 
 pytestmark = pytest.mark.broker
 #: a recent past (the ingest refuses data older than any edge backlog can be: clock_behind)
 T0 = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=5)
+#: the sites these tests publish from, registered as an installation does (unregistered data is quarantined, #13)
+SITES = ["p1", "pharmacy-01", "restaurant-01"] + [f"s{i}" for i in range(10)] + [f"site{i:02d}" for i in range(20)]
+
+
+def register_world(engine: Engine) -> None:
+    """The sites, devices and sensors these tests publish from, as an installer registers them."""
+    register_many(engine, {site: [f"t{i}" for i in range(4)] for site in SITES})
+    register(engine, "pharmacy-1", devices={"fridge-1": ["t1"]})
+
+
+@pytest.fixture(autouse=True)
+def registered_world(cloud_engine: Engine) -> None:
+    register_world(cloud_engine)
 
 
 def batch(site: str, agent: str, seq: int, n: int = 2) -> TelemetryBatch:

@@ -26,7 +26,7 @@ from protocols import Ack, AlertPhase, Channel, decode, encode, topic_for
 from sentinel_cli.servers import Server
 from tests.cloud.conftest import ADMIN_PASSWORD, running_ingest, wait_until
 from tests.cloud.test_alerts import signal
-from tests.cloud.test_ingest import batch, malformed, publish_all, scalar
+from tests.cloud.test_ingest import batch, malformed, publish_all, register_world, scalar
 from tests.utils.registry_db import fresh_postgres, let_postgres_user_in
 
 pytestmark = [pytest.mark.postgres]
@@ -55,6 +55,7 @@ def pg_settings(
 def pg_engine(pg_settings: Settings) -> Iterator[Engine]:
     engine = make_engine(pg_settings)
     init_db(engine)
+    register_world(engine)  # as installed (data of unregistered sites is quarantined, #13)
     yield engine
     engine.dispose()
 

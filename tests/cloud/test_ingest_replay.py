@@ -16,7 +16,7 @@ from cloud.ingest.writer import IngestWriter, RawMessage
 from cloud.telemetry.sqlite import SqliteStore
 from cloud.telemetry.store import TelemetryStore
 from protocols import Channel, encode, topic_for
-from tests.cloud.test_ingest import batch, malformed, scalar
+from tests.cloud.test_ingest import batch, malformed, registered_world, scalar  # noqa: F401 - the registered sites (autouse)
 
 
 class BrokenStore(SqliteStore):

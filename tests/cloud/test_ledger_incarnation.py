@@ -20,7 +20,7 @@ from cloud.ingest.writer import SEQ_CONFLICT, IngestWriter, RawMessage
 from cloud.telemetry.store import TelemetryStore
 from protocols import Channel, encode, topic_for
 from protocols.messages import TelemetryBatch, stamp_incarnation
-from tests.cloud.test_ingest import batch, scalar
+from tests.cloud.test_ingest import batch, registered_world, scalar  # noqa: F401 - the registered sites (autouse)
 
 TOPIC = topic_for("s1", "a1", Channel.TELEMETRY)
 

@@ -283,7 +283,28 @@ class County:
         return "\n".join(parts)
 
 
-def make_county(tmp: Path, *, via_proxy: bool = False, batch: int = 10, max_entries: int = 2_000_000) -> County:
+def register_configs(db: Path, configs: list[Path]) -> None:
+    """The installer's part: the cloud registry knows each site with its devices and sensors before the boxes
+    report (the cloud quarantines data of unregistered sites and devices, #13)."""
+    from sqlalchemy import create_engine
+
+    from cloud.core.db import init_db
+    from tests.utils.registration import register_site_config
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        init_db(engine)
+        for config in configs:
+            register_site_config(engine, config)
+    finally:
+        engine.dispose()
+
+
+def make_county(
+    tmp: Path, *, via_proxy: bool = False, batch: int = 10, max_entries: int = 2_000_000, register: bool = True
+) -> County:
+    """``register=False``: the caller registers the sites itself (the soak, with their department and contacts)."""
     broker = servers.start_mosquitto(tmp / "broker", persistence=True)
     cloud = CloudProcess(tmp / "cloud", broker.port, tmp / "cloud.log")
     proxy = TcpProxy(broker.port) if via_proxy else None
@@ -306,6 +327,8 @@ def make_county(tmp: Path, *, via_proxy: bool = False, batch: int = 10, max_entr
             encoding="utf-8",
         )
         edges.append(Edge(site, data_dir, AgentProcess(config, tmp / f"{site}.log")))
+    if register:
+        register_configs(cloud.db, [tmp / f"{site}.toml" for site in SITES])
     county = County(tmp, broker, cloud, edges, proxy)
     county.modbus_port = modbus_port  # type: ignore[attr-defined]
     return county

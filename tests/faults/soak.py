@@ -191,7 +191,7 @@ def faults(hold_s: float, cut_s: float) -> list[tuple[str, Fault]]:
 async def soak(
     tmp: Path, *, minutes: float, cut_s: float, hold_s: float, quota: int, batch: int = 10
 ) -> dict[str, Any]:
-    county = make_county(tmp, via_proxy=True, batch=batch, max_entries=quota)
+    county = make_county(tmp, via_proxy=True, batch=batch, max_entries=quota, register=False)  # seed_sites does
     api = ApiInstance(tmp / "cloud", tmp / "api.log")
     schedule = faults(hold_s, cut_s)
     gap_s = max(1.0, minutes * 60 / (len(schedule) + 1) - cut_s / len(schedule))

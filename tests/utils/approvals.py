@@ -14,16 +14,14 @@ from sqlmodel import Session, select
 from cloud.core.db import writer
 from cloud.core.retry import is_lock_conflict
 from cloud.registry import quarantine
-from cloud.registry.models import ApprovalState, PendingDevice, Site
-from cloud.registry.service import approve_pending
+from cloud.registry.models import ApprovalState, PendingDevice
+from cloud.registry.service import approve_pending, register_installation
 
 
 def _approve_once(engine: Engine, store: object, site_ids: tuple[str, ...]) -> None:
     with Session(writer(engine)) as session:
-        for site_id in site_ids:
-            if session.get(Site, site_id) is None:
-                session.add(Site(site_id=site_id, name=f"测试场所 {site_id}", category="drug"))
-        session.flush()
+        for site_id in site_ids:  # the site as an installer registers it; its devices come from the announcement
+            register_installation(session, site_id=site_id, devices={}, name=f"测试场所 {site_id}", category="drug")
         waiting = session.exec(
             select(PendingDevice).where(
                 PendingDevice.state == ApprovalState.PENDING,

@@ -36,6 +36,7 @@ from cloud.registry.models import (
     SensorCreate,
     SensorPublic,
     SensorUpdate,
+    Site,
     SiteCreate,
     SitePublic,
     SiteUpdate,
@@ -418,9 +419,17 @@ def patch_sensor(session: SessionDep, _: SitesAdmin, site_id: str, sensor_id: st
 
 
 # ---------------------------------------------------------------- approvals
-def _pending_public(item: PendingDevice, held: dict[int, int]) -> PendingDevicePublic:
-    public = PendingDevicePublic.model_validate(item)
-    public.quarantined = held.get(item.id or 0, 0)
+def _pending_public(item: PendingDevice, held: dict[int, int], session: Session) -> PendingDevicePublic:
+    reason = item.reason or "announced"
+    public = PendingDevicePublic.model_validate(
+        item,
+        update={
+            "quarantined": held.get(item.id or 0, 0),
+            "reason": reason,
+            "reason_label": quarantine.reason_label(reason),
+            "site_registered": session.get(Site, item.site_id) is not None,
+        },
+    )
     return public
 
 
@@ -431,7 +440,7 @@ def get_pending(
     sites = visible_sites(session, scope)
     rows = service.list_pending(session, state=state)
     held = quarantine.counts(session)
-    return [_pending_public(p, held) for p in rows if sites is None or p.site_id in sites]
+    return [_pending_public(p, held, session) for p in rows if sites is None or p.site_id in sites]
 
 
 @router.get("/quarantine", summary="隔离区：未批准设备的读数与告警（批准后按序补入，拒绝后转为死信）")
@@ -467,7 +476,7 @@ def approve(
     )
     quarantine.release(session, store, item, by=user.username)
     session.commit()
-    return _pending_public(item, {})
+    return _pending_public(item, {}, session)
 
 
 @router.post("/pending/{pending_id}/reject", summary="拒绝接入（隔离区数据转为死信并注明原因）")
@@ -479,4 +488,4 @@ def reject(
     )
     quarantine.discard(session, item, by=user.username)
     session.commit()
-    return _pending_public(item, {})
+    return _pending_public(item, {}, session)

@@ -25,8 +25,9 @@ from cloud.security import masking, mqtt_auth
 from cloud.security.config import SecuritySettings
 from cloud.telemetry.store import TelemetryStore
 from sentinel_cli.servers import Server
-from simulators.fleet import run_fleet
+from simulators.fleet import fleet_world, run_fleet
 from tests.cloud.conftest import running_ingest, wait_until
+from tests.utils.registration import register_many
 
 FLOOD = 10_000
 OVERSIZED = 20
@@ -58,6 +59,7 @@ async def test_flood_is_dead_lettered_while_good_traffic_flows(
     mosquitto: Server, cloud_settings: Settings, cloud_engine: Engine, cloud_store: TelemetryStore
 ) -> None:
     cloud_settings.mqtt_port = mosquitto.port
+    register_many(cloud_engine, fleet_world(sites=3, sensors_per_site=20))  # the good fleet is installed
     payloads = hostile_payloads(FLOOD)
     async with running_ingest(cloud_settings, cloud_engine, cloud_store):
 

@@ -32,6 +32,7 @@ from protocols.messages import CommandResult, EvidenceRef
 from tests.cloud.conftest import ADMIN_PASSWORD
 from tests.cloud.test_fleet_view import heartbeat, raised
 from tests.cloud.web.conftest import PASSWORD, LiveCloud, live_cloud, screenshot
+from tests.utils.registration import register_many
 from tests.utils.threads import no_leaked_threads  # noqa: F401 (the module server's worker pool is not a leak)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -94,6 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         engine = make_engine(cloud.settings)
         store = open_store(cloud.settings, engine)
         try:
+            register_many(engine, {"site-a": [], "site-b": []}, devices={"fridge1": []})
             writer = IngestWriter(engine, store)
             writer.commit([heartbeat("site-a", "edge-1"), raised("site-a", "edge-1", 1)])
             writer.commit([heartbeat("site-b", "edge-1"), raised("site-b", "edge-1", 1)])

@@ -92,3 +92,16 @@ def test_cli_help(group: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
+
+
+def test_metadata_builds_without_deprecation_noise() -> None:
+    """Session 4 (stranger walk): `make demo` on a fresh machine printed setuptools' "`project.license` as a TOML
+    table is deprecated" box three times before anything else. The licence is an SPDX expression (PEP 639) and the
+    build requires a setuptools that reads it."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert isinstance(project["project"]["license"], str)
+    requires = [Requirement(r) for r in project["build-system"]["requires"]]
+    setuptools = next(r for r in requires if r.name == "setuptools")
+    assert not setuptools.specifier.contains("76.9"), "PEP 639 licence expressions need setuptools >= 77"

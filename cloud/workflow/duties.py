@@ -91,6 +91,18 @@ class ClosingRule(RuleText):
         return self
 
 
+class DutyGate(RuleText):
+    """An action only people with one of ``duties`` may take (the rule names them when it refuses)."""
+
+    duties: list[Duty] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _people_only(self) -> DutyGate:
+        if Duty.SYSTEM in self.duties:
+            raise ValueError("duties: the system duty is not a person's")
+        return self
+
+
 class AdminArea(RuleModel):
     """A page of the console's 系统管理 and the account roles that may open it and act on it."""
 
@@ -115,6 +127,7 @@ class DutyRules(RuleModel):
     administrator_rule: RuleText
     grant_rule: RuleText
     clue_closing: ClosingRule
+    rescue_arrival: DutyGate
     administration: dict[str, AdminArea]
 
     @model_validator(mode="after")
@@ -313,3 +326,9 @@ def check_spot_review(responsible: Iterable[str], reviewer: str) -> None:
             f"{reviewer} 是被抽查工作的经办人，不能评定本次抽查",
             f"{reviewer} is responsible for the work checked",
         )
+
+
+def check_gate(gate: DutyGate, actor: Any, what_zh: str, what_en: str) -> None:
+    """Refuse (403, naming the rule) an actor who holds none of the gate's duties."""
+    if not actor.has(*gate.duties):
+        raise DutyRuleError(gate, f"{actor.name} 无权{what_zh}", f"{actor.username} may not {what_en}")

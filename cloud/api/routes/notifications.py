@@ -209,11 +209,18 @@ class ArrivalIn(BaseModel):
 
 
 @router.post(
-    "/incidents/{incident_id}/arrival", status_code=201, summary="登记维保单位 / 96333 救援人员到场（电梯困人到场时限）"
+    "/incidents/{incident_id}/arrival",
+    status_code=201,
+    summary="登记维保单位 / 96333 救援人员到场（电梯困人到场时限）",
+    description="须由受理登记、调度派发、检查人员或部门负责人登记（duties.toml [rescue_arrival]）。",
 )
 def arrival(session: SessionDep, user: CurrentUser, incident_id: int, body: ArrivalIn) -> dict[str, Any]:
+    from cloud.workflow.duties import check_gate, duty_rules
+    from cloud.workflow.service import actor_for
+
     now = utcnow()
     try:
+        check_gate(duty_rules().rescue_arrival, actor_for(session, user), "登记救援到场", "record a rescue arrival")
         row = record_arrival(
             session,
             incident_id,

@@ -151,6 +151,26 @@ def test_the_clue_is_not_an_inspection_task(rig: Rig) -> None:
     assert decision.rule_id == "A03t" and decision.disposal == Disposal.HANDLE_DIRECTLY
 
 
+def test_only_staff_with_a_business_duty_record_the_arrival(rig: Rig) -> None:
+    """Recording the arrival meets the statutory clock: the auditor (read-only) and the system administrator (三员,
+    no business duty) are refused naming the rule; nothing is recorded (the stranger walk found both allowed)."""
+    from tests.cloud.conftest import ADMIN_PASSWORD
+
+    with Session(writer(rig.engine)) as session:
+        create_user(session, user_create=UserCreate(username="audit-1", password=PASSWORD, role=Role.AUDITOR))
+        session.commit()
+    staff_token = rig.token
+    try:
+        for name, password in (("audit-1", PASSWORD), ("admin", ADMIN_PASSWORD)):
+            r = rig.client.post("/api/v1/auth/token", data={"username": name, "password": password})
+            rig.token = r.json()["access_token"]
+            refused = rig.arrive(SITE, rig.t0 + 20 * MINUTE, status=403)
+            assert "rescue_arrival_recorder" in refused["detail"] and "救援到场" in refused["detail"], refused
+    finally:
+        rig.token = staff_token
+    assert rig.incident(SITE).sla_met_at is None
+
+
 def test_check_in_or_clearing_is_not_the_rescue_arriving_but_the_maintenance_unit_is(rig: Rig) -> None:
     city = rig.incident(SITE)
     with Session(writer(rig.engine)) as session:  # what inspection.py journals when an inspector checks in

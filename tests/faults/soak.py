@@ -41,13 +41,13 @@ DESIGNATED = ("keeper", "qa", "owner")
 class ApiInstance(SentinelProcess):
     """``sentinel cloud serve --no-ingest`` on the county's database: the notification follower under its lease."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, lease_ttl_s: float = 15.0) -> None:
         self.port = servers.free_port()
         env = {
             "SENTINEL_DATA_DIR": str(data_dir),
             # the production default: a lease must outlast the longest the ingest's commits hold SQLite's write lock
             # while the edges replay a backlog (with 3 s, renewals ran late and the session-3 run repeated a send)
-            "SENTINEL_LEASE_TTL_S": "15",
+            "SENTINEL_LEASE_TTL_S": str(lease_ttl_s),
             "SENTINEL_PRESENCE_ENABLED": "false",
             "SENTINEL_NOTIFY_ENABLED": "true",
             "SENTINEL_NOTIFY_MQTT_ENABLED": "false",
@@ -189,10 +189,17 @@ def faults(hold_s: float, cut_s: float) -> list[tuple[str, Fault]]:
 
 
 async def soak(
-    tmp: Path, *, minutes: float, cut_s: float, hold_s: float, quota: int, batch: int = 10
+    tmp: Path,
+    *,
+    minutes: float,
+    cut_s: float,
+    hold_s: float,
+    quota: int,
+    batch: int = 10,
+    lease_ttl_s: float = 15.0,
 ) -> dict[str, Any]:
     county = make_county(tmp, via_proxy=True, batch=batch, max_entries=quota, register=False)  # seed_sites does
-    api = ApiInstance(tmp / "cloud", tmp / "api.log")
+    api = ApiInstance(tmp / "cloud", tmp / "api.log", lease_ttl_s)
     schedule = faults(hold_s, cut_s)
     gap_s = max(1.0, minutes * 60 / (len(schedule) + 1) - cut_s / len(schedule))
     rows: list[dict[str, Any]] = []

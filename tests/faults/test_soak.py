@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 async def test_soak_short_form(tmp_path: Path) -> None:
     if servers.find_binary("mosquitto") is None:
         missing_system_package("mosquitto is not installed")
-    summary = await soak(tmp_path, minutes=0.3, cut_s=3.0, hold_s=1.0, quota=100, batch=1)
+    # a short lease (3 s) so the restarted API instance takes the notify lease over quickly in this short form
+    summary = await soak(tmp_path, minutes=0.3, cut_s=3.0, hold_s=1.0, quota=100, batch=1, lease_ttl_s=3.0)
     print(summary)
     assert [f["fault"].split(" (")[0] for f in summary["faults"]] == [
         "broker restart",
@@ -35,7 +36,8 @@ async def test_soak_short_form(tmp_path: Path) -> None:
     # notifications: the cloud decided some (the fridge excursion, the quota overflow) and each arrived once
     assert summary["notifications_expected"] > 0
     assert summary["notifications_delivered"] == summary["notifications_expected"], summary
-    # at least once, exactly once for a receiver that honours Idempotency-Key: a send in flight when the notify
-    # lease was lost may arrive again, always under the same key
+    # a send is claimed before it goes out, so a late renewal no longer repeats it (tests/cloud/notify/
+    # test_send_claims.py); a holder killed between the receiver's answer and the record still resends it under
+    # the same key — the kill here is not timed to that, so repeats are not asserted zero in this short form
     assert summary["notifications_repeated_with_another_key"] == summary["notifications_unknown"] == 0, summary
     assert summary["notifications_without_idempotency_key"] == 0

@@ -53,8 +53,15 @@ def amount(value: Any, unit: str | None) -> str:
         number = f"{float(value):g}"
     except (TypeError, ValueError):
         number = str(value)
-    text = UNIT_TEXT.get(unit or "", unit or "")
+    text = unit_text(unit)
     return f"{number} {text}".strip()
+
+
+def unit_text(unit: str | None) -> str:
+    """A unit as a person writes it: ``°C`` → ℃, a rate of change ``°C/min`` → ℃/分钟."""
+    if unit and unit.endswith("/min"):
+        return f"{unit_text(unit[: -len('/min')])}/分钟"
+    return UNIT_TEXT.get(unit or "", unit or "")
 
 
 def site_line(session: Session | None, site_id: str | None) -> str | None:

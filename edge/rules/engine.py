@@ -98,7 +98,13 @@ class Verdict:
     clear: bool | None
     value: float | None = None
     limit: float | None = None
-    unit: str | None = None
+    unit: str | None = None  # of the reading: a message template writes {value}{unit}
+    per_minute: bool = False  # value and limit are a rate: the event's unit is ``<unit>/min``
+
+    @property
+    def event_unit(self) -> str | None:
+        """The unit of the event's value and limit (a rate of change is per minute, not the reading's unit)."""
+        return f"{self.unit}/min" if self.per_minute and self.unit else self.unit
 
 
 class _Format(dict[str, Any]):
@@ -292,7 +298,9 @@ class RuleEngine:
             if rate is None:
                 return Verdict(None, None)
             score = _rate_score(rate, rule.direction)
-            return Verdict(score > rule.max_per_min, score <= rule.max_per_min, round(rate, 3), rule.max_per_min, unit)
+            return Verdict(
+                score > rule.max_per_min, score <= rule.max_per_min, round(rate, 3), rule.max_per_min, unit, True
+            )
         if isinstance(rule, StaleRule):
             item = self.latest.get((inst.device_id, rule.input))
             seen = item[2] if item else self.started
@@ -408,7 +416,7 @@ class RuleEngine:
                     category=inst.category,
                     value=verdict.value if verdict.value is None or math.isfinite(verdict.value) else None,
                     limit=verdict.limit,
-                    unit=verdict.unit,
+                    unit=verdict.event_unit,
                     message=message,
                     ts=ts,
                     started_at=started,

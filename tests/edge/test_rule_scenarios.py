@@ -198,3 +198,26 @@ def test_every_shipped_rule_has_a_scenario() -> None:
     firing = {(c.pack, c.rule) for c in CASES if c.fires}
     assert not shipped - firing, f"rules without a firing scenario: {sorted(shipped - firing)}"
     assert not {(c.pack, c.rule) for c in CASES} - shipped, "a scenario names a rule no pack ships"
+
+
+def test_a_rate_alert_says_per_minute(tmp_path: Path) -> None:
+    """A rate-of-change alert's value and limit are °C per minute: the event's unit says so (``°C/min``), so the
+    cloud never writes the 2 °C/分钟 limit as a 2 ℃ temperature limit; the message keeps the reading's unit."""
+    pack = load_rule_pack(PACKS / "gsp.toml")
+    units = {"temperature": "°C"}
+    now = [1_000_000.0]
+    box = Outbox(tmp_path / "outbox.db", fsync="normal")
+    try:
+        engine = RuleEngine(
+            box, "s1", "a1", build_instances(pack, "normal", "d1", "测点", units, {}), clock=lambda: now[0]
+        )
+        for at, value in ((0, 15.0), (60, 15.0), (120, 25.0)):
+            now[0] = 1_000_000.0 + at
+            engine.observe("d1", [Sample("d1", "temperature", value, "°C", datetime.fromtimestamp(now[0], UTC))])
+            engine.tick()
+        alerts = [decode(e.payload, AlertEvent) for e in box.pending(0, 10_000) if e.is_alert]
+        rate = next(a for a in alerts if a.rule_id.endswith(".temp_rate") and a.phase is AlertPhase.RAISE)
+        assert rate.unit == "°C/min" and rate.limit == 2.0 and rate.value == 10.0
+        assert "每分钟上升 10°C，超过 2°C/分钟" in rate.message, rate.message
+    finally:
+        box.close()

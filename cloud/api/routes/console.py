@@ -334,7 +334,8 @@ def get_clue_context(session: SessionDep, _: StaffUser, clue_id: int) -> dict[st
             "start": (started - dt.timedelta(hours=2)).isoformat(),
             "end": max(end, started + dt.timedelta(minutes=30)).isoformat(),
             "alert_at": started.isoformat(),
-            "limit": first.limit,
+            # a rate-of-change limit (°C/min) is no line on a chart of the readings (°C)
+            "limit": None if (first.unit or "").endswith("/min") else first.limit,
             "unit": first.unit,
         }
     return {

@@ -19,7 +19,7 @@ from cloud.alerts import AlertSignal, apply_signal
 from cloud.core.config import Settings
 from cloud.core.db import utcnow, writer
 from cloud.journal import JournalEvent
-from cloud.notify.message import amount, describe, local_time
+from cloud.notify.message import alert_lines, amount, describe, local_time
 from cloud.notify.models import Incident, IncidentStatus, Notification
 from cloud.notify.routing import facts_from_event
 from protocols import AlertPhase
@@ -146,3 +146,12 @@ def test_amounts_and_times_read_as_a_person_writes_them() -> None:
     assert amount(9.3, "°C") == "9.3 ℃" and amount(8.0, "°C") == "8 ℃" and amount(45, "%RH") == "45 %RH"
     assert local_time(STARTED) == "2026-12-01 14:30" and local_time("2026-12-01T06:30:00+00:00") == "2026-12-01 14:30"
     assert local_time(None) is None
+
+
+def test_a_rate_of_change_alert_reads_per_minute() -> None:
+    """The edge sends a rate rule's value and limit in ``°C/min`` (the stranger walk read 限值 2.0 next to a
+    temperature): the body says 12.99 ℃/分钟, 限值 2 ℃/分钟."""
+    assert amount(2.0, "°C/min") == "2 ℃/分钟"
+    payload = {"value": 12.99, "limit": 2.0, "unit": "°C/min", "message": "温度每分钟上升 12.99°C，超过 2°C/分钟"}
+    lines = alert_lines(None, payload, "城东大药房·药品冷藏柜 1 号温度")
+    assert "情况：药品冷藏柜 1 号温度 12.99 ℃/分钟，限值 2 ℃/分钟" in lines, lines

@@ -130,9 +130,13 @@ def _install_triggers(target: Any, connection: Connection, **_kw: Any) -> None:
     dialect = connection.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = RegistryVersion.__table__  # type: ignore[attr-defined]
-    connection.execute(insert(table).values(id=1, n=0).on_conflict_do_nothing())
+    # An existing database already has all of it: opening one writes nothing, so a process starting while another
+    # holds SQLite's write lock (an API restarted next to a busy ingest) does not fail on "database is locked".
+    if connection.execute(sa_select(table.c.n).where(table.c.id == 1)).first() is None:
+        connection.execute(insert(table).values(id=1, n=0).on_conflict_do_nothing())
+    installed = _installed_triggers(connection, dialect)
     bump = "UPDATE registry_version SET n = n + 1 WHERE id = 1"
-    if dialect == "postgresql":
+    if dialect == "postgresql" and not {f"registry_version_{n}" for n in _WATCHED if n in names} <= installed:
         connection.execute(
             text(
                 "CREATE OR REPLACE FUNCTION registry_version_bump() RETURNS trigger AS $$ "
@@ -140,7 +144,7 @@ def _install_triggers(target: Any, connection: Connection, **_kw: Any) -> None:
             )
         )
     for name in _WATCHED:
-        if name not in names:
+        if name not in names or f"registry_version_{name}" in installed:
             continue
         if dialect == "postgresql":
             connection.execute(
@@ -157,6 +161,24 @@ def _install_triggers(target: Any, connection: Connection, **_kw: Any) -> None:
                         f"BEGIN {bump}; END"
                     )
                 )
+
+
+def _installed_triggers(connection: Connection, dialect: str) -> set[str]:
+    """Names of the registry-version triggers already there (SQLite: one name per table once all three exist)."""
+    if dialect == "postgresql":
+        rows = connection.execute(text("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'registry_version_%'"))
+        return {r[0] for r in rows}
+    if dialect != "sqlite":
+        return set()
+    rows = connection.execute(
+        text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'registry_version_%'")
+    )
+    found = {r[0] for r in rows}
+    return {
+        f"registry_version_{n}"
+        for n in _WATCHED
+        if all(f"registry_version_{n}_{op}" in found for op in ("insert", "update", "delete"))
+    }
 
 
 @dataclass(frozen=True)
@@ -298,6 +320,9 @@ class Gate:
         keep_ev: list[Any] = []
         for ev in events:
             site, device, sensor = ev.site_id, ev.device_id, ev.sensor_id
+            if device == ev.agent_id and sensor is None and site in view.sites:
+                keep_ev.append(ev)  # the agent's own condition (outbox overflow …) at a registered site
+                continue
             row = view.pending.get((site, device))
             if row is not None and _state(row) == ApprovalState.APPROVED.value:
                 row = None

@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
+# Two test processes, one test file each at a time (module-scoped servers stay shared within a file): most tests
+# wait on real servers, so two keep both cores busy. TEST_WORKERS= runs them in one process.
+TEST_WORKERS ?= -n 2 --dist loadfile
 # Debian packages of the servers, browser and fonts the full test suite starts itself on 127.0.0.1.
 # Neither command needs them: without them `make demo` uses the embedded broker and `make test` skips what needs
 # them, naming them in its last lines.
@@ -36,7 +39,7 @@ demo: $(STAMP)
 	$(BIN)/sentinel demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -125,6 +125,7 @@ ROUTES: dict[str, tuple[str, dict[str, str | None]]] = {
     "task_assigned": ("task.created", _facts()),
     "close_override": ("clue.close_overridden", _facts()),
     "supervision": ("supervision.clue_created", _facts()),
+    "device_unannounced": ("device.unannounced_held", _facts()),
 }
 
 

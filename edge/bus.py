@@ -66,6 +66,14 @@ class PolledDevice:
     health: SlaveHealth
 
 
+def _still_running() -> None:
+    """Re-raise a cancellation a driver library turned into an error (pymodbus may answer a cancelled request
+    with an I/O error): polling must stop when it is stopped, or a reload or shutdown waits for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass
 class BusPoller:
     """Polls every device of one bus in turn under the bus lock."""
@@ -108,8 +116,10 @@ class BusPoller:
                     values = await device.reader.read(self.transport)
                     break
                 except DriverError as exc:
+                    _still_running()
                     error = str(exc)
                 except Exception as exc:  # a driver bug must not end polling for good
+                    _still_running()
                     log.exception("driver %s crashed", device.reader.device_id)
                     error = f"{type(exc).__name__}: {exc}"
                 if attempt < self.retries:

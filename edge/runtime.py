@@ -82,10 +82,22 @@ class Runtime:
     def start(self) -> None:
         self.tasks = [asyncio.create_task(p.run(), name=f"bus-{p.name}") for p in self.pollers]
 
+    #: how long stopping waits for a bus task to end before it names the task and goes on
+    STOP_TIMEOUT_S = 15.0
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        done, stuck = await asyncio.wait(self.tasks, timeout=self.STOP_TIMEOUT_S) if self.tasks else (set(), set())
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: a bus that failed while stopping is not reported at exit
+        for task in stuck:  # a driver that ignores cancellation must not hang a reload or a shutdown
+            log.error(
+                "总线 %s 未在 %.0f 秒内停止（驱动未响应取消），继续 / bus task did not stop",
+                task.get_name(),
+                self.STOP_TIMEOUT_S,
+            )
         self.tasks = []
 
     def driver_states(self) -> dict[str, str]:

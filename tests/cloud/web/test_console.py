@@ -29,6 +29,7 @@ from tests.cloud.web.conftest import (
     seed_county,
 )
 from tests.utils.kiosk_terminals import terminal_headers
+from tests.utils.registration import register
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PNG = (
@@ -100,6 +101,8 @@ def fridge_alert(now: datetime) -> AlertEvent:
 def test_supervisor_sees_live_alert_chart_and_dispatches(browser: Any, mosquitto: Server, tmp_path: Path) -> None:
     with live_cloud(tmp_path, ingest_enabled=True, mqtt_port=mosquitto.port) as cloud:
         seed_county(cloud)
+        # the installer registers the fridge probe (since #13 a sensor nobody registered is quarantined)
+        register(cloud.app.state.engine, "pharmacy-01", sensors=["fridge1.temperature"])
         poll(lambda: cloud.app.state.ingest is not None and cloud.app.state.ingest.ready.is_set(), 20, "ingest")
         now = datetime.now(UTC)
         batch = fridge_readings(now)

@@ -160,7 +160,9 @@ async def test_a_send_claimed_by_a_dead_holder_is_sent_again_after_the_claim_exp
     fresh = add_delivery(
         engine_b, receivers.url("owner"), status=DeliveryStatus.SENDING, claimed_by="A#1", claimed_at=utcnow()
     )
-    async with running(leases.hold(engine_b, "notify", worker(engine_b).run, ttl_s=TTL_S, holder="B")):
+    # B keeps its lease throughout (the production ttl): this test is about A's dead claim, not about B losing the
+    # lease — with the 3 s ttl a loaded machine let B's lease lapse and the run hung (clean-clone CI, 300 s timeout)
+    async with running(leases.hold(engine_b, "notify", worker(engine_b).run, ttl_s=15.0, holder="B")):
         await wait_until(lambda: delivery(engine_b, dead).status == DeliveryStatus.SENT, 30, "the dead claim resent")
         later = add_delivery(engine_b, receivers.url("qa"))
         await wait_until(lambda: delivery(engine_b, later).status == DeliveryStatus.SENT, 30, "a later delivery")
